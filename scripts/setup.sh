@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything lowbit needs on a fresh Debian 12 machine: Debian build dependencies and the
+# npm tokenizer oracle used by the tests. Idempotent: skips what is already there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+DEBS=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
+      libopenblas-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
+      libgtest-dev libgmock-dev libbenchmark-dev)
+# Node.js + npm only when the machine has none (the image may ship its own).
+command -v npm >/dev/null 2>&1 || DEBS+=(nodejs npm)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+if [ ! -d "$here/tools/oracle/node_modules/tokenizers" ]; then
+  echo "setup: installing the tokenizer oracle (npm tokenizers)" >&2
+  (cd "$here/tools/oracle" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+fi

@@ -1,0 +1,11 @@
+// `lowbit synth` (placeholder until implemented).
+#include "cli/commands.h"
+
+namespace lowbit::cli {
+
+void add_synth(CLI::App& app, Runner* run) {
+  auto* sub = app.add_subcommand("synth", "(not yet implemented)");
+  sub->callback([run] { *run = [] { return 1; }; });
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,29 @@
+// Loading a model (weights + tokenizer) from what the user points at:
+//  * a Hugging Face folder (config.json + model.safetensors or sharded safetensors + index);
+//  * a llama2.c checkpoint file (*.bin, v0 header), tokenizer from `tokenizer_path` or the single
+//    tok*.bin / tokenizer.bin beside it;
+//  * a folder holding one llama2.c checkpoint and its tokenizer.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lowbit/model/weights.h"
+#include "lowbit/tokenizer/tokenizer.h"
+
+namespace lowbit {
+
+struct LoadedModel {
+  std::shared_ptr<ModelWeights> weights;
+  std::shared_ptr<Tokenizer> tokenizer;  // may be null when load_tokenizer == false
+  std::string source;                    // the path the user gave
+};
+
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
+                       bool load_tokenizer = true);
+
+// The two loaders behind load_model.
+std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir);
+std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& bin_path);
+
+}  // namespace lowbit
