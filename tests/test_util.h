@@ -1,0 +1,35 @@
+// Helpers shared by the tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace lowbit::test {
+
+// ../shared beside the checkout (override with LOWBIT_SHARED).
+inline std::string shared_dir() {
+  if (const char* env = std::getenv("LOWBIT_SHARED")) return env;
+  return std::string(LOWBIT_SOURCE_DIR) + "/../shared";
+}
+
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+inline std::string source_dir() { return LOWBIT_SOURCE_DIR; }
+inline std::string cli_path() { return LOWBIT_CLI_PATH; }
+
+}  // namespace lowbit::test
+
+// Returns the path of a file under ../shared, or skips the test when ../shared is absent
+// (fails instead when CI=true).
+#define LOWBIT_SHARED_OR_SKIP(var, rel)                                              \
+  std::string var = ::lowbit::test::shared_dir() + "/" + (rel);                      \
+  if (!std::filesystem::exists(var)) {                                               \
+    if (::lowbit::test::in_ci()) FAIL() << "missing shared file (CI=true): " << var; \
+    GTEST_SKIP() << "../shared not available: " << var;                              \
+  }
