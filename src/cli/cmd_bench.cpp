@@ -1,11 +1,216 @@
-// `lowbit bench` (placeholder until implemented).
+// `lowbit bench`: llama-bench-style prefill / decode throughput of the FP32 forward pass, with the
+// machine's measured memory bandwidth and GEMM rate as yardsticks (see docs/BENCH.md).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
 #include "cli/commands.h"
+#include "lowbit/bench/machine_probe.h"
+#include "lowbit/bench/model_bench.h"
+#include "lowbit/model/load.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  int n_prompt = 512;
+  int n_gen = 128;
+  int threads = 0;  // 0: all hardware threads
+  int reps = 5;
+  std::string json_path;
+  int probe_mb = 1024;
+  bool no_probe = false;
+  uint32_t seed = 1234;
+};
+
+std::string model_name(const std::string& path) {
+  std::filesystem::path p(path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing '/'
+  std::string name = p.filename().string();
+  return name.empty() ? path : name;
+}
+
+std::string human_count(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f} B", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.2f} M", n / 1e6);
+  return fmt::format("{:.2f} K", n / 1e3);
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(path, "cannot open for writing");
+    out << j.dump(2) << '\n';
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      fail(path, "write failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    fail(path, "cannot rename {} into place: {}", tmp, ec.message());
+  }
+}
+
+void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res) {
+  const std::string name = model_name(a.model);
+  const std::string params = human_count(static_cast<double>(pc.total));
+  const double gb = static_cast<double>(pc.total) * 4 / 1e9;
+  const std::string size =
+      gb >= 0.1 ? fmt::format("{:.2f} GB", gb) : fmt::format("{:.2f} MB", gb * 1e3);
+  fmt::print("| model | params | size (fp32) | threads | test | t/s |\n");
+  fmt::print("| --- | ---: | ---: | ---: | --- | ---: |\n");
+  auto row = [&](const std::string& test, const Stat& s) {
+    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, params, size, a.threads,
+               test, s.mean, s.std);
+  };
+  if (a.n_prompt > 0) row(fmt::format("pp{}", a.n_prompt), res.pp);
+  if (a.n_gen > 0) row(fmt::format("tg{}", a.n_gen), res.tg);
+}
+
+void print_efficiency(const BenchArgs& a, const MachineProbe& m, const Efficiency& e) {
+  fmt::print("\nmachine: {} ({} threads)\n", m.cpu.empty() ? "unknown CPU" : m.cpu, a.threads);
+  fmt::print(
+      "memory bandwidth ({} MiB buffer): read {:.1f} GB/s, copy {:.1f} GB/s, triad {:.1f} GB/s\n",
+      m.bw.bytes >> 20, m.bw.read_gbs, m.bw.copy_gbs, m.bw.triad_gbs);
+  fmt::print("fp32 GEMM (OpenBLAS sgemm {}x{}x{}): {:.1f} GFLOP/s", m.gemm.m, m.gemm.n, m.gemm.k,
+             m.gemm.gflops);
+  if (m.gemm_square.gflops > 0) {
+    fmt::print(", square {}^3: {:.1f} GFLOP/s", m.gemm_square.m, m.gemm_square.gflops);
+  }
+  fmt::print("\n");
+  if (a.n_prompt > 0) {
+    fmt::print(
+        "prefill: {:.3f} GFLOP/token -> {:.1f} GFLOP/s = {:.1f} % of the GEMM rate "
+        "(target >= 50 %)\n",
+        e.prefill_flops_per_token * 1e-9, e.prefill_gflops, e.prefill_pct_of_gemm);
+  }
+  if (a.n_gen > 0) {
+    fmt::print(
+        "decode: {:.4f} GB/token -> {:.1f} GB/s; bound {:.2f} t/s; {:.1f} % of the "
+        "bandwidth bound (target >= 70 %)\n",
+        e.decode_bytes_per_token * 1e-9, e.decode_gbs, e.decode_bound_tps,
+        e.decode_pct_of_bw_bound);
+  }
+}
+
+nlohmann::json to_json(const BenchArgs& a, const ModelConfig& cfg, const ParamCounts& pc,
+                       const BenchResult& res, const MachineProbe* m, const Efficiency& e) {
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["params"] = pc.total;
+  j["params_linear"] = pc.layer_linear;
+  j["size_gb"] = static_cast<double>(pc.total) * 4 / 1e9;
+  j["threads"] = a.threads;
+  j["reps"] = a.reps;
+  j["n_prompt"] = a.n_prompt;
+  j["n_gen"] = a.n_gen;
+  j["dim"] = cfg.dim;
+  j["n_layers"] = cfg.n_layers;
+  if (a.n_prompt > 0) {
+    const std::string k = fmt::format("pp{}", a.n_prompt);
+    j[k + "_tps"] = res.pp.mean;
+    j[k + "_tps_std"] = res.pp.std;
+    j[k + "_tps_samples"] = res.pp.samples;
+    j["prefill_flops_per_token"] = e.prefill_flops_per_token;
+    j["prefill_gflops"] = e.prefill_gflops;
+  }
+  if (a.n_gen > 0) {
+    const std::string k = fmt::format("tg{}", a.n_gen);
+    j[k + "_tps"] = res.tg.mean;
+    j[k + "_tps_std"] = res.tg.std;
+    j[k + "_tps_samples"] = res.tg.samples;
+    j["decode_bytes_per_token"] = e.decode_bytes_per_token;
+    j["decode_gbs"] = e.decode_gbs;
+  }
+  if (m != nullptr) {
+    j["cpu"] = m->cpu;
+    j["bandwidth_gbs"] = m->bw.read_gbs;
+    j["copy_gbs"] = m->bw.copy_gbs;
+    j["triad_gbs"] = m->bw.triad_gbs;
+    j["bandwidth_buffer_bytes"] = m->bw.bytes;
+    j["gemm_gflops"] = m->gemm.gflops;
+    j["gemm_shape"] = {m->gemm.m, m->gemm.n, m->gemm.k};
+    if (m->gemm_square.gflops > 0) j["gemm_square_gflops"] = m->gemm_square.gflops;
+    if (a.n_prompt > 0) j["prefill_pct_of_gemm"] = e.prefill_pct_of_gemm;
+    if (a.n_gen > 0) {
+      j["decode_bound_tps"] = e.decode_bound_tps;
+      j["decode_pct_of_bw_bound"] = e.decode_pct_of_bw_bound;
+    }
+  }
+  return j;
+}
+
+int run_bench(BenchArgs a) {
+  if (a.threads <= 0)
+    a.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (a.probe_mb < 1) fail("--probe-mb", "must be >= 1, got {}", a.probe_mb);
+  BenchOptions opt;
+  opt.n_prompt = a.n_prompt;
+  opt.n_gen = a.n_gen;
+  opt.reps = a.reps;
+  opt.threads = a.threads;
+  opt.seed = a.seed;
+
+  MachineProbe probe;
+  if (!a.no_probe) {
+    ProbeOptions po;
+    po.bw_bytes = static_cast<size_t>(a.probe_mb) << 20;
+    po.threads = a.threads;
+    probe = probe_machine(po);
+  }
+  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false);
+  const ModelConfig& cfg = lm.weights->cfg;
+  const BenchResult res = run_model_bench(lm.weights, opt);
+  const ParamCounts pc = count_params(cfg);
+  const Efficiency e = compute_efficiency(cfg, opt, res, probe);
+
+  print_table(a, pc, res);
+  if (!a.no_probe) print_efficiency(a, probe, e);
+  std::fflush(stdout);
+  if (!a.json_path.empty()) {
+    write_json_atomic(a.json_path, to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e));
+  }
+  return 0;
+}
+
+}  // namespace
 
 void add_bench(CLI::App& app, Runner* run) {
-  auto* sub = app.add_subcommand("bench", "(not yet implemented)");
-  sub->callback([run] { *run = [] { return 1; }; });
+  auto* sub = app.add_subcommand(
+      "bench", "Prefill/decode tokens/s (llama-bench style) against measured bandwidth and GEMM");
+  auto args = std::make_shared<BenchArgs>();
+  sub->add_option("-m,--model", args->model, "HF folder or llama2.c checkpoint")->required();
+  sub->add_option("-p,--n-prompt", args->n_prompt, "prompt tokens prefilled in one call (0: skip)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("-n,--n-gen", args->n_gen, "tokens decoded one at a time after it (0: skip)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("-t,--threads", args->threads, "threads (OpenMP and OpenBLAS; default: all)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("-r,--reps", args->reps, "repetitions after the warm-up run")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--json", args->json_path, "also write the results as JSON to this file");
+  sub->add_option("--probe-mb", args->probe_mb, "bandwidth probe buffer size in MiB")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-probe", args->no_probe, "skip the bandwidth / GEMM probes");
+  sub->add_option("--seed", args->seed, "seed of the random token ids")->capture_default_str();
+  sub->callback([run, args] { *run = [args] { return run_bench(*args); }; });
 }
 
 }  // namespace lowbit::cli

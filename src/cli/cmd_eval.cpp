@@ -1,11 +1,189 @@
-// `lowbit eval` (placeholder until implemented).
+// `lowbit eval ppl | lambada | kld`: perplexity (GPTQ or llama.cpp convention), LAMBADA accuracy,
+// and KL divergence between two models. See docs/EVAL.md.
+#include <cblas.h>
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
 #include "cli/commands.h"
+#include "lowbit/eval/kld.h"
+#include "lowbit/eval/lambada.h"
+#include "lowbit/eval/perplexity.h"
+#include "lowbit/eval/report.h"
+#include "lowbit/eval/text_sets.h"
+#include "lowbit/model/load.h"
+#include "lowbit/model/transformer.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::cli {
 
+namespace {
+
+struct EvalArgs {
+  std::string model, base, text, data = "lambada", convention = "gptq", json;
+  int ctx = 0;  // 0: default_ctx(model)
+  int64_t limit = 0;
+  int threads = 0;
+  bool verbose = false, no_bos = false;
+};
+
+void set_threads(int threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+LoadedModel load_with_tokenizer(const std::string& path) {
+  LoadedModel m = load_model(path);
+  if (!m.tokenizer) fail(path, "no tokenizer found for this model");
+  return m;
+}
+
+int pick_ctx(const EvalArgs& a, const LoadedModel& m) {
+  const int ctx = a.ctx > 0 ? a.ctx : default_ctx(m.weights->cfg);
+  check_ctx(m.weights->cfg, ctx, m.source);
+  return ctx;
+}
+
+void emit(const EvalArgs& a, const std::string& header, const std::string& body, nlohmann::json j) {
+  fmt::print("{}{}", header, body);
+  std::fflush(stdout);
+  if (!a.json.empty()) write_json_file(a.json, j);
+}
+
+int run_ppl(const EvalArgs& a) {
+  set_threads(a.threads);
+  const Convention conv = parse_convention(a.convention);
+  LoadedModel m = load_with_tokenizer(a.model);
+  const int ctx = pick_ctx(a, m);
+  const std::string text = load_text_set(a.text);
+  const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
+  const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
+  Transformer model(m.weights, ctx);
+  const PplResult r = perplexity(model, tokens, plan, m.tokenizer->bos_id());
+  nlohmann::json j = to_json(r);
+  j["model"] = a.model;
+  j["text"] = a.text;
+  emit(a, fmt::format("model:           {}\ntext:            {}\n", a.model, a.text),
+       format_result(r), j);
+  return 0;
+}
+
+int run_kld(const EvalArgs& a) {
+  set_threads(a.threads);
+  const Convention conv = parse_convention(a.convention);
+  LoadedModel base = load_with_tokenizer(a.base);
+  LoadedModel cand = load_with_tokenizer(a.model);
+  if (base.weights->cfg.vocab_size != cand.weights->cfg.vocab_size)
+    fail(a.model, "vocabulary of {} tokens differs from the base model's {}",
+         cand.weights->cfg.vocab_size, base.weights->cfg.vocab_size);
+  int ctx = a.ctx;
+  if (ctx <= 0) ctx = std::min(default_ctx(base.weights->cfg), default_ctx(cand.weights->cfg));
+  check_ctx(base.weights->cfg, ctx, base.source);
+  check_ctx(cand.weights->cfg, ctx, cand.source);
+  const std::string text = load_text_set(a.text);
+  const std::vector<int> tokens = tokenize_for_convention(conv, *base.tokenizer, text);
+  if (tokenize_for_convention(conv, *cand.tokenizer, text) != tokens)
+    fail(a.model, "its tokenizer encodes the text differently from the base model's");
+  const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
+  Transformer tb(base.weights, ctx), tm(cand.weights, ctx);
+  const KldResult r = kl_divergence(tb, tm, tokens, plan, base.tokenizer->bos_id());
+  nlohmann::json j = to_json(r);
+  j["base"] = a.base;
+  j["model"] = a.model;
+  j["text"] = a.text;
+  emit(a,
+       fmt::format("base:            {}\nmodel:           {}\ntext:            {}\n", a.base,
+                   a.model, a.text),
+       format_result(r), j);
+  return 0;
+}
+
+std::string tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : "..." + s.substr(s.size() - n);
+}
+
+// Token ids shown as their pieces, e.g. [" sig"|"ns"].
+// `prev` is the token before the first one (SentencePiece keeps a leading space after it).
+std::string pieces(const Tokenizer& tok, int prev, const std::vector<int>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i)
+    out += fmt::format("{}{:?}", i ? "|" : "", tok.decode_token(i ? ids[i - 1] : prev, ids[i]));
+  return out + "]";
+}
+
+int run_lambada(const EvalArgs& a) {
+  set_threads(a.threads);
+  LoadedModel m = load_with_tokenizer(a.model);
+  const LambadaSet set = load_lambada(resolve_text_path(a.data));
+  Transformer model(m.weights, default_ctx(m.weights->cfg));
+  LambadaOptions opt;
+  opt.limit = a.limit;
+  opt.add_special = !a.no_bos;
+  opt.n_examples = a.verbose ? 5 : 0;
+  const LambadaResult r = evaluate_lambada(model, *m.tokenizer, set, opt);
+  for (const LambadaExample& ex : r.examples) {
+    const int prev = ex.req.context.back();
+    fmt::print(
+        "context:   {:?}\ntarget:    {:?} = {}\npredicted: {}  [{}]\n\n", tail(ex.doc.context, 60),
+        ex.doc.target, pieces(*m.tokenizer, prev, ex.req.continuation),
+        pieces(*m.tokenizer, prev, ex.score.predicted), ex.score.correct ? "correct" : "wrong");
+  }
+  nlohmann::json j = to_json(r);
+  j["model"] = a.model;
+  j["data"] = a.data;
+  j["bos"] = !a.no_bos;
+  emit(a, fmt::format("model:           {}\nmax context:     {}\n", a.model, model.max_ctx()),
+       format_result(r), j);
+  return 0;
+}
+
+void add_common(CLI::App* sub, EvalArgs* a) {
+  sub->add_option("--limit", a->limit, "Evaluate at most N windows / documents")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--json", a->json, "Also write the results to this JSON file");
+  sub->add_option("--threads", a->threads, "Threads (OpenMP and BLAS)")->check(CLI::PositiveNumber);
+}
+
+void add_windows(CLI::App* sub, EvalArgs* a) {
+  sub->add_option("--text", a->text,
+                  "wikitext2 | wikitext2-valid | tinystories | tinystories-calib | FILE")
+      ->required();
+  sub->add_option("--ctx", a->ctx, "Window length in tokens (default: model maximum, <= 2048)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--convention", a->convention, "gptq | llamacpp (default gptq)");
+}
+
+}  // namespace
+
 void add_eval(CLI::App& app, Runner* run) {
-  auto* sub = app.add_subcommand("eval", "(not yet implemented)");
-  sub->callback([run] { *run = [] { return 1; }; });
+  auto args = std::make_shared<EvalArgs>();
+  auto* eval = app.add_subcommand("eval", "Evaluate a model: perplexity, LAMBADA, KL divergence");
+  eval->require_subcommand(1);
+
+  auto* ppl = eval->add_subcommand("ppl", "Perplexity over a text (GPTQ or llama.cpp windows)");
+  ppl->add_option("--model", args->model, "Model folder or llama2.c checkpoint")->required();
+  add_windows(ppl, args.get());
+  add_common(ppl, args.get());
+  ppl->callback([run, args] { *run = [args] { return run_ppl(*args); }; });
+
+  auto* lam = eval->add_subcommand("lambada", "LAMBADA (OpenAI) last-word accuracy and perplexity");
+  lam->add_option("--model", args->model, "Model folder or llama2.c checkpoint")->required();
+  lam->add_option("--data", args->data, "lambada (default) or a jsonl FILE of {\"text\": ...}");
+  lam->add_flag("--verbose", args->verbose, "Print the first few examples");
+  lam->add_flag("--no-bos", args->no_bos, "Encode without special tokens (older lm-eval)");
+  add_common(lam, args.get());
+  lam->callback([run, args] { *run = [args] { return run_lambada(*args); }; });
+
+  auto* kld = eval->add_subcommand("kld", "KL divergence of a model from a base model");
+  kld->add_option("--base", args->base, "Reference model")->required();
+  kld->add_option("--model", args->model, "Model compared with the base")->required();
+  add_windows(kld, args.get());
+  add_common(kld, args.get());
+  kld->callback([run, args] { *run = [args] { return run_kld(*args); }; });
 }
 
 }  // namespace lowbit::cli

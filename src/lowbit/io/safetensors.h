@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +30,9 @@ class SafetensorsFile {
   // Maps and validates the file: header length, JSON, dtypes, shapes vs byte ranges, ranges inside
   // the file and not overlapping. Throws Error("<path>: <problem>").
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // The same validation over bytes in memory (tests, fuzzing); `name` appears in errors.
+  static std::shared_ptr<SafetensorsFile> from_memory(const std::string& name,
+                                                      std::vector<uint8_t> bytes);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -40,6 +44,7 @@ class SafetensorsFile {
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  static std::shared_ptr<SafetensorsFile> parse(std::shared_ptr<MappedFile> file);
 };
 
 // All tensors of a model folder: model.safetensors, or the shards listed by
@@ -73,5 +78,51 @@ struct TensorToWrite {
 // Throws Error("<path>: ...") on I/O errors (disk full, unwritable); no partial file remains.
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A tensor's name, type and shape, declared before its bytes are streamed.
+struct TensorDecl {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t nbytes() const;  // numel * dtype_size; throws on overflow
+};
+
+// Streams a safetensors file whose tensors do not fit in memory: the header is written from the
+// declarations, then the bytes of all tensors in declaration order through any number of write()
+// calls, then commit() fsyncs and renames `<path>.tmp.<pid>` over `path`. Destroying a writer that
+// was not committed (an exception on the way) removes the temp file. Throws Error("<path>: ...").
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(std::string path, std::vector<TensorDecl> decls,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  void write(const void* bytes, size_t n);
+  void commit();
+  size_t total_bytes() const { return header_bytes_ + data_bytes_; }  // final file size
+  const std::string& path() const { return path_; }
+
+ private:
+  void write_raw(const void* bytes, size_t n);
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  size_t header_bytes_ = 0, data_bytes_ = 0, written_ = 0;
+  bool committed_ = false;
+};
+
+// Writes the tensors of a model as Hugging Face does: a single model.safetensors when the total
+// fits in `max_shard_bytes`, else model-0000k-of-0000n.safetensors shards (tensors kept whole, in
+// order) plus model.safetensors.index.json. `produce(i, writer)` must write the bytes of decls[i].
+// Returns the file names written (relative to `dir`, which must exist).
+using TensorProducer = std::function<void(size_t index, SafetensorsWriter& writer)>;
+std::vector<std::string> write_sharded_safetensors(
+    const std::string& dir, const std::vector<TensorDecl>& decls, const TensorProducer& produce,
+    size_t max_shard_bytes = size_t{5} << 30,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// Writes a small text file through `<path>.tmp.<pid>` + fsync + rename.
+void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace lowbit

@@ -38,5 +38,11 @@ struct ModelConfig {
 // Parses a Hugging Face config.json. Throws Error("<path>: ...") on missing/invalid fields or an
 // unsupported architecture.
 ModelConfig load_hf_config(const std::string& config_json_path);
+// Parses config.json text; `where` names it in errors.
+ModelConfig parse_hf_config(const std::string& where, const std::string& json_text);
+// Checks dimensions are positive and consistent. Throws Error("<where>: ...").
+void validate_config(const std::string& where, const ModelConfig& cfg);
+// The inverse of load_hf_config: a Hugging Face config.json (pretty-printed) for `cfg`.
+std::string to_hf_config_json(const ModelConfig& cfg, const std::string& torch_dtype = "float32");
 
 }  // namespace lowbit

@@ -31,6 +31,10 @@ class Tokenizer {
 // malformed files and for unsupported types (WordPiece, Unigram, tiktoken).
 std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
+// Parses tokenizer.json text held in memory (tests, fuzzing); `name` names it in errors.
+std::shared_ptr<Tokenizer> load_tokenizer_from_json_string(const std::string& json_text,
+                                                           const std::string& name);
+
 // llama2.c tokenizer.bin needs the model's vocab size.
 std::shared_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& bin_path, int vocab_size);
 

@@ -1,6 +1,6 @@
 #include "lowbit/util/half.h"
 
-#include <immintrin.h>
+#include "lowbit/util/simd.h"
 
 #include <cmath>
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "lowbit/util/error.h"
 
@@ -36,13 +37,24 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
       fail(path, "cannot mmap: {}", std::strerror(e));
     }
     f->data_ = static_cast<const uint8_t*>(p);
+    f->mapped_ = true;
   }
   ::close(fd);
   return f;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_memory(const std::string& path,
+                                                    std::vector<uint8_t> bytes) {
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  f->owned_ = std::move(bytes);
+  f->size_ = f->owned_.size();
+  f->data_ = f->owned_.empty() ? nullptr : f->owned_.data();
+  return f;
+}
+
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_ && data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace lowbit

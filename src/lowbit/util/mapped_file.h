@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lowbit {
 
@@ -12,6 +13,9 @@ class MappedFile {
  public:
   // Maps the whole file read-only. Throws Error("<path>: ...") when it cannot be opened.
   static std::shared_ptr<MappedFile> open(const std::string& path);
+  // Wraps bytes already in memory (tests, fuzzing); `path` names them in error messages.
+  static std::shared_ptr<MappedFile> from_memory(const std::string& path,
+                                                 std::vector<uint8_t> bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -25,6 +29,8 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool mapped_ = false;
+  std::vector<uint8_t> owned_;  // from_memory only
 };
 
 }  // namespace lowbit

@@ -1,0 +1,210 @@
+#include "lowbit/model/config.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "lowbit/model/arch.h"
+#include "lowbit/util/error.h"
+#include "lowbit/util/mapped_file.h"
+
+namespace lowbit {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int64_t kMaxDim = int64_t{1} << 20;  // generous bound on any one dimension
+
+int get_int(const std::string& where, const json& j, const char* key, bool required, int dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) fail(where, "missing required field {}", key);
+    return dflt;
+  }
+  if (!it->is_number_integer()) fail(where, "field {} must be an integer", key);
+  const int64_t v = it->get<int64_t>();
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+    fail(where, "field {} = {} is out of range", key, v);
+  }
+  return static_cast<int>(v);
+}
+
+double get_num(const std::string& where, const json& j, const char* key, bool required,
+               double dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) fail(where, "missing required field {}", key);
+    return dflt;
+  }
+  if (!it->is_number()) fail(where, "field {} must be a number", key);
+  return it->get<double>();
+}
+
+// eos_token_id may be an int or a list of ints (the first is used).
+int get_token_id(const std::string& where, const json& j, const char* key, int dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  const json* v = &*it;
+  if (v->is_array()) {
+    if (v->empty()) return dflt;
+    v = &(*v)[0];
+  }
+  if (!v->is_number_integer()) fail(where, "field {} must be an integer or a list of them", key);
+  return static_cast<int>(v->get<int64_t>());
+}
+
+RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
+  RopeScaling rs;
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return rs;
+  if (!it->is_object()) fail(where, "rope_scaling must be an object or null");
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    auto t = it->find(key);
+    if (t != it->end() && t->is_string()) {
+      type = t->get<std::string>();
+      break;
+    }
+  }
+  if (type.empty() || type == "default") return rs;
+  if (type != "llama3") fail(where, "unsupported rope_scaling type {}", type);
+  rs.type = type;
+  rs.factor = static_cast<float>(get_num(where, *it, "factor", true, 1.0));
+  rs.low_freq_factor = static_cast<float>(get_num(where, *it, "low_freq_factor", false, 1.0));
+  rs.high_freq_factor = static_cast<float>(get_num(where, *it, "high_freq_factor", false, 4.0));
+  rs.original_max_position_embeddings =
+      get_int(where, *it, "original_max_position_embeddings", false, 8192);
+  if (!(rs.factor >= 1.0f) || !(rs.low_freq_factor > 0.0f) ||
+      !(rs.high_freq_factor > rs.low_freq_factor) || rs.original_max_position_embeddings <= 0) {
+    fail(where, "invalid llama3 rope_scaling parameters");
+  }
+  return rs;
+}
+
+// A float as the double with the same shortest decimal form (1e-5f -> 1e-05, not 9.99e-06).
+double tidy(float f) { return std::stod(fmt::format("{}", f)); }
+
+}  // namespace
+
+void validate_config(const std::string& where, const ModelConfig& c) {
+  auto positive = [&](const char* name, int64_t v) {
+    if (v <= 0 || v > kMaxDim * 16) fail(where, "{} = {} must be positive and sane", name, v);
+  };
+  positive("hidden_size", c.dim);
+  positive("intermediate_size", c.hidden_dim);
+  positive("num_hidden_layers", c.n_layers);
+  positive("num_attention_heads", c.n_heads);
+  positive("num_key_value_heads", c.n_kv_heads);
+  positive("head_dim", c.head_dim);
+  positive("vocab_size", c.vocab_size);
+  positive("max_position_embeddings", c.max_seq_len);
+  if (c.dim > kMaxDim || c.hidden_dim > kMaxDim || c.n_layers > 4096) {
+    fail(where, "dimensions too large (hidden_size {}, intermediate_size {}, layers {})", c.dim,
+         c.hidden_dim, c.n_layers);
+  }
+  if (c.n_heads % c.n_kv_heads != 0) {
+    fail(where, "num_attention_heads {} is not a multiple of num_key_value_heads {}", c.n_heads,
+         c.n_kv_heads);
+  }
+  if (int64_t{c.n_heads} * c.head_dim > kMaxDim) fail(where, "heads * head_dim too large");
+  if (c.head_dim % 2 != 0) fail(where, "head_dim {} must be even for RoPE", c.head_dim);
+  if (!(c.norm_eps > 0.0f) || !(c.rope_theta > 0.0f)) {
+    fail(where, "rms_norm_eps and rope_theta must be positive");
+  }
+}
+
+ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) fail(where, "invalid JSON");
+  if (!j.is_object()) fail(where, "config is not a JSON object");
+
+  auto archs = j.find("architectures");
+  if (archs == j.end() || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
+    fail(where, "missing required field architectures");
+  }
+  const std::string arch_name = (*archs)[0].get<std::string>();
+  const ArchSpec* arch = find_arch(arch_name);
+  if (arch == nullptr) {
+    fail(where, "unsupported architecture {} (supported: {})", arch_name,
+         supported_architectures());
+  }
+
+  ModelConfig c;
+  c.architecture = arch->architecture;
+  c.family = arch->family;
+  c.qkv_bias = arch->qkv_bias;
+  c.dim = get_int(where, j, "hidden_size", true, 0);
+  c.hidden_dim = get_int(where, j, "intermediate_size", true, 0);
+  c.n_layers = get_int(where, j, "num_hidden_layers", true, 0);
+  c.n_heads = get_int(where, j, "num_attention_heads", true, 0);
+  c.n_kv_heads = get_int(where, j, "num_key_value_heads", false, c.n_heads);
+  c.vocab_size = get_int(where, j, "vocab_size", true, 0);
+  c.max_seq_len = get_int(where, j, "max_position_embeddings", true, 0);
+  c.norm_eps = static_cast<float>(get_num(where, j, "rms_norm_eps", true, 1e-5));
+  c.rope_theta = static_cast<float>(get_num(where, j, "rope_theta", false, 10000.0));
+  c.rope_scaling = parse_rope_scaling(where, j);
+  auto tie = j.find("tie_word_embeddings");
+  if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) {
+    fail(where, "field tie_word_embeddings must be a boolean");
+  }
+  c.tied_embeddings = (tie == j.end() || tie->is_null()) ? arch->default_tied : tie->get<bool>();
+  auto bias = j.find("attention_bias");  // Llama variants may turn biases on
+  if (bias != j.end() && bias->is_boolean() && bias->get<bool>()) c.qkv_bias = true;
+  c.bos_id = get_token_id(where, j, "bos_token_id", 1);
+  c.eos_id = get_token_id(where, j, "eos_token_id", 2);
+
+  if (c.n_heads <= 0) fail(where, "num_attention_heads = {} must be positive", c.n_heads);
+  auto hd = j.find("head_dim");
+  if (hd != j.end() && !hd->is_null()) {
+    c.head_dim = get_int(where, j, "head_dim", true, 0);
+  } else {
+    if (c.dim % c.n_heads != 0) {
+      fail(where, "hidden_size {} is not a multiple of num_attention_heads {}", c.dim, c.n_heads);
+    }
+    c.head_dim = c.dim / c.n_heads;
+  }
+  validate_config(where, c);
+  return c;
+}
+
+ModelConfig load_hf_config(const std::string& path) {
+  auto f = MappedFile::open(path);
+  std::string text(reinterpret_cast<const char*>(f->data()), f->size());
+  return parse_hf_config(path, text);
+}
+
+std::string to_hf_config_json(const ModelConfig& c, const std::string& torch_dtype) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {c.architecture};
+  j["model_type"] = c.family;
+  j["hidden_size"] = c.dim;
+  j["intermediate_size"] = c.hidden_dim;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_seq_len;
+  j["rms_norm_eps"] = tidy(c.norm_eps);
+  j["rope_theta"] = tidy(c.rope_theta);
+  if (c.rope_scaling.type.empty()) {
+    j["rope_scaling"] = nullptr;
+  } else {
+    j["rope_scaling"] = {
+        {"rope_type", c.rope_scaling.type},
+        {"factor", tidy(c.rope_scaling.factor)},
+        {"low_freq_factor", tidy(c.rope_scaling.low_freq_factor)},
+        {"high_freq_factor", tidy(c.rope_scaling.high_freq_factor)},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  }
+  j["tie_word_embeddings"] = c.tied_embeddings;
+  if (c.family == "llama") j["attention_bias"] = c.qkv_bias;
+  j["hidden_act"] = "silu";
+  j["bos_token_id"] = c.bos_id;
+  j["eos_token_id"] = c.eos_id;
+  j["torch_dtype"] = torch_dtype;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace lowbit

@@ -1,0 +1,113 @@
+// load_model: what the user points at (HF folder, llama2.c file, folder with a llama2.c file)
+// -> weights + tokenizer.
+#include "lowbit/model/load.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <vector>
+
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// llama2.c tokenizer files are named tok*.bin (tok512.bin) or tokenizer.bin.
+bool is_tokenizer_bin(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return ends_with(name, ".bin") && (name.rfind("tok", 0) == 0);
+}
+
+std::vector<fs::path> bins_in(const fs::path& dir, bool tokenizers) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file() || e.path().extension() != ".bin") continue;
+    if (is_tokenizer_bin(e.path()) == tokenizers) out.push_back(e.path());
+  }
+  if (ec) fail(dir.string(), "cannot list: {}", ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string join_names(const std::vector<fs::path>& v) {
+  std::string s;
+  for (const auto& p : v) s += (s.empty() ? "" : ", ") + p.filename().string();
+  return s;
+}
+
+// The single llama2.c tokenizer beside a checkpoint.
+std::string find_llama2c_tokenizer(const fs::path& dir, const std::string& model_path) {
+  auto toks = bins_in(dir, true);
+  if (toks.empty()) {
+    fail(model_path, "no tokenizer (tok*.bin or tokenizer.bin) beside it; pass --tokenizer");
+  }
+  if (toks.size() > 1) {
+    fail(model_path, "several tokenizers beside it ({}); pass --tokenizer", join_names(toks));
+  }
+  return toks[0].string();
+}
+
+std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size) {
+  if (ends_with(path, ".bin")) return load_llama2c_tokenizer(path, vocab_size);
+  return load_tokenizer(path);
+}
+
+void check_vocab(const LoadedModel& m, const std::string& tok_path) {
+  if (m.tokenizer && m.tokenizer->vocab_size() > m.weights->cfg.vocab_size) {
+    fail(tok_path, "tokenizer has {} tokens but the model's vocabulary is {}",
+         m.tokenizer->vocab_size(), m.weights->cfg.vocab_size);
+  }
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
+                       bool want_tokenizer) {
+  LoadedModel m;
+  m.source = path;
+  std::error_code ec;
+  fs::path p(path);
+  if (!fs::exists(p, ec)) fail(path, "no such file or directory");
+  if (fs::is_regular_file(p) &&
+      (p.filename() == "config.json" || p.extension() == ".safetensors")) {
+    p = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  }
+  std::string tok = tokenizer_path;
+  if (fs::is_directory(p)) {
+    if (fs::exists(p / "config.json")) {
+      m.weights = load_hf_weights(p.string());
+      if (tok.empty()) tok = p.string();
+    } else {
+      auto models = bins_in(p, false);
+      if (models.empty()) {
+        fail(path, "neither a Hugging Face folder (config.json) nor a folder with a llama2.c .bin");
+      }
+      if (models.size() > 1) {
+        fail(path, "several llama2.c checkpoints ({}); name one", join_names(models));
+      }
+      m.weights = load_llama2c_weights(models[0].string());
+      if (tok.empty() && want_tokenizer) tok = find_llama2c_tokenizer(p, models[0].string());
+    }
+  } else {
+    m.weights = load_llama2c_weights(p.string());
+    if (tok.empty() && want_tokenizer) {
+      const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+      tok = find_llama2c_tokenizer(dir, path);
+    }
+  }
+  if (want_tokenizer) {
+    m.tokenizer = open_tokenizer(tok, m.weights->cfg.vocab_size);
+    check_vocab(m, tok);
+  }
+  return m;
+}
+
+}  // namespace lowbit

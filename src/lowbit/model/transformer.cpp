@@ -1,0 +1,127 @@
+#include "lowbit/model/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "lowbit/ops/activation.h"
+#include "lowbit/ops/attention.h"
+#include "lowbit/ops/matmul.h"
+#include "lowbit/ops/norm.h"
+#include "lowbit/ops/rope.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+
+// Activations for up to `cap` tokens per forward call; grown on demand.
+struct Transformer::Scratch {
+  int cap = 0;
+  std::vector<float> x, xn, q, k, v, att, gate, up, logits;
+};
+
+namespace {
+void grow(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+}
+}  // namespace
+
+Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx)
+    : w_(std::move(weights)), max_ctx_(max_ctx), s_(std::make_unique<Scratch>()) {
+  const ModelConfig& c = w_->cfg;
+  if (max_ctx <= 0) fail("transformer", "context length must be positive, got {}", max_ctx);
+  if (c.max_seq_len > 0 && max_ctx > c.max_seq_len) {
+    fail("transformer", "context {} exceeds the model's maximum context {}", max_ctx,
+         c.max_seq_len);
+  }
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024) {
+    fail("transformer", "unsupported head_dim {}", c.head_dim);
+  }
+  if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
+    fail("transformer", "n_heads {} is not a multiple of n_kv_heads {}", c.n_heads, c.n_kv_heads);
+  }
+  const size_t kv_dim = static_cast<size_t>(c.n_kv_heads) * c.head_dim;
+  const size_t cache = static_cast<size_t>(c.n_layers) * max_ctx * kv_dim;
+  k_cache_.assign(cache, 0.0f);
+  v_cache_.assign(cache, 0.0f);
+  rope_inv_freq_ = ops::rope_inv_freq(c);
+}
+
+Transformer::~Transformer() = default;
+
+void Transformer::rewind(int pos) {
+  if (pos < 0 || pos > pos_) fail("transformer", "cannot rewind to {} (at {})", pos, pos_);
+  pos_ = pos;
+}
+
+const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
+  const ModelConfig& c = w_->cfg;
+  if (n <= 0) fail("transformer", "forward needs at least one token");
+  if (pos_ + n > max_ctx_) {
+    fail("transformer", "{} tokens at position {} exceed the context length {}", n, pos_,
+         max_ctx_);
+  }
+  for (int t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
+      fail("transformer", "token id {} out of range [0, {})", tokens[t], c.vocab_size);
+    }
+  }
+  const int dim = c.dim, hd = c.head_dim;
+  const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  const size_t nn = static_cast<size_t>(n);
+  Scratch& s = *s_;
+  grow(s.x, nn * dim);
+  grow(s.xn, nn * dim);
+  grow(s.q, nn * q_dim);
+  grow(s.k, nn * kv_dim);
+  grow(s.v, nn * kv_dim);
+  grow(s.att, nn * std::max(q_dim, dim));
+  grow(s.gate, nn * c.hidden_dim);
+  grow(s.up, nn * c.hidden_dim);
+
+  for (int t = 0; t < n; ++t) {
+    std::memcpy(&s.x[t * static_cast<size_t>(dim)],
+                w_->tok_embeddings + static_cast<size_t>(tokens[t]) * dim, sizeof(float) * dim);
+  }
+
+  const size_t layer_cache = static_cast<size_t>(max_ctx_) * kv_dim;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = w_->layers[static_cast<size_t>(l)];
+    float* kc = k_cache_.data() + l * layer_cache;
+    float* vc = v_cache_.data() + l * layer_cache;
+
+    // Attention block.
+    ops::rmsnorm(s.x.data(), L.attn_norm, s.xn.data(), n, dim, c.norm_eps);
+    ops::linear(L.wq, s.xn.data(), n, s.q.data());
+    ops::linear(L.wk, s.xn.data(), n, s.k.data());
+    ops::linear(L.wv, s.xn.data(), n, s.v.data());
+    for (int t = 0; t < n; ++t) {
+      ops::rope(&s.q[t * static_cast<size_t>(q_dim)], c.n_heads, hd, pos_ + t,
+                rope_inv_freq_.data());
+      ops::rope(&s.k[t * static_cast<size_t>(kv_dim)], c.n_kv_heads, hd, pos_ + t,
+                rope_inv_freq_.data());
+    }
+    std::memcpy(kc + static_cast<size_t>(pos_) * kv_dim, s.k.data(), sizeof(float) * nn * kv_dim);
+    std::memcpy(vc + static_cast<size_t>(pos_) * kv_dim, s.v.data(), sizeof(float) * nn * kv_dim);
+    ops::attention(s.q.data(), kc, vc, s.att.data(), n, pos_, c.n_heads, c.n_kv_heads, hd);
+    ops::linear(L.wo, s.att.data(), n, s.xn.data());
+    for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];
+
+    // MLP block.
+    ops::rmsnorm(s.x.data(), L.ffn_norm, s.xn.data(), n, dim, c.norm_eps);
+    ops::linear(L.w_gate, s.xn.data(), n, s.gate.data());
+    ops::linear(L.w_up, s.xn.data(), n, s.up.data());
+    ops::swiglu(s.gate.data(), s.up.data(), nn * c.hidden_dim);
+    ops::linear(L.w_down, s.gate.data(), n, s.xn.data());
+    for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];
+  }
+  pos_ += n;
+
+  // Final norm and classifier: all rows or only the last one.
+  const int rows = all_logits ? n : 1;
+  const float* last = s.x.data() + (all_logits ? 0 : (nn - 1) * dim);
+  ops::rmsnorm(last, w_->final_norm, s.xn.data(), rows, dim, c.norm_eps);
+  grow(s.logits, static_cast<size_t>(rows) * c.vocab_size);
+  ops::linear(w_->lm_head, s.xn.data(), rows, s.logits.data());
+  return s.logits.data();
+}
+
+}  // namespace lowbit

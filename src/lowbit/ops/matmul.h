@@ -1,0 +1,15 @@
+// Dense fp32 linear layers: y[n, out] = x[n, in] · W[out, in]ᵀ (+ bias).
+// Many rows (prefill) go to BLAS sgemm; one row (decode) uses a bandwidth-bound GEMV threaded
+// with OpenMP over output rows.
+#pragma once
+
+#include "lowbit/model/weights.h"
+
+namespace lowbit::ops {
+
+void linear(const Linear& l, const float* x, int n, float* y);
+
+// GEMV: y[out] = W[out, in] · x[in]. Scalar-reference semantics, AVX-512 when available.
+void gemv(const float* w, const float* x, float* y, int out, int in);
+
+}  // namespace lowbit::ops

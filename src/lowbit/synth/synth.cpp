@@ -1,0 +1,318 @@
+#include "lowbit/synth/synth.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "lowbit/io/safetensors.h"
+#include "lowbit/model/arch.h"
+#include "lowbit/util/error.h"
+#include "lowbit/util/half.h"
+#include "lowbit/util/progress.h"
+
+namespace lowbit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Shape {
+  const char* name;
+  const char* arch;
+  int dim, hidden, layers, heads, kv_heads, vocab, ctx;
+  float eps, theta;
+  bool tied;
+  int bos, eos;
+  bool llama3_scaling;
+};
+
+// Hyper-parameters of the published config.json files.
+constexpr Shape kShapes[] = {
+    {"tinyllama-1.1b", "LlamaForCausalLM", 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 1e4f, false,
+     1, 2, false},
+    {"llama-2-7b", "LlamaForCausalLM", 4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 1e4f, false, 1,
+     2, false},
+    {"llama-3-8b", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 5e5f, false,
+     128000, 128001, false},
+    {"llama-3.2-1b", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, 1e-5f, 5e5f, true,
+     128000, 128001, true},
+    {"qwen2-0.5b", "Qwen2ForCausalLM", 896, 4864, 24, 14, 2, 151936, 131072, 1e-6f, 1e6f, true,
+     151643, 151643, false},
+    {"mistral-7b", "MistralForCausalLM", 4096, 14336, 32, 32, 8, 32000, 32768, 1e-5f, 1e4f, false,
+     1, 2, false},
+    {"small", "LlamaForCausalLM", 256, 688, 4, 8, 4, 512, 512, 1e-5f, 1e4f, false, 1, 2, false},
+};
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Counter-based: the value of element i depends only on (key, i), not on threads or chunking.
+double uniform01(uint64_t key, uint64_t i) {
+  return (static_cast<double>(splitmix64(key ^ (i * 0xd1b54a32d192ed03ull)) >> 11) + 0.5) *
+         0x1.0p-53;
+}
+
+// How one tensor's entries are drawn.
+struct TensorRecipe {
+  uint64_t key = 0;
+  float scale = 0;  // std of the bulk
+  float mean = 0;   // norms: ~1
+  bool abs = false;
+  int64_t in = 1;                  // row length (columns)
+  std::vector<float> column_gain;  // per input channel (outliers > 1); empty = all 1
+};
+
+// Outlier input channels of one activation space of one layer: k channels with gain 6..12.
+std::vector<float> outlier_gains(uint64_t key, int64_t in) {
+  std::vector<float> g(static_cast<size_t>(in), 1.0f);
+  const int64_t k = std::max<int64_t>(2, in / 512);
+  for (int64_t j = 0; j < k; ++j) {
+    const auto c = static_cast<size_t>(splitmix64(key + 2 * j) % static_cast<uint64_t>(in));
+    g[c] = 6.0f + 6.0f * static_cast<float>(uniform01(key, 2 * j + 1));
+  }
+  return g;
+}
+
+TensorRecipe recipe_for(const TensorSpec& spec, int layer, const ModelConfig& cfg, uint64_t seed,
+                        uint64_t tensor_id) {
+  TensorRecipe r;
+  r.key = splitmix64(seed * 0x9e3779b97f4a7c15ull + tensor_id);
+  const std::vector<int64_t> shape = expected_shape(spec, cfg);
+  r.in = shape.size() == 2 ? shape[1] : 1;
+  const uint64_t layer_key = splitmix64(seed ^ (0x51ed270b27d1c5ull * (layer + 1)));
+  switch (spec.role) {
+    case TensorRole::kAttnNorm:
+    case TensorRole::kFfnNorm:
+    case TensorRole::kFinalNorm:
+      r.mean = 1.0f;
+      r.scale = 0.1f;
+      r.abs = true;
+      break;
+    case TensorRole::kBq:
+    case TensorRole::kBk:
+    case TensorRole::kBv:
+      r.scale = 0.05f;
+      break;
+    case TensorRole::kTokEmbeddings:
+    case TensorRole::kLmHead:
+      r.scale = 0.02f;
+      break;
+    default: {
+      r.scale = 1.0f / std::sqrt(static_cast<float>(r.in));
+      // q/k/v share their input (attention input), gate/up theirs; o and down have their own.
+      uint64_t space = 0;
+      if (spec.role == TensorRole::kWo) space = 1;
+      if (spec.role == TensorRole::kWGate || spec.role == TensorRole::kWUp) space = 2;
+      if (spec.role == TensorRole::kWDown) space = 3;
+      r.column_gain = outlier_gains(splitmix64(layer_key + space), r.in);
+      break;
+    }
+  }
+  return r;
+}
+
+float draw(const TensorRecipe& r, uint64_t i) {
+  float v = r.scale * synth_heavy_tail(uniform01(r.key, i));
+  if (!r.column_gain.empty()) v *= r.column_gain[static_cast<size_t>(i % r.in)];
+  v += r.mean;
+  return r.abs ? std::max(std::fabs(v), 0.05f) : v;
+}
+
+// Generates and writes `n` elements of a tensor in chunks (parallel within a chunk).
+void stream_tensor(const TensorRecipe& r, int64_t n, DType dtype, SafetensorsWriter& w,
+                   Progress& progress) {
+  constexpr int64_t kChunk = int64_t{1} << 22;
+  const size_t esize = dtype_size(dtype);
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[static_cast<size_t>(std::min(n, kChunk)) * esize]);
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = std::min(kChunk, n - start);
+    float* f = reinterpret_cast<float*>(buf.get());
+    uint16_t* h = reinterpret_cast<uint16_t*>(buf.get());
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < len; ++j) {
+      const float v = draw(r, static_cast<uint64_t>(start + j));
+      if (dtype == DType::F32) {
+        f[j] = v;
+      } else if (dtype == DType::BF16) {
+        h[j] = f32_to_bf16(v);
+      } else {
+        h[j] = f32_to_f16(v);
+      }
+    }
+    const size_t nb = static_cast<size_t>(len) * esize;
+    w.write(buf.get(), nb);
+    progress.add(static_cast<int64_t>(nb));
+  }
+}
+
+void copy_tokenizer(const std::string& src, const fs::path& dst_dir) {
+  std::error_code ec;
+  if (fs::is_directory(src)) {
+    int copied = 0;
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                             "tokenizer.model"}) {
+      const fs::path p = fs::path(src) / name;
+      if (!fs::exists(p)) continue;
+      fs::copy_file(p, dst_dir / name, ec);
+      if (ec) fail(p.string(), "cannot copy: {}", ec.message());
+      ++copied;
+    }
+    if (copied == 0) fail(src, "no tokenizer.json / tokenizer.model in this folder");
+  } else if (fs::is_regular_file(src)) {
+    const fs::path p(src);
+    const std::string name = p.extension() == ".json" ? "tokenizer.json" : p.filename().string();
+    fs::copy_file(p, dst_dir / name, ec);
+    if (ec) fail(src, "cannot copy: {}", ec.message());
+  } else {
+    fail(src, "tokenizer not found");
+  }
+}
+
+const char* torch_dtype_name(DType t) {
+  return t == DType::F32 ? "float32" : t == DType::BF16 ? "bfloat16" : "float16";
+}
+
+}  // namespace
+
+float synth_heavy_tail(double u) {
+  // Closed-form quantile of Student-t with 4 degrees of freedom; variance 2.
+  const double a = 4.0 * u * (1.0 - u);
+  const double sa = std::sqrt(a);
+  const double q = std::cos(std::acos(sa) / 3.0) / sa;
+  double t = 2.0 * std::sqrt(std::max(q - 1.0, 0.0));
+  if (u < 0.5) t = -t;
+  t *= 0.70710678118654752;  // unit variance
+  return static_cast<float>(std::clamp(t, -16.0, 16.0));
+}
+
+std::vector<std::string> synth_shape_names() {
+  std::vector<std::string> v;
+  for (const auto& s : kShapes) v.push_back(s.name);
+  return v;
+}
+
+ModelConfig synth_shape(const std::string& name) {
+  for (const auto& s : kShapes) {
+    if (name != s.name) continue;
+    const ArchSpec* arch = find_arch(s.arch);
+    ModelConfig c;
+    c.architecture = arch->architecture;
+    c.family = arch->family;
+    c.qkv_bias = arch->qkv_bias;
+    c.dim = s.dim;
+    c.hidden_dim = s.hidden;
+    c.n_layers = s.layers;
+    c.n_heads = s.heads;
+    c.n_kv_heads = s.kv_heads;
+    c.head_dim = s.dim / s.heads;
+    c.vocab_size = s.vocab;
+    c.max_seq_len = s.ctx;
+    c.norm_eps = s.eps;
+    c.rope_theta = s.theta;
+    c.tied_embeddings = s.tied;
+    c.bos_id = s.bos;
+    c.eos_id = s.eos;
+    if (s.llama3_scaling) c.rope_scaling = {"llama3", 32.0f, 1.0f, 4.0f, 8192};
+    return c;
+  }
+  std::string names;
+  for (const auto& n : synth_shape_names()) names += (names.empty() ? "" : ", ") + n;
+  fail("synth", "unknown shape {} (known: {})", name, names);
+}
+
+SynthResult synth_checkpoint(const SynthOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (opt.dtype != DType::F32 && opt.dtype != DType::BF16 && opt.dtype != DType::F16) {
+    fail("synth", "dtype {} not supported (use f32, f16 or bf16)", dtype_name(opt.dtype));
+  }
+  if (opt.out_dir.empty()) fail("synth", "no output folder given");
+  SynthResult res;
+  res.cfg = synth_shape(opt.shape);
+  if (opt.layers < 0 || opt.layers > 4096) fail("synth", "--layers {} out of range", opt.layers);
+  if (opt.layers > 0) res.cfg.n_layers = opt.layers;
+  validate_config("synth", res.cfg);
+
+  fs::path out = fs::path(opt.out_dir);
+  while (!out.empty() && out.filename().empty()) out = out.parent_path();  // trailing '/'
+  if (fs::exists(out) && !opt.force) {
+    fail(out.string(), "already exists (remove it or pass --force)");
+  }
+  const fs::path tmp = out.string() + ".tmp." + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) fail(tmp.string(), "cannot create folder: {}", ec.message());
+
+  try {
+    // Declarations and recipes, in Hugging Face order: per-layer tensors grouped by layer.
+    const ArchSpec* arch = find_arch(res.cfg.architecture);
+    std::vector<TensorDecl> decls;
+    std::vector<std::pair<const TensorSpec*, int>> which;
+    auto add = [&](const TensorSpec& spec, int layer) {
+      decls.push_back({tensor_name(spec, layer), opt.dtype, expected_shape(spec, res.cfg)});
+      which.emplace_back(&spec, layer);
+    };
+    for (const auto& spec : arch->tensors) {
+      if (!spec.per_layer && spec.role == TensorRole::kTokEmbeddings) add(spec, 0);
+    }
+    for (int l = 0; l < res.cfg.n_layers; ++l) {
+      for (const auto& spec : arch->tensors) {
+        if (spec.per_layer && tensor_present(spec, res.cfg)) add(spec, l);
+      }
+    }
+    for (const auto& spec : arch->tensors) {
+      if (!spec.per_layer && spec.role != TensorRole::kTokEmbeddings &&
+          tensor_present(spec, res.cfg)) {
+        add(spec, 0);
+      }
+    }
+    int64_t total = 0;
+    for (const auto& d : decls) {
+      total += static_cast<int64_t>(d.nbytes());
+      res.params += static_cast<int64_t>(d.nbytes() / dtype_size(opt.dtype));
+    }
+    res.bytes = total;
+
+    Progress progress(fmt::format("synth {}", opt.shape), total);
+    res.files = write_sharded_safetensors(
+        tmp.string(), decls,
+        [&](size_t i, SafetensorsWriter& w) {
+          const TensorSpec& spec = *which[i].first;
+          const TensorRecipe r = recipe_for(spec, which[i].second, res.cfg, opt.seed, i);
+          int64_t n = 1;
+          for (int64_t d : decls[i].shape) n *= d;
+          stream_tensor(r, n, opt.dtype, w, progress);
+        },
+        opt.max_shard_bytes, {{"format", "pt"}, {"lowbit_synth", opt.shape}});
+    progress.finish();
+
+    write_file_atomic((tmp / "config.json").string(),
+                      to_hf_config_json(res.cfg, torch_dtype_name(opt.dtype)));
+    res.files.push_back("config.json");
+    if (!opt.tokenizer.empty()) copy_tokenizer(opt.tokenizer, tmp);
+
+    if (fs::exists(out)) {  // --force: swap in the new folder, then drop the old one
+      const fs::path old = out.string() + ".old." + std::to_string(::getpid());
+      fs::rename(out, old, ec);
+      if (ec) fail(out.string(), "cannot replace: {}", ec.message());
+      fs::remove_all(old, ec);
+    }
+    fs::rename(tmp, out, ec);
+    if (ec) fail(out.string(), "cannot rename {}: {}", tmp.string(), ec.message());
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace lowbit
