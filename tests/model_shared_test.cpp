@@ -31,7 +31,8 @@ void expect_layouts_agree(const std::string& l2c, const std::string& hf) {
   ASSERT_EQ(toks, b.tokenizer->encode(text, true));
   const auto la = all_logits(a, toks), lb = all_logits(b, toks);
   double max_diff = 0;
-  for (size_t i = 0; i < la.size(); ++i) max_diff = std::max(max_diff, double(std::abs(la[i] - lb[i])));
+  for (size_t i = 0; i < la.size(); ++i)
+    max_diff = std::max(max_diff, double(std::abs(la[i] - lb[i])));
   EXPECT_LE(max_diff, 1e-4) << l2c << " vs " << hf;
   // Prefill of all tokens at once equals decode one at a time (last position).
   Transformer tf(b.weights, static_cast<int>(toks.size()));

@@ -1,11 +1,12 @@
 // The forward pass against an independent, deliberately naive reference (double precision,
 // token by token, textbook formulas), and prefill/decode consistency.
+#include "lowbit/model/transformer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
-#include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "tiny_model.h"
 

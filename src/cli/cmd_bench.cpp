@@ -28,6 +28,7 @@ struct BenchArgs {
   std::string json_path;
   int probe_mb = 1024;
   bool no_probe = false;
+  bool no_mmap = false;
   uint32_t seed = 1234;
 };
 
@@ -171,7 +172,7 @@ int run_bench(BenchArgs a) {
     po.threads = a.threads;
     probe = probe_machine(po);
   }
-  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false);
+  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false, !a.no_mmap);
   const ModelConfig& cfg = lm.weights->cfg;
   const BenchResult res = run_model_bench(lm.weights, opt);
   const ParamCounts pc = count_params(cfg);
@@ -209,6 +210,8 @@ void add_bench(CLI::App& app, Runner* run) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_flag("--no-probe", args->no_probe, "skip the bandwidth / GEMM probes");
+  sub->add_flag("--no-mmap", args->no_mmap,
+                "copy fp32 weights into huge-page memory instead of mapping the file (faster)");
   sub->add_option("--seed", args->seed, "seed of the random token ids")->capture_default_str();
   sub->callback([run, args] { *run = [args] { return run_bench(*args); }; });
 }

@@ -17,6 +17,7 @@
 #include "lowbit/model/load.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/threads.h"
 
 namespace lowbit::cli {
 
@@ -27,17 +28,15 @@ struct EvalArgs {
   int ctx = 0;  // 0: default_ctx(model)
   int64_t limit = 0;
   int threads = 0;
-  bool verbose = false, no_bos = false;
+  bool verbose = false, no_bos = false, no_mmap = false;
 };
 
 void set_threads(int threads) {
-  if (threads <= 0) return;
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  if (threads > 0) set_num_threads(threads);
 }
 
-LoadedModel load_with_tokenizer(const std::string& path) {
-  LoadedModel m = load_model(path);
+LoadedModel load_with_tokenizer(const std::string& path, bool no_mmap) {
+  LoadedModel m = load_model(path, "", true, !no_mmap);
   if (!m.tokenizer) fail(path, "no tokenizer found for this model");
   return m;
 }
@@ -57,7 +56,7 @@ void emit(const EvalArgs& a, const std::string& header, const std::string& body,
 int run_ppl(const EvalArgs& a) {
   set_threads(a.threads);
   const Convention conv = parse_convention(a.convention);
-  LoadedModel m = load_with_tokenizer(a.model);
+  LoadedModel m = load_with_tokenizer(a.model, a.no_mmap);
   const int ctx = pick_ctx(a, m);
   const std::string text = load_text_set(a.text);
   const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
@@ -75,8 +74,8 @@ int run_ppl(const EvalArgs& a) {
 int run_kld(const EvalArgs& a) {
   set_threads(a.threads);
   const Convention conv = parse_convention(a.convention);
-  LoadedModel base = load_with_tokenizer(a.base);
-  LoadedModel cand = load_with_tokenizer(a.model);
+  LoadedModel base = load_with_tokenizer(a.base, a.no_mmap);
+  LoadedModel cand = load_with_tokenizer(a.model, a.no_mmap);
   if (base.weights->cfg.vocab_size != cand.weights->cfg.vocab_size)
     fail(a.model, "vocabulary of {} tokens differs from the base model's {}",
          cand.weights->cfg.vocab_size, base.weights->cfg.vocab_size);
@@ -117,7 +116,7 @@ std::string pieces(const Tokenizer& tok, int prev, const std::vector<int>& ids) 
 
 int run_lambada(const EvalArgs& a) {
   set_threads(a.threads);
-  LoadedModel m = load_with_tokenizer(a.model);
+  LoadedModel m = load_with_tokenizer(a.model, a.no_mmap);
   const LambadaSet set = load_lambada(resolve_text_path(a.data));
   Transformer model(m.weights, default_ctx(m.weights->cfg));
   LambadaOptions opt;
@@ -145,7 +144,10 @@ void add_common(CLI::App* sub, EvalArgs* a) {
   sub->add_option("--limit", a->limit, "Evaluate at most N windows / documents")
       ->check(CLI::PositiveNumber);
   sub->add_option("--json", a->json, "Also write the results to this JSON file");
-  sub->add_option("--threads", a->threads, "Threads (OpenMP and BLAS)")->check(CLI::PositiveNumber);
+  sub->add_option("--threads,-t", a->threads, "Threads (OpenMP and BLAS)")
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-mmap", a->no_mmap,
+                "Copy fp32 weights into huge-page memory instead of mapping the file (faster)");
 }
 
 void add_windows(CLI::App* sub, EvalArgs* a) {

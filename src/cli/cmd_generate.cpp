@@ -7,11 +7,11 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "lowbit/util/threads.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/sampler.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/threads.h"
 
 namespace lowbit::cli {
 
@@ -24,11 +24,12 @@ struct GenerateOptions {
   int threads = 0;
   SamplerParams sp;
   bool no_bos = false;
+  bool no_mmap = false;
 };
 
 int run_generate(const GenerateOptions& o) {
   set_num_threads(o.threads);
-  LoadedModel m = load_model(o.model, o.tokenizer);
+  LoadedModel m = load_model(o.model, o.tokenizer, true, !o.no_mmap);
   const ModelConfig& c = m.weights->cfg;
   std::vector<int> ids = m.tokenizer->encode(o.prompt, !o.no_bos);
   if (ids.empty()) {
@@ -99,6 +100,8 @@ void add_generate(CLI::App& app, Runner* run) {
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_flag("--no-bos", o->no_bos, "do not add BOS / special tokens to the prompt");
+  sub->add_flag("--no-mmap", o->no_mmap,
+                "copy fp32 weights into huge-page memory instead of mapping the file (faster)");
   sub->callback([run, o] { *run = [o] { return run_generate(*o); }; });
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <new>
 
+#include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/simd.h"
 #include "lowbit/util/threads.h"
@@ -22,20 +23,17 @@ void use_threads(int threads) {
   set_num_threads(threads);
 }
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-using FloatBuffer = std::unique_ptr<float[], FreeDeleter>;
+using FloatBuffer = std::shared_ptr<float[]>;
 
-// 64-byte aligned, first touched by the threads that will read it.
-FloatBuffer alloc_floats(size_t n, float value) {
-  size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-  auto* p = static_cast<float*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64)));
-  if (p == nullptr) throw std::bad_alloc();
+// Allocated like model weights (lowbit::alloc_floats: aligned, huge pages when large), first
+// touched by the threads that will read it.
+FloatBuffer filled_floats(size_t n, float value) {
+  FloatBuffer p = lowbit::alloc_floats(n);
   const auto count = static_cast<ptrdiff_t>(n);
+  float* d = p.get();
 #pragma omp parallel for schedule(static)
-  for (ptrdiff_t i = 0; i < count; ++i) p[i] = value;
-  return FloatBuffer(p);
+  for (ptrdiff_t i = 0; i < count; ++i) d[i] = value;
+  return p;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -55,21 +53,30 @@ double best_time(int reps, Fn&& fn) {
   return best;
 }
 
+// Sums p[0..n) reading four interleaved streams (the four quarters of the range) at once, as
+// the GEMV kernels do with four weight rows: a single stream underestimates what the memory
+// system delivers.
 float sum_range(const float* p, size_t n) {
-  size_t i = 0;
   float total = 0;
+  size_t done = 0;
 #if defined(__AVX512F__)
+  const size_t q = n / 64 * 16;  // floats per stream, a multiple of 16
+  const float* p0 = p;
+  const float* p1 = p + q;
+  const float* p2 = p + 2 * q;
+  const float* p3 = p + 3 * q;
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-  for (; i + 64 <= n; i += 64) {
-    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
-    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
-    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
-    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
+  for (size_t i = 0; i < q; i += 16) {
+    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p0 + i));
+    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p1 + i));
+    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p2 + i));
+    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p3 + i));
   }
   total = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  done = 4 * q;
 #endif
-  for (; i < n; ++i) total += p[i];
+  for (size_t i = done; i < n; ++i) total += p[i];
   return total;
 }
 
@@ -99,7 +106,7 @@ BandwidthProbe measure_bandwidth(size_t bytes, int reps, int threads) {
   out.bytes = bytes;
   out.threads = threads;
   const size_t n = bytes / sizeof(float);
-  FloatBuffer buf = alloc_floats(n, 1.0f);
+  FloatBuffer buf = filled_floats(n, 1.0f);
   const double gb = 1e-9;
 
   double t_read = best_time(reps, [&] { g_sink = g_sink + parallel_read_sum(buf.get(), n); });
@@ -129,9 +136,9 @@ GemmProbe measure_sgemm(int m, int n, int k, int reps, int threads) {
   if (m < 1 || n < 1 || k < 1) fail("gemm probe", "bad shape {}x{}x{}", m, n, k);
   use_threads(threads);
   GemmProbe out{m, n, k, threads, 0};
-  FloatBuffer A = alloc_floats(static_cast<size_t>(m) * k, 0.01f);
-  FloatBuffer B = alloc_floats(static_cast<size_t>(n) * k, 0.02f);
-  FloatBuffer C = alloc_floats(static_cast<size_t>(m) * n, 0.0f);
+  FloatBuffer A = filled_floats(static_cast<size_t>(m) * k, 0.01f);
+  FloatBuffer B = filled_floats(static_cast<size_t>(n) * k, 0.02f);
+  FloatBuffer C = filled_floats(static_cast<size_t>(m) * n, 0.0f);
   double t = best_time(reps, [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A.get(), k, B.get(), k,
                 0.0f, C.get(), n);

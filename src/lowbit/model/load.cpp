@@ -70,7 +70,7 @@ void check_vocab(const LoadedModel& m, const std::string& tok_path) {
 }  // namespace
 
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
-                       bool want_tokenizer) {
+                       bool want_tokenizer, bool use_mmap) {
   LoadedModel m;
   m.source = path;
   std::error_code ec;
@@ -83,7 +83,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   std::string tok = tokenizer_path;
   if (fs::is_directory(p)) {
     if (fs::exists(p / "config.json")) {
-      m.weights = load_hf_weights(p.string());
+      m.weights = load_hf_weights(p.string(), use_mmap);
       if (tok.empty()) tok = p.string();
     } else {
       auto models = bins_in(p, false);
@@ -93,11 +93,11 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
       if (models.size() > 1) {
         fail(path, "several llama2.c checkpoints ({}); name one", join_names(models));
       }
-      m.weights = load_llama2c_weights(models[0].string());
+      m.weights = load_llama2c_weights(models[0].string(), use_mmap);
       if (tok.empty() && want_tokenizer) tok = find_llama2c_tokenizer(p, models[0].string());
     }
   } else {
-    m.weights = load_llama2c_weights(p.string());
+    m.weights = load_llama2c_weights(p.string(), use_mmap);
     if (tok.empty() && want_tokenizer) {
       const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
       tok = find_llama2c_tokenizer(dir, path);

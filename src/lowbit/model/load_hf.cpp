@@ -8,6 +8,7 @@
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/load.h"
+#include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
 
@@ -21,18 +22,19 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 // fp32 view of a stored tensor: F32 (4-byte aligned) points into the mapping, everything else
 // is converted into a buffer kept alive by `w`.
-const float* as_f32(const TensorInfo& t, ModelWeights* w) {
+const float* as_f32(const TensorInfo& t, ModelWeights* w, bool use_mmap) {
   const size_t n = static_cast<size_t>(t.numel());
-  if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) {
+  if (use_mmap && t.dtype == DType::F32 &&
+      reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) {
     return reinterpret_cast<const float*>(t.data);
   }
-  std::shared_ptr<float[]> buf(new float[n > 0 ? n : 1]);
+  std::shared_ptr<float[]> buf = alloc_floats(n);
   float* dst = buf.get();
   const uint8_t* src = t.data;
   const int64_t chunk = int64_t{1} << 13;
   const int64_t n_chunks = (static_cast<int64_t>(n) + chunk - 1) / chunk;
   switch (t.dtype) {
-    case DType::F32:  // misaligned: copy
+    case DType::F32:  // misaligned, or not mapped: copy
       std::memcpy(dst, src, n * sizeof(float));
       break;
     case DType::BF16:
@@ -120,7 +122,7 @@ void place(const TensorSpec& spec, const std::vector<int64_t>& shape, const floa
 
 }  // namespace
 
-std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir) {
+std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap) {
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
@@ -146,7 +148,7 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir) {
         fail(t->file, "tensor {} has shape {}, expected {}", name, shape_str(t->shape),
              shape_str(shape));
       }
-      place(spec, shape, as_f32(*t, w.get()), layer, w.get());
+      place(spec, shape, as_f32(*t, w.get(), use_mmap), layer, w.get());
     }
   }
   if (w->cfg.tied_embeddings) {

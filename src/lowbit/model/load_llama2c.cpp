@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "lowbit/model/load.h"
+#include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/mapped_file.h"
 
@@ -57,7 +58,7 @@ void permute_rows(const float* src, float* dst, int n_heads, int head_dim, int c
 
 }  // namespace
 
-std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path) {
+std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path, bool use_mmap) {
   auto file = MappedFile::open(path);
   Llama2cHeader h{};
   if (file->size() < sizeof(h)) {
@@ -95,8 +96,15 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path) {
     fail(path, "truncated llama2.c checkpoint: expected {} bytes, got {}", expected, file->size());
   }
 
-  w->keep_alive.push_back(file);
   const float* p = reinterpret_cast<const float*>(file->data() + sizeof(h));
+  if (use_mmap) {
+    w->keep_alive.push_back(file);
+  } else {
+    std::shared_ptr<float[]> copy = alloc_floats(static_cast<size_t>(floats));
+    std::memcpy(copy.get(), p, static_cast<size_t>(floats) * sizeof(float));
+    w->keep_alive.push_back(copy);
+    p = copy.get();
+  }
   auto take = [&p](int64_t n) {
     const float* r = p;
     p += n;
@@ -118,7 +126,7 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path) {
   const float* wcls = c.tied_embeddings ? w->tok_embeddings : take(vocab * dim);
 
   // Permuted q/k live in one owned buffer.
-  std::shared_ptr<float[]> qk(new float[static_cast<size_t>(L * (dim + kv_dim) * dim)]);
+  std::shared_ptr<float[]> qk = alloc_floats(static_cast<size_t>(L * (dim + kv_dim) * dim));
   w->keep_alive.push_back(qk);
   const int d = c.dim, hd = c.hidden_dim, kvd = static_cast<int>(kv_dim);
   for (int64_t l = 0; l < L; ++l) {

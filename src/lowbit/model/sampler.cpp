@@ -23,8 +23,8 @@ int Sampler::sample(const float* logits, int vocab) {
   size_t keep = cand_.size();
   if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < keep) {
     keep = static_cast<size_t>(p_.top_k);
-    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(keep),
-                      cand_.end(), by_logit);
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(keep), cand_.end(),
+                      by_logit);
   } else {
     std::sort(cand_.begin(), cand_.end(), by_logit);
   }

@@ -56,8 +56,7 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   const ModelConfig& c = w_->cfg;
   if (n <= 0) fail("transformer", "forward needs at least one token");
   if (pos_ + n > max_ctx_) {
-    fail("transformer", "{} tokens at position {} exceed the context length {}", n, pos_,
-         max_ctx_);
+    fail("transformer", "{} tokens at position {} exceed the context length {}", n, pos_, max_ctx_);
   }
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
@@ -90,9 +89,11 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
 
     // Attention block.
     ops::rmsnorm(s.x.data(), L.attn_norm, s.xn.data(), n, dim, c.norm_eps);
-    ops::linear(L.wq, s.xn.data(), n, s.q.data());
-    ops::linear(L.wk, s.xn.data(), n, s.k.data());
-    ops::linear(L.wv, s.xn.data(), n, s.v.data());
+    {
+      const Linear* qkv[] = {&L.wq, &L.wk, &L.wv};
+      float* out[] = {s.q.data(), s.k.data(), s.v.data()};
+      ops::linear_multi(qkv, out, 3, s.xn.data(), n);
+    }
     for (int t = 0; t < n; ++t) {
       ops::rope(&s.q[t * static_cast<size_t>(q_dim)], c.n_heads, hd, pos_ + t,
                 rope_inv_freq_.data());
@@ -107,8 +108,11 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
 
     // MLP block.
     ops::rmsnorm(s.x.data(), L.ffn_norm, s.xn.data(), n, dim, c.norm_eps);
-    ops::linear(L.w_gate, s.xn.data(), n, s.gate.data());
-    ops::linear(L.w_up, s.xn.data(), n, s.up.data());
+    {
+      const Linear* gate_up[] = {&L.w_gate, &L.w_up};
+      float* out[] = {s.gate.data(), s.up.data()};
+      ops::linear_multi(gate_up, out, 2, s.xn.data(), n);
+    }
     ops::swiglu(s.gate.data(), s.up.data(), nn * c.hidden_dim);
     ops::linear(L.w_down, s.gate.data(), n, s.xn.data());
     for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];

@@ -19,7 +19,7 @@ class Transformer {
   const ModelConfig& config() const { return w_->cfg; }
   int max_ctx() const { return max_ctx_; }
   int pos() const { return pos_; }  // tokens already in the KV cache
-  void reset() { pos_ = 0; }         // forget the KV cache
+  void reset() { pos_ = 0; }        // forget the KV cache
   // Drop cached tokens beyond `pos` (e.g. to reuse a shared prefix).
   void rewind(int pos);
 

@@ -1,37 +1,75 @@
 #include "lowbit/ops/matmul.h"
 
 #include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+
 #include "lowbit/util/simd.h"
 
 namespace lowbit::ops {
 
 namespace {
 
-inline float dot(const float* a, const float* b, int n) {
-  int i = 0;
+// y[r] = W[r, :] · x for rows [r0, r1). Four rows at a time share each load of x and keep four
+// independent memory streams in flight, which is what a bandwidth-bound GEMV needs.
+void gemv_rows(const float* w, const float* x, float* y, int r0, int r1, int in) {
+  int r = r0;
 #if defined(__AVX512F__)
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
-  for (; i + 64 <= n; i += 64) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-    acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), acc2);
-    acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), acc3);
+  const int tail = in % 16;
+  const __mmask16 tm = static_cast<__mmask16>((1u << tail) - 1);
+  const int body = in - tail;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w0 = w + static_cast<size_t>(r) * in;
+    const float* w1 = w0 + in;
+    const float* w2 = w1 + in;
+    const float* w3 = w2 + in;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int i = 0; i < body; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + i);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + i), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + i), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + i), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + i), xv, a3);
+    }
+    if (tail) {
+      const __m512 xv = _mm512_maskz_loadu_ps(tm, x + body);
+      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w0 + body), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w1 + body), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w2 + body), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w3 + body), xv, a3);
+    }
+    y[r] = _mm512_reduce_add_ps(a0);
+    y[r + 1] = _mm512_reduce_add_ps(a1);
+    y[r + 2] = _mm512_reduce_add_ps(a2);
+    y[r + 3] = _mm512_reduce_add_ps(a3);
   }
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-  }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
-    i = n;
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-#else
-  float s = 0.0f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
 #endif
+  for (; r < r1; ++r) {
+    const float* wr = w + static_cast<size_t>(r) * in;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < in; ++i) s += wr[i] * x[i];
+    y[r] = s;
+  }
+}
+
+// Rows [begin, end) of `total` for thread `t` of `nt`, in blocks of 4 rows.
+void split_rows(int total, int t, int nt, int* begin, int* end) {
+  const int blocks = (total + 3) / 4;
+  const int b0 = static_cast<int>(static_cast<long long>(blocks) * t / nt);
+  const int b1 = static_cast<int>(static_cast<long long>(blocks) * (t + 1) / nt);
+  *begin = std::min(total, b0 * 4);
+  *end = std::min(total, b1 * 4);
+}
+
+void add_bias(const Linear& l, int n, float* y) {
+  if (l.bias == nullptr) return;
+  for (int t = 0; t < n; ++t) {
+    float* row = y + static_cast<size_t>(t) * l.out;
+    for (int o = 0; o < l.out; ++o) row[o] += l.bias[o];
+  }
 }
 
 }  // namespace
@@ -39,8 +77,12 @@ inline float dot(const float* a, const float* b, int n) {
 void gemv(const float* w, const float* x, float* y, int out, int in) {
   // Threads only pay off once the matrix is large enough (fork/join costs microseconds).
   const bool big = static_cast<long long>(out) * in >= (1 << 16);
-#pragma omp parallel for schedule(static) if (big)
-  for (int r = 0; r < out; ++r) y[r] = dot(w + static_cast<size_t>(r) * in, x, in);
+#pragma omp parallel if (big)
+  {
+    int b, e;
+    split_rows(out, omp_get_thread_num(), omp_get_num_threads(), &b, &e);
+    gemv_rows(w, x, y, b, e, in);
+  }
 }
 
 void linear(const Linear& l, const float* x, int n, float* y) {
@@ -50,12 +92,27 @@ void linear(const Linear& l, const float* x, int n, float* y) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l.out, l.in, 1.0f, x, l.in, l.w, l.in,
                 0.0f, y, l.out);
   }
-  if (l.bias != nullptr) {
-    for (int t = 0; t < n; ++t) {
-      float* row = y + static_cast<size_t>(t) * l.out;
-      for (int o = 0; o < l.out; ++o) row[o] += l.bias[o];
+  add_bias(l, n, y);
+}
+
+void linear_multi(const Linear* const* ls, float* const* ys, int count, const float* x, int n) {
+  if (n != 1) {
+    for (int i = 0; i < count; ++i) linear(*ls[i], x, n, ys[i]);
+    return;
+  }
+  // Decode: one parallel region for all the layers that read the same input.
+  long long work = 0;
+  for (int i = 0; i < count; ++i) work += static_cast<long long>(ls[i]->out) * ls[i]->in;
+#pragma omp parallel if (work >= (1 << 16))
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int i = 0; i < count; ++i) {
+      int b, e;
+      split_rows(ls[i]->out, t, nt, &b, &e);
+      gemv_rows(ls[i]->w, x, ys[i], b, e, ls[i]->in);
     }
   }
+  for (int i = 0; i < count; ++i) add_bias(*ls[i], 1, ys[i]);
 }
 
 }  // namespace lowbit::ops

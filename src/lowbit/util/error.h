@@ -15,7 +15,8 @@ struct Error : std::runtime_error {
 
 // Throws Error("<where>: <formatted problem>").
 template <typename... Args>
-[[noreturn]] void fail(const std::string& where, fmt::format_string<Args...> fmt_str, Args&&... args) {
+[[noreturn]] void fail(const std::string& where, fmt::format_string<Args...> fmt_str,
+                       Args&&... args) {
   throw Error(where + ": " + fmt::format(fmt_str, std::forward<Args>(args)...));
 }
 

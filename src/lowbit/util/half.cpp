@@ -1,8 +1,8 @@
 #include "lowbit/util/half.h"
 
-#include "lowbit/util/simd.h"
-
 #include <cmath>
+
+#include "lowbit/util/simd.h"
 
 namespace lowbit {
 
@@ -38,7 +38,8 @@ uint16_t f32_to_f16(float f) {
   const uint32_t sign = (u >> 16) & 0x8000u;
   const int32_t exp = static_cast<int32_t>((u >> 23) & 0xff) - 127 + 15;
   uint32_t mant = u & 0x7fffffu;
-  if (((u >> 23) & 0xff) == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0));
+  if (((u >> 23) & 0xff) == 0xff)
+    return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0));
   if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
   if (exp <= 0) {
     if (exp < -10) return static_cast<uint16_t>(sign);

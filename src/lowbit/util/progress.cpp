@@ -52,9 +52,9 @@ void Progress::draw(bool final) {
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(width, '.');
   const double eta = done_ > 0 ? elapsed * (1.0 - frac) / frac : -1.0;
-  std::string line = fmt::format("\r{} [{}] {}/{} {:3.0f}% {} ETA {} {}", label_, bar, done_,
-                                 total_, frac * 100.0, fmt_duration(elapsed),
-                                 final ? "00:00" : fmt_duration(eta), note_);
+  std::string line =
+      fmt::format("\r{} [{}] {}/{} {:3.0f}% {} ETA {} {}", label_, bar, done_, total_, frac * 100.0,
+                  fmt_duration(elapsed), final ? "00:00" : fmt_duration(eta), note_);
   std::fprintf(stderr, "%s\x1b[K%s", line.c_str(), final ? "\n" : "");
   std::fflush(stderr);
 }

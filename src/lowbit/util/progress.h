@@ -11,7 +11,7 @@ namespace lowbit {
 class Progress {
  public:
   Progress(std::string label, int64_t total);
-  ~Progress();  // finishes the line
+  ~Progress();                                              // finishes the line
   void update(int64_t done, const std::string& note = "");  // absolute count
   void add(int64_t n = 1, const std::string& note = "") { update(done_ + n, note); }
   void finish();
