@@ -21,8 +21,9 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1 --timeout 1800
 
+FUZZ_SECONDS ?= 60
 fuzz: setup
-	bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
