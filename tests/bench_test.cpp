@@ -136,11 +136,7 @@ TEST(MachineProbe, SmallProbesArePositiveAndFinite) {
   EXPECT_THROW(measure_bandwidth(16, 1, 1), Error);
 }
 
-int run_cli(const std::string& args) {
-  const std::string cmd = test::cli_path() + " " + args + " >/dev/null 2>&1";
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+int run_cli(const std::string& args) { return test::run_cli(args).rc; }
 
 TEST(BenchCli, JsonHasExpectedKeys) {
   LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");

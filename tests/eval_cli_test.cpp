@@ -21,23 +21,8 @@
 namespace lowbit {
 namespace {
 
-struct CliResult {
-  int rc = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CliResult run_cli(const std::string& args) {
-  CliResult r;
-  const std::string cmd = "LOWBIT_PROGRESS=0 " + test::cli_path() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using test::CliResult;
+using test::run_cli;
 
 // The non-empty lines of s.
 std::vector<std::string> lines(const std::string& s) {

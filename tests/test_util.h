@@ -2,7 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -22,6 +25,25 @@ inline bool in_ci() {
 
 inline std::string source_dir() { return LOWBIT_SOURCE_DIR; }
 inline std::string cli_path() { return LOWBIT_CLI_PATH; }
+
+struct CliResult {
+  int rc = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `lowbit <args>` (no progress bar) and captures its exit code and output.
+inline CliResult run_cli(const std::string& args) {
+  CliResult r;
+  const std::string cmd = "LOWBIT_PROGRESS=0 " + cli_path() + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 }  // namespace lowbit::test
 
