@@ -1,0 +1,130 @@
+#include "lowbit/quant/algo/gptq.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "lowbit/quant/algo/rtn.h"
+#include "lowbit/quant/group_quant.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+
+std::vector<float> inverse_hessian_cholesky(const std::vector<float>& H, int n, float percdamp,
+                                            float* damp) {
+  double mean_diag = 0;
+  for (int i = 0; i < n; ++i) mean_diag += H[size_t(i) * n + i];
+  mean_diag /= n;
+  std::vector<double> A(size_t(n) * n);
+  for (int attempt = 0; attempt < 5; ++attempt, percdamp *= 10) {
+    const double lambda = percdamp * mean_diag;
+    for (size_t k = 0; k < A.size(); ++k) A[k] = H[k];
+    for (int i = 0; i < n; ++i) A[size_t(i) * n + i] += lambda;
+    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, A.data(), n) != 0) continue;  // not PD: damp more
+    if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, A.data(), n) != 0) continue;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < i; ++j) A[size_t(j) * n + i] = A[size_t(i) * n + j];
+    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A.data(), n) != 0) continue;
+    std::vector<float> U(size_t(n) * n, 0.0f);
+    for (int i = 0; i < n; ++i)
+      for (int j = i; j < n; ++j) U[size_t(i) * n + j] = float(A[size_t(i) * n + j]);
+    if (damp) *damp = float(lambda);
+    return U;
+  }
+  fail("gptq", "Hessian [{}, {}] is not positive definite even with dampening {}", n, n,
+       percdamp / 10);
+}
+
+namespace {
+
+// Column order of the sweep: identity, or descending diag(H) for act-order (stable on ties).
+std::vector<int> sweep_order(const std::vector<float>& H, int in, bool act_order) {
+  std::vector<int> perm(in);
+  std::iota(perm.begin(), perm.end(), 0);
+  if (act_order)
+    std::stable_sort(perm.begin(), perm.end(),
+                     [&](int a, int b) { return H[size_t(a) * in + a] > H[size_t(b) * in + b]; });
+  return perm;
+}
+
+// End of the lazy block starting at i1: at most block_size columns, and never cutting a
+// dynamically fitted group, so every group is fitted on fully updated columns.
+int block_end(int i1, int in, int block_size, int gs, bool dynamic_groups) {
+  int i2 = std::min(i1 + block_size, in);
+  if (dynamic_groups) {
+    const int last_start = ((i2 - 1) / gs) * gs;
+    if (last_start > i1 && std::min(last_start + gs, in) > i2) i2 = last_start;
+  }
+  return i2;
+}
+
+}  // namespace
+
+QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float> H,
+                              const QuantScheme& scheme, const GptqOptions& opt, GptqStats* stats) {
+  if (out <= 0 || in <= 0) fail("gptq", "bad shape [{}, {}]", out, in);
+  if (H.size() != size_t(in) * in) fail("gptq", "Hessian has {} values, want {}²", H.size(), in);
+  const int gs = group_columns(scheme, in);
+  const bool per_channel = scheme.group_size <= 0;
+  const bool static_groups = per_channel || opt.static_groups;
+  GptqStats st;
+
+  // Dead columns (never activated): H_ii = 1 and W[:, i] = 0.
+  std::vector<float> Wc(W, W + size_t(out) * in);
+  for (int i = 0; i < in; ++i) {
+    if (H[size_t(i) * in + i] != 0.0f) continue;
+    H[size_t(i) * in + i] = 1.0f;
+    for (int r = 0; r < out; ++r) Wc[size_t(r) * in + i] = 0.0f;
+    ++st.dead_columns;
+  }
+
+  QuantizedWeight qw = quantize_rtn(Wc.data(), out, in, scheme);  // shapes; static params
+  const int n_groups = qw.n_groups;
+
+  // Act-order: permute W's columns and H's rows/columns; g_idx follows the sweep position.
+  const std::vector<int> perm = sweep_order(H, in, opt.act_order);
+  std::vector<float> Wp(size_t(out) * in), Hp(size_t(in) * in);
+  for (int r = 0; r < out; ++r)
+    for (int j = 0; j < in; ++j) Wp[size_t(r) * in + j] = Wc[size_t(r) * in + perm[j]];
+  for (int i = 0; i < in; ++i)
+    for (int j = 0; j < in; ++j) Hp[size_t(i) * in + j] = H[size_t(perm[i]) * in + perm[j]];
+  for (int j = 0; j < in; ++j) qw.g_idx[perm[j]] = static_groups ? perm[j] / gs : j / gs;
+
+  const std::vector<float> U = inverse_hessian_cholesky(Hp, in, opt.percdamp, &st.damp);
+
+  std::vector<double> row_loss(out, 0.0);
+  std::vector<float> err;
+  for (int i1 = 0; i1 < in;) {
+    const int i2 = block_end(i1, in, std::max(1, opt.block_size), gs, !static_groups);
+    const int count = i2 - i1;
+    err.assign(size_t(out) * count, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < out; ++r) {
+      float* w = &Wp[size_t(r) * in];
+      for (int j = i1; j < i2; ++j) {
+        const int g = qw.g_idx[perm[j]];
+        GroupParams& p = qw.params[size_t(r) * n_groups + g];
+        if (!static_groups && j % gs == 0) p = fit_group(scheme, w + j, std::min(gs, in - j));
+        const uint8_t q = quantize_value(scheme, p, w[j]);
+        qw.q[size_t(r) * in + perm[j]] = q;
+        const float d = U[size_t(j) * in + j];
+        const float e = (w[j] - dequantize_value(scheme, p, q)) / d;
+        row_loss[r] += 0.5 * double(e) * e;
+        for (int k = j + 1; k < i2; ++k) w[k] -= e * U[size_t(j) * in + k];
+        err[size_t(r) * count + (j - i1)] = e;
+      }
+    }
+    // Lazy batch update of the remaining columns: W[:, i2:] -= Err · U[i1:i2, i2:].
+    if (i2 < in)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(),
+                  count, &U[size_t(i1) * in + i2], in, 1.0f, &Wp[i2], in);
+    i1 = i2;
+  }
+  st.error = std::accumulate(row_loss.begin(), row_loss.end(), 0.0);
+  if (stats) *stats = st;
+  return qw;
+}
+
+}  // namespace lowbit

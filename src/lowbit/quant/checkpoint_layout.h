@@ -1,0 +1,66 @@
+// Per-tensor conversion between a QuantizedWeight and the safetensors tensors of a quantized
+// checkpoint, in the two on-disk layouts (docs/QUANT_FORMATS.md):
+//  - GPTQ (quant_method "gptq", loaded by HF transformers and vLLM): <prefix>.qweight I32
+//    [in·b/32, out], <prefix>.qzeros I32 [n_groups, out·b/32], <prefix>.scales F16 [n_groups, out],
+//    <prefix>.g_idx I32 [in]. Zero points: checkpoint format v1 ("gptq") stores zero − 1 (the
+//    historical off-by-one that loaders add back), v2 ("gptq_v2") stores zero.
+//  - lowbit extension (quant_method "lowbit"), for what GPTQ cannot express (nf4, fp4, fp8 weights,
+//    f32/bf16/fp8 scales, ragged shapes): <prefix>.qweight U8 [out, ceil(in·b/8)],
+//    <prefix>.scales [out, n_groups] in the scale dtype (F32, F16, BF16 or F8_E4M3),
+//    <prefix>.zeros U8 [out, n_groups] (int asym only), <prefix>.g_idx I32 [in].
+// The whole-model saver lives in the pipeline; this file only converts one weight.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/safetensors.h"
+#include "lowbit/quant/scheme.h"
+
+namespace lowbit {
+
+// A tensor that owns its bytes (little-endian, in `dtype` layout).
+struct PackedTensor {
+  std::string name;
+  DType dtype = DType::U8;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+
+  TensorToWrite view() const { return {name, dtype, shape, bytes.data(), bytes.size()}; }
+  TensorDecl decl() const { return {name, dtype, shape}; }
+};
+
+// Finds a tensor by full name; nullptr when absent (e.g. wraps TensorStore::find).
+using TensorLookup = std::function<const TensorInfo*(const std::string& name)>;
+
+// Whether every zero point can be written in GPTQ checkpoint format v1: v1 stores zero − 1 in
+// b bits, so a zero point of 0 (asym groups with no negative weight) cannot be stored.
+bool gptq_v1_can_store(const QuantizedWeight& w);
+
+// GPTQ tensors of w (version 1 or 2). Throws Error unless gptq_layout_fits(w.scheme, out, in)
+// and, for version 1, gptq_v1_can_store(w).
+std::vector<PackedTensor> to_gptq_tensors(const QuantizedWeight& w, const std::string& prefix,
+                                          int version = 1);
+// Reads <prefix>.qweight/.qzeros/.scales/.g_idx (g_idx optional: i / group_size) written in
+// checkpoint format `version`; bits, group size and sym come from `s` (the quantization_config).
+// Shapes are validated against each other; throws Error("<file>: ...") on any mismatch.
+QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefix,
+                                  const TensorLookup& lookup, int version = 1);
+
+std::vector<PackedTensor> to_lowbit_tensors(const QuantizedWeight& w, const std::string& prefix);
+QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& prefix,
+                                    const TensorLookup& lookup);
+
+// quantization_config blocks (config.json; the GPTQ one is also quantize_config.json).
+nlohmann::json gptq_quantization_config(const QuantScheme& s, bool desc_act, bool static_groups,
+                                        int version = 1);
+nlohmann::json lowbit_quantization_config(const QuantScheme& s);
+// Parses either block back into a scheme (and, for GPTQ, the checkpoint format version 1 or 2).
+// Throws Error("<where>: ...") on missing or invalid keys.
+QuantScheme scheme_from_quantization_config(const std::string& where, const nlohmann::json& cfg,
+                                            int* gptq_version = nullptr);
+
+}  // namespace lowbit

@@ -1,0 +1,201 @@
+#include "lowbit/quant/scheme.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "lowbit/quant/group_quant.h"
+#include "lowbit/quant/minifloat.h"
+#include "lowbit/util/error.h"
+#include "lowbit/util/half.h"
+
+namespace lowbit {
+
+WeightType parse_weight_type(const std::string& where, const std::string& name, int* bits) {
+  struct Entry {
+    const char* name;
+    WeightType type;
+    int bits;
+  };
+  static const Entry kEntries[] = {
+      {"int2", WeightType::kInt, 2},         {"int3", WeightType::kInt, 3},
+      {"int4", WeightType::kInt, 4},         {"int8", WeightType::kInt, 8},
+      {"nf4", WeightType::kNF4, 4},          {"fp4", WeightType::kFP4, 4},
+      {"fp4_e2m1", WeightType::kFP4, 4},     {"fp8", WeightType::kFP8E4M3, 8},
+      {"fp8_e4m3", WeightType::kFP8E4M3, 8}, {"fp8_e5m2", WeightType::kFP8E5M2, 8},
+  };
+  for (const Entry& e : kEntries) {
+    if (name == e.name) {
+      if (bits != nullptr) *bits = e.bits;
+      return e.type;
+    }
+  }
+  fail(where,
+       "unknown weight type '{}' (expected int2, int3, int4, int8, nf4, fp4, fp8_e4m3, "
+       "fp8_e5m2)",
+       name);
+}
+
+ScaleType parse_scale_type(const std::string& where, const std::string& name) {
+  if (name == "f32" || name == "fp32" || name == "float32") return ScaleType::kF32;
+  if (name == "f16" || name == "fp16" || name == "float16") return ScaleType::kF16;
+  if (name == "bf16" || name == "bfloat16") return ScaleType::kBF16;
+  if (name == "fp8_e4m3" || name == "fp8" || name == "e4m3") return ScaleType::kFP8E4M3;
+  fail(where, "unknown scale type '{}' (expected f32, f16, bf16, fp8_e4m3)", name);
+}
+
+std::string weight_type_name(WeightType t, int bits) {
+  switch (t) {
+    case WeightType::kInt:
+      return "int" + std::to_string(bits);
+    case WeightType::kNF4:
+      return "nf4";
+    case WeightType::kFP4:
+      return "fp4";
+    case WeightType::kFP8E4M3:
+      return "fp8_e4m3";
+    case WeightType::kFP8E5M2:
+      return "fp8_e5m2";
+  }
+  return "?";
+}
+
+std::string scale_type_name(ScaleType t) {
+  switch (t) {
+    case ScaleType::kF32:
+      return "f32";
+    case ScaleType::kF16:
+      return "f16";
+    case ScaleType::kBF16:
+      return "bf16";
+    case ScaleType::kFP8E4M3:
+      return "fp8_e4m3";
+  }
+  return "?";
+}
+
+std::string scheme_name(const QuantScheme& s) {
+  std::string name = weight_type_name(s.type, s.bits);
+  name += s.group_size < 0 ? " per-channel" : " g" + std::to_string(s.group_size);
+  if (s.type == WeightType::kInt) {
+    name += s.sym ? (s.int4_clip ? " sym-clip" : " sym") : " asym";
+  }
+  return name + " " + scale_type_name(s.scale_type) + "-scales";
+}
+
+void validate_scheme(const std::string& where, const QuantScheme& s) {
+  if (s.group_size == 0 || s.group_size < -1) {
+    fail(where, "group size {} is invalid (expected a positive number or -1 for per-channel)",
+         s.group_size);
+  }
+  switch (s.type) {
+    case WeightType::kInt:
+      if (s.bits != 2 && s.bits != 3 && s.bits != 4 && s.bits != 8) {
+        fail(where, "int weights have 2, 3, 4 or 8 bits, not {}", s.bits);
+      }
+      if (s.int4_clip && !s.sym) fail(where, "the clip range needs symmetric quantization");
+      return;
+    case WeightType::kNF4:
+    case WeightType::kFP4:
+      if (s.bits != 4)
+        fail(where, "{} weights have 4 bits, not {}", weight_type_name(s.type, 4), s.bits);
+      break;
+    case WeightType::kFP8E4M3:
+    case WeightType::kFP8E5M2:
+      if (s.bits != 8)
+        fail(where, "{} weights have 8 bits, not {}", weight_type_name(s.type, 8), s.bits);
+      break;
+  }
+  // Codebook and float types have no zero point: sym and int4_clip do not apply and are ignored.
+}
+
+int groups_per_row(const QuantScheme& s, int in) {
+  if (s.group_size < 0 || in <= 0) return 1;
+  return (in + s.group_size - 1) / s.group_size;
+}
+
+float round_scale(ScaleType t, float scale) {
+  if (!std::isfinite(scale)) return scale;
+  const float mag = std::fabs(scale);
+  float r = scale;
+  float tiny = std::numeric_limits<float>::denorm_min(), big = std::numeric_limits<float>::max();
+  switch (t) {
+    case ScaleType::kF32:
+      return scale;
+    case ScaleType::kF16:
+      r = f16_to_f32(f32_to_f16(scale));
+      tiny = f16_to_f32(0x0001);
+      big = 65504.0f;
+      break;
+    case ScaleType::kBF16:
+      r = bf16_to_f32(f32_to_bf16(scale));
+      tiny = bf16_to_f32(0x0001);
+      big = bf16_to_f32(0x7f7f);
+      break;
+    case ScaleType::kFP8E4M3:
+      r = fp8_e4m3_to_f32(f32_to_fp8_e4m3(scale));
+      tiny = fp8_e4m3_to_f32(0x01);
+      big = 448.0f;
+      break;
+  }
+  if (mag > 0 && std::fabs(r) < tiny) r = std::copysign(tiny, scale);
+  if (std::fabs(r) > big) r = std::copysign(big, scale);
+  return r;
+}
+
+float round_scale_up(ScaleType t, float scale) {
+  float r = round_scale(t, scale);
+  if (!(r < scale) || !(scale > 0)) return r;
+  switch (t) {
+    case ScaleType::kF32:
+      return r;
+    case ScaleType::kF16:
+      return std::min(f16_to_f32(static_cast<uint16_t>(f32_to_f16(r) + 1)), 65504.0f);
+    case ScaleType::kBF16:
+      return bf16_to_f32(static_cast<uint16_t>(f32_to_bf16(r) + 1));
+    case ScaleType::kFP8E4M3: {
+      const uint8_t c = f32_to_fp8_e4m3(r);
+      return c >= 0x7E ? 448.0f : fp8_e4m3_to_f32(static_cast<uint8_t>(c + 1));
+    }
+  }
+  return r;
+}
+
+void QuantizedWeight::check(const std::string& where) const {
+  validate_scheme(where, scheme);
+  if (out <= 0 || in <= 0) fail(where, "empty quantized weight [{}, {}]", out, in);
+  if (n_groups != groups_per_row(scheme, in)) {
+    fail(where, "{} groups per row, expected {} for {} columns with {}", n_groups,
+         groups_per_row(scheme, in), in, scheme_name(scheme));
+  }
+  const size_t numel = static_cast<size_t>(out) * static_cast<size_t>(in);
+  if (q.size() != numel) fail(where, "{} codes, expected {}", q.size(), numel);
+  if (params.size() != static_cast<size_t>(out) * static_cast<size_t>(n_groups)) {
+    fail(where, "{} group params, expected {}", params.size(),
+         static_cast<size_t>(out) * static_cast<size_t>(n_groups));
+  }
+  if (g_idx.size() != static_cast<size_t>(in))
+    fail(where, "g_idx has {} entries, expected {}", g_idx.size(), in);
+  for (int32_t g : g_idx) {
+    if (g < 0 || g >= n_groups) fail(where, "g_idx entry {} outside [0, {})", g, n_groups);
+  }
+  const int max_code = scheme.bits >= 8 ? 255 : (1 << scheme.bits) - 1;
+  for (uint8_t c : q) {
+    if (c > max_code) fail(where, "code {} does not fit in {} bits", c, scheme.bits);
+  }
+}
+
+std::vector<float> QuantizedWeight::dequantize() const {
+  check("dequantize");
+  std::vector<float> w(q.size());
+  for (int o = 0; o < out; ++o) {
+    const GroupParams* row_params = &params[static_cast<size_t>(o) * n_groups];
+    const uint8_t* row_q = &q[static_cast<size_t>(o) * in];
+    float* row_w = &w[static_cast<size_t>(o) * in];
+    for (int i = 0; i < in; ++i)
+      row_w[i] = dequantize_value(scheme, row_params[g_idx[i]], row_q[i]);
+  }
+  return w;
+}
+
+}  // namespace lowbit
