@@ -24,15 +24,7 @@ void expect_one_line_error(const std::string& args, const std::string& what) {
   EXPECT_NE(out.find(what), std::string::npos) << "expected '" << what << "' in: " << out;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("lowbit_cli_" + tag + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 void write(const fs::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary);

@@ -19,16 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("lowbit_st_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
+using test::TempDir;
 
 // A safetensors file from a raw header string and `data_bytes` bytes of data.
 std::vector<uint8_t> make_file(const std::string& header, size_t data_bytes = 0) {

@@ -22,16 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("lowbit_synth_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string sub(const std::string& f) const { return (path / f).string(); }
-};
+using test::TempDir;
 
 SynthOptions small_opts(const std::string& out, DType dt, int layers = 2) {
   SynthOptions o;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -25,6 +26,24 @@ inline bool in_ci() {
 
 inline std::string source_dir() { return LOWBIT_SOURCE_DIR; }
 inline std::string cli_path() { return LOWBIT_CLI_PATH; }
+
+// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() /
+             ("lowbit_" + name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path.string(); }
+  // The path of `f` inside the folder.
+  std::string sub(const std::string& f) const { return (path / f).string(); }
+  std::string operator/(const std::string& f) const { return sub(f); }
+};
 
 struct CliResult {
   int rc = -1;
