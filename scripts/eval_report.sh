@@ -18,6 +18,9 @@ LIMIT_ARGS=()
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 export LOWBIT_SHARED=$SHARED
+# Idle OpenMP threads sleep instead of spinning: the runs are GEMM-bound, and spinning threads
+# stall badly when anything else shares the 2 cores. Results do not depend on it.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # model | ctx
 MODELS=("stories260K-hf|512" "babyllama-105-hf|256")
