@@ -49,8 +49,7 @@ TEST(CliErrors, TruncatedSafetensorsInModelFolder) {
     if (fs::exists(fs::path(src) / f)) fs::copy_file(fs::path(src) / f, dir.path / f);
   }
   // Keep the header but cut the data short: offsets now point past the end of the file.
-  std::ifstream in(fs::path(src) / "model.safetensors", std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = test::read_all((fs::path(src) / "model.safetensors").string());
   write(dir.path / "model.safetensors", bytes.substr(0, bytes.size() / 2));
   expect_one_line_error("generate --model " + dir.path.string() + " -n 1", "model.safetensors");
 }
@@ -73,8 +72,7 @@ TEST(CliErrors, UnsupportedArchitecture) {
 TEST(CliErrors, TruncatedLlama2cCheckpoint) {
   LOWBIT_SHARED_OR_SKIP(src, "models/stories260K/stories260K.bin");
   TempDir dir("l2c");
-  std::ifstream in(src, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = test::read_all(src);
   write(dir.path / "model.bin", bytes.substr(0, bytes.size() - 100));
   expect_one_line_error(
       "bench --model " + (dir.path / "model.bin").string() + " -p 1 -n 1 --no-probe", "model.bin");

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace lowbit::test {
@@ -26,6 +28,14 @@ inline bool in_ci() {
 
 inline std::string source_dir() { return LOWBIT_SOURCE_DIR; }
 inline std::string cli_path() { return LOWBIT_CLI_PATH; }
+
+// The whole content of a file ("" when it cannot be read).
+inline std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
 
 // A fresh folder under the system temp dir, removed with everything in it at scope exit.
 struct TempDir {

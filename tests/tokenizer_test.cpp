@@ -20,12 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using lowbit::test::read_all;
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
