@@ -15,5 +15,6 @@ void add_generate(CLI::App& app, Runner* run);
 void add_eval(CLI::App& app, Runner* run);
 void add_bench(CLI::App& app, Runner* run);
 void add_synth(CLI::App& app, Runner* run);
+void add_quantize(CLI::App& app, Runner* run);
 
 }  // namespace lowbit::cli

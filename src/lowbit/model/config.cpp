@@ -153,6 +153,11 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
   if (bias != j.end() && bias->is_boolean() && bias->get<bool>()) c.qkv_bias = true;
   c.bos_id = get_token_id(where, j, "bos_token_id", 1);
   c.eos_id = get_token_id(where, j, "eos_token_id", 2);
+  auto qc = j.find("quantization_config");
+  if (qc != j.end() && !qc->is_null()) {
+    auto m = qc->is_object() ? qc->find("quant_method") : qc->end();
+    c.quant_method = (m != qc->end() && m->is_string()) ? m->get<std::string>() : "unknown";
+  }
 
   if (c.n_heads <= 0) fail(where, "num_attention_heads = {} must be positive", c.n_heads);
   auto hd = j.find("head_dim");

@@ -33,6 +33,9 @@ struct ModelConfig {
   bool qkv_bias = false;  // Qwen2: q/k/v projections carry biases
   int bos_id = 1;
   int eos_id = 2;
+  // quantization_config.quant_method of a quantized checkpoint ("gptq", "lowbit", ...); "" for
+  // floating-point models. The loader reads the rest of the block itself.
+  std::string quant_method;
 };
 
 // Parses a Hugging Face config.json. Throws Error("<path>: ...") on missing/invalid fields or an

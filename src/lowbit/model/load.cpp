@@ -69,10 +69,9 @@ void check_vocab(const LoadedModel& m, const std::string& tok_path) {
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
-                       bool want_tokenizer, bool use_mmap) {
-  LoadedModel m;
-  m.source = path;
+ModelLocation locate_model(const std::string& path, const std::string& tokenizer_path,
+                           bool want_tokenizer) {
+  ModelLocation loc;
   std::error_code ec;
   fs::path p(path);
   if (!fs::exists(p, ec)) fail(path, "no such file or directory");
@@ -80,11 +79,17 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
       (p.filename() == "config.json" || p.extension() == ".safetensors")) {
     p = p.parent_path().empty() ? fs::path(".") : p.parent_path();
   }
-  std::string tok = tokenizer_path;
+  loc.tokenizer = tokenizer_path;
   if (fs::is_directory(p)) {
     if (fs::exists(p / "config.json")) {
-      m.weights = load_hf_weights(p.string(), use_mmap);
-      if (tok.empty()) tok = p.string();
+      loc.hf = true;
+      loc.weights = p.string();
+      if (loc.tokenizer.empty()) {
+        // A quantized llama2.c model saved by lowbit keeps its tokenizer.bin beside config.json.
+        auto toks = bins_in(p, true);
+        loc.tokenizer = !fs::exists(p / "tokenizer.json") && toks.size() == 1 ? toks[0].string()
+                                                                               : p.string();
+      }
     } else {
       auto models = bins_in(p, false);
       if (models.empty()) {
@@ -93,19 +98,31 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
       if (models.size() > 1) {
         fail(path, "several llama2.c checkpoints ({}); name one", join_names(models));
       }
-      m.weights = load_llama2c_weights(models[0].string(), use_mmap);
-      if (tok.empty() && want_tokenizer) tok = find_llama2c_tokenizer(p, models[0].string());
+      loc.weights = models[0].string();
+      if (loc.tokenizer.empty() && want_tokenizer) {
+        loc.tokenizer = find_llama2c_tokenizer(p, models[0].string());
+      }
     }
   } else {
-    m.weights = load_llama2c_weights(p.string(), use_mmap);
-    if (tok.empty() && want_tokenizer) {
+    loc.weights = p.string();
+    if (loc.tokenizer.empty() && want_tokenizer) {
       const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-      tok = find_llama2c_tokenizer(dir, path);
+      loc.tokenizer = find_llama2c_tokenizer(dir, path);
     }
   }
+  return loc;
+}
+
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
+                       bool want_tokenizer, bool use_mmap) {
+  LoadedModel m;
+  m.source = path;
+  const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
+  m.weights = loc.hf ? load_hf_weights(loc.weights, use_mmap)
+                     : load_llama2c_weights(loc.weights, use_mmap);
   if (want_tokenizer) {
-    m.tokenizer = open_tokenizer(tok, m.weights->cfg.vocab_size);
-    check_vocab(m, tok);
+    m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);
+    check_vocab(m, loc.tokenizer);
   }
   return m;
 }

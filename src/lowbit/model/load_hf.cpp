@@ -4,13 +4,17 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "lowbit/io/safetensors.h"
+#include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/load.h"
+#include "lowbit/quant/checkpoint_layout.h"
+#include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
-#include "lowbit/util/half.h"
 
 namespace lowbit {
 
@@ -30,35 +34,7 @@ const float* as_f32(const TensorInfo& t, ModelWeights* w, bool use_mmap) {
   }
   std::shared_ptr<float[]> buf = alloc_floats(n);
   float* dst = buf.get();
-  const uint8_t* src = t.data;
-  const int64_t chunk = int64_t{1} << 13;
-  const int64_t n_chunks = (static_cast<int64_t>(n) + chunk - 1) / chunk;
-  switch (t.dtype) {
-    case DType::F32:  // misaligned, or not mapped: copy
-      std::memcpy(dst, src, n * sizeof(float));
-      break;
-    case DType::BF16:
-    case DType::F16: {
-      const bool bf = t.dtype == DType::BF16;
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < n_chunks; ++c) {
-        const size_t begin = static_cast<size_t>(c * chunk);
-        const size_t len = std::min(static_cast<size_t>(chunk), n - begin);
-        // The source may be 2-byte misaligned inside the file; copy through a local buffer.
-        uint16_t tmp[1 << 13];
-        std::memcpy(tmp, src + begin * 2, len * 2);
-        if (bf) {
-          bf16_to_f32_n(tmp, dst + begin, len);
-        } else {
-          f16_to_f32_n(tmp, dst + begin, len);
-        }
-      }
-      break;
-    }
-    default:
-      fail(t.file, "tensor {} has dtype {}; only F32, BF16 and F16 are supported", t.name,
-           dtype_name(t.dtype));
-  }
+  tensor_to_f32(t, dst);
   w->keep_alive.push_back(buf);
   return dst;
 }
@@ -120,6 +96,48 @@ void place(const TensorSpec& spec, const std::vector<int64_t>& shape, const floa
   }
 }
 
+bool is_linear_weight(TensorRole r) {
+  switch (r) {
+    case TensorRole::kWq:
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+    case TensorRole::kWo:
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+    case TensorRole::kWDown:
+    case TensorRole::kLmHead:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A quantized linear (GPTQ or lowbit layout) dequantized to fp32; nullptr when the module is
+// stored in floating point.
+const float* dequantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
+                         const std::string& weight_name, const std::vector<int64_t>& shape,
+                         ModelWeights* w) {
+  const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
+  const TensorInfo* qweight = store.find(prefix + ".qweight");
+  const ModuleStorage ms = qc.module(prefix, qweight != nullptr);
+  if (ms.layout == "fp") return nullptr;
+  const std::string where = qweight ? qweight->file : store.dir();
+  if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
+  const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
+  QuantizedWeight q = ms.layout == "gptq"
+                          ? from_gptq_tensors(ms.scheme, prefix, lookup, ms.gptq_version)
+                          : from_lowbit_tensors(ms.scheme, prefix, lookup);
+  if (q.out != shape[0] || q.in != shape[1]) {
+    fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
+         shape_str(shape));
+  }
+  const std::vector<float> deq = q.dequantize();
+  std::shared_ptr<float[]> buf = alloc_floats(deq.size());
+  std::copy(deq.begin(), deq.end(), buf.get());
+  w->keep_alive.push_back(buf);
+  return buf.get();
+}
+
 }  // namespace
 
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap) {
@@ -130,6 +148,16 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
   w->cfg = load_hf_config(config_path);
   const ArchSpec* arch = find_arch(w->cfg.architecture);
   TensorStore store = TensorStore::open_dir(dir);
+  std::optional<QuantizedCheckpointConfig> qc;
+  if (!w->cfg.quant_method.empty()) {
+    auto f = MappedFile::open(config_path);
+    const auto j = nlohmann::json::parse(
+        std::string(reinterpret_cast<const char*>(f->data()), f->size()), nullptr, false);
+    if (j.is_discarded() || !j.contains("quantization_config")) {
+      fail(config_path, "cannot read quantization_config");
+    }
+    qc = QuantizedCheckpointConfig::parse(config_path, j["quantization_config"]);
+  }
   for (const auto& f : store.files()) w->keep_alive.push_back(f);
   w->layers.resize(static_cast<size_t>(w->cfg.n_layers));
 
@@ -139,6 +167,12 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
     const int n = spec.per_layer ? w->cfg.n_layers : 1;
     for (int layer = 0; layer < n; ++layer) {
       const std::string name = tensor_name(spec, layer);
+      if (qc && is_linear_weight(spec.role)) {
+        if (const float* p = dequantized(*qc, store, name, shape, w.get())) {
+          place(spec, shape, p, layer, w.get());
+          continue;
+        }
+      }
       const TensorInfo* t = store.find(name);
       if (t == nullptr) {
         const std::string where = store.files().size() == 1 ? store.files()[0]->path() : dir;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/util/error.h"
@@ -240,18 +241,10 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
   if (opt.layers > 0) res.cfg.n_layers = opt.layers;
   validate_config("synth", res.cfg);
 
-  fs::path out = fs::path(opt.out_dir);
-  while (!out.empty() && out.filename().empty()) out = out.parent_path();  // trailing '/'
-  if (fs::exists(out) && !opt.force) {
-    fail(out.string(), "already exists (remove it or pass --force)");
-  }
-  const fs::path tmp = out.string() + ".tmp." + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) fail(tmp.string(), "cannot create folder: {}", ec.message());
+  OutputDir dir(opt.out_dir, opt.force);
+  const fs::path tmp = dir.tmp();
 
-  try {
+  {
     // Declarations and recipes, in Hugging Face order: per-layer tensors grouped by layer.
     const ArchSpec* arch = find_arch(res.cfg.architecture);
     std::vector<TensorDecl> decls;
@@ -299,17 +292,7 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
     res.files.push_back("config.json");
     if (!opt.tokenizer.empty()) copy_tokenizer(opt.tokenizer, tmp);
 
-    if (fs::exists(out)) {  // --force: swap in the new folder, then drop the old one
-      const fs::path old = out.string() + ".old." + std::to_string(::getpid());
-      fs::rename(out, old, ec);
-      if (ec) fail(out.string(), "cannot replace: {}", ec.message());
-      fs::remove_all(old, ec);
-    }
-    fs::rename(tmp, out, ec);
-    if (ec) fail(out.string(), "cannot rename {}: {}", tmp.string(), ec.message());
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
+    dir.commit();
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

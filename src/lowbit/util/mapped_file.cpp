@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -51,6 +53,17 @@ std::shared_ptr<MappedFile> MappedFile::from_memory(const std::string& path,
   f->size_ = f->owned_.size();
   f->data_ = f->owned_.empty() ? nullptr : f->owned_.data();
   return f;
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  if (!mapped_ || n == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(data_));
+  const uintptr_t hi =
+      std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t begin = (lo + page - 1) / page * page;
+  const uintptr_t end = hi / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

@@ -23,6 +23,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  bool is_mapped() const { return mapped_; }  // false for from_memory
+  // Drops the process's pages of [p, p + n) (whole pages only; MADV_DONTNEED): they leave the
+  // resident set and are read again from the page cache if touched. No-op for from_memory.
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;

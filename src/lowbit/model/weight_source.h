@@ -1,0 +1,57 @@
+// A model's tensors read one at a time as fp32, for work that must not hold the whole model in
+// memory (the layer-by-layer quantization pipeline). A Hugging Face folder is memory-mapped and
+// each tensor converted on request; the mapped pages are dropped from the resident set again
+// (release) so only what the caller copied stays. A llama2.c file (small by nature) is loaded
+// whole through load_llama2c_weights.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/safetensors.h"
+#include "lowbit/model/arch.h"
+#include "lowbit/model/weights.h"
+
+namespace lowbit {
+
+class WeightSource {
+ public:
+  // `path`: what load_model accepts (HF folder, llama2.c .bin, folder with one .bin). Quantized
+  // checkpoints are refused (quantizing them again would compound the error).
+  static std::unique_ptr<WeightSource> open(const std::string& path);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ArchSpec& arch() const { return *arch_; }
+  // The HF folder or the llama2.c file; "" for a folder holding llama2.c.
+  const std::string& path() const { return path_; }
+  bool is_hf() const { return weights_ == nullptr; }
+  // The HF folder the weights come from ("" for llama2.c): tokenizer and config files live there.
+  const std::string& hf_dir() const { return hf_dir_; }
+  // The llama2.c checkpoint file ("" for HF).
+  const std::string& llama2c_file() const { return llama2c_file_; }
+
+  // Whether the tensor of `role` exists in this model (biases, untied lm_head).
+  bool has(TensorRole role) const;
+  // Hugging Face name of a tensor ("model.layers.3.mlp.down_proj.weight").
+  std::string name(TensorRole role, int layer) const;
+  std::vector<int64_t> shape(TensorRole role) const;
+  // fp32 copy of a tensor (q/k already in rotate-half order). Throws Error on a missing tensor
+  // or a shape that disagrees with the config.
+  std::vector<float> read(TensorRole role, int layer) const;
+  // The dtype the tensor is stored in (F32 for llama2.c).
+  DType stored_dtype(TensorRole role, int layer) const;
+  // Drops the mapped pages of a tensor from the resident set (no-op for llama2.c).
+  void release(TensorRole role, int layer) const;
+
+ private:
+  const TensorSpec& spec(TensorRole role) const;
+  const TensorInfo& hf_tensor(TensorRole role, int layer) const;
+  ModelConfig cfg_;
+  const ArchSpec* arch_ = nullptr;
+  std::string path_, hf_dir_, llama2c_file_;
+  std::unique_ptr<TensorStore> store_;         // HF
+  std::shared_ptr<ModelWeights> weights_;      // llama2.c
+};
+
+}  // namespace lowbit

@@ -1,0 +1,91 @@
+// The quantization pipeline: a floating-point checkpoint in, a quantized model folder out,
+// layer by layer so that only one decoder layer's weights are resident (docs/QUANTIZE.md).
+//
+//   embed calibration tokens -> for each decoder layer:
+//     read its fp32 weights (streamed from the mapped input)
+//     GPTQ / RTN (true-sequential): q,k,v <- attn_in; o <- attn_out; gate,up <- mlp_in;
+//       down <- mlp_act; each group's inputs are computed with the linears before it already
+//       quantized, and the layer's outputs (the next layer's inputs) with all of them quantized
+//     AWQ: one FP pass collects every input point; scales searched and folded (q,k,v into the
+//       attention norm, o into v when shapes allow, gate,up into the MLP norm, down into up);
+//       clip search; RTN with the clip ratios; outputs recomputed with the quantized weights
+//     write the layer's tensors as its own safetensors shard
+//   -> embeddings, final norm, lm_head shard; config.json (+ quantization_config),
+//      quantize_config.json, tokenizer files; the temp folder renamed into place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lowbit/quant/algo/awq.h"
+#include "lowbit/quant/algo/gptq.h"
+#include "lowbit/quant/calibration.h"
+#include "lowbit/quant/recipe.h"
+
+namespace lowbit {
+
+enum class QuantAlgo { kRtn, kGptq, kAwq };
+QuantAlgo parse_quant_algo(const std::string& name);  // "rtn", "gptq", "awq"
+const char* quant_algo_name(QuantAlgo a);
+
+struct QuantizeOptions {
+  QuantAlgo algo = QuantAlgo::kRtn;
+  Recipe recipe;
+  // Storage layout: "gptq" writes every layer GPTQ can hold in the GPTQ layout and moves layers
+  // it cannot hold (ragged shapes) to the nearest scheme it can (more bits, per-channel; listed in
+  // the report); weight types GPTQ lacks (nf4, fp4, fp8, non-f16 scales) use the lowbit layout.
+  // "lowbit" writes every layer in the lowbit layout with exactly the requested scheme.
+  std::string format = "gptq";
+  int gptq_version = 1;  // checkpoint_format of GPTQ layers: 1 ("gptq") or 2 ("gptq_v2")
+  // RTN: per-group clip search (activation-weighted when calibrating).
+  bool clip_search = false;
+  GptqOptions gptq;
+  AwqOptions awq;
+  bool awq_clip = true;       // AWQ's weight-clipping search after the scales
+  int sample_rows = 2048;     // rows of each input point kept for AWQ searches and the report
+  bool calibrate = true;      // RTN may run without calibration data (GPTQ and AWQ need it)
+  CalibOptions calib;
+  std::string tokenizer;      // overrides the tokenizer found beside the model
+  bool force = false;         // replace an existing output folder
+};
+
+struct LayerReport {
+  std::string name;    // "model.layers.3.mlp.down_proj"
+  std::string scheme;  // scheme_name(), or "fp" when kept in floating point
+  std::string layout;  // "gptq", "lowbit" or "fp"
+  std::string note;    // why a fallback / skip happened
+  int64_t params = 0;
+  double bits_per_weight = 0;  // stored bits (codes, scales, zeros, g_idx) per weight
+  // ‖X(W − Q)ᵀ‖ / ‖XWᵀ‖ on sampled calibration inputs ("output"), or ‖W − Q‖ / ‖W‖ without
+  // calibration ("weight").
+  double rel_error = 0;
+  std::string error_kind = "output";
+  double seconds = 0;
+  float awq_alpha = -1;  // AWQ: the α chosen for the linear's input group
+};
+
+struct QuantizeReport {
+  std::string model, out, algo, format, calib_path;
+  int nsamples = 0, seqlen = 0, n_layers = 0;
+  int64_t calib_text_tokens = 0;
+  std::vector<LayerReport> layers;
+  std::vector<std::string> fallbacks;  // "name: int4 g32 -> int8 per-channel (why)"
+  std::vector<std::string> warnings;   // e.g. recipe patterns that matched nothing
+  double seconds = 0;
+  int64_t peak_rss_bytes = 0;
+  double bits_per_weight = 0;  // over quantized linears
+  int64_t quantized_params = 0, fp_params = 0;
+  int64_t out_bytes = 0;  // size of the written folder
+};
+
+QuantizeReport quantize_model(const std::string& model, const std::string& out,
+                              const QuantizeOptions& opt);
+
+nlohmann::json report_json(const QuantizeReport& r);
+// The human-readable table (one row per linear, then totals).
+std::string report_text(const QuantizeReport& r);
+
+}  // namespace lowbit

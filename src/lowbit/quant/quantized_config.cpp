@@ -1,0 +1,141 @@
+#include "lowbit/quant/quantized_config.h"
+
+#include <regex>
+
+#include "lowbit/quant/checkpoint_layout.h"
+#include "lowbit/quant/recipe.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string regex_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string(".^$|()[]{}*+?\\").find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+bool gptq_expressible(const QuantScheme& s) {
+  return s.type == WeightType::kInt && s.scale_type == ScaleType::kF16;
+}
+
+QuantScheme scheme_from_entry(const std::string& where, const json& e) {
+  QuantScheme s;
+  json fields = e;
+  fields.erase("layout");
+  return apply_scheme_fields(where, s, fields);
+}
+
+}  // namespace
+
+json quantization_config_for(const QuantScheme& base, const json& modules, bool desc_act,
+                             bool static_groups, int gptq_version, const std::string& algo) {
+  json qc;
+  if (gptq_expressible(base)) {
+    qc = gptq_quantization_config(base, desc_act, static_groups, gptq_version);
+    json dynamic = json::object();
+    for (const auto& [name, e] : modules.items()) {
+      const std::string key = "^" + regex_escape(name) + "$";
+      const std::string layout = e.value("layout", "fp");
+      if (layout == "fp") {
+        if (name != "lm_head") dynamic["-:" + key] = json::object();
+        continue;
+      }
+      const QuantScheme s = scheme_from_entry(name, e);
+      if (s.bits != base.bits || s.group_size != base.group_size || s.sym != base.sym) {
+        dynamic["+:" + key] = {{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym}};
+      }
+    }
+    if (!dynamic.empty()) qc["dynamic"] = dynamic;
+    if (modules.contains("lm_head") && modules["lm_head"].value("layout", "fp") != "fp") {
+      qc["lm_head"] = true;
+    }
+  } else {
+    qc = lowbit_quantization_config(base);
+  }
+  qc["lowbit_algo"] = algo;
+  qc["lowbit_modules"] = modules;
+  return qc;
+}
+
+QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& where,
+                                                           const json& qc) {
+  QuantizedCheckpointConfig c;
+  c.where_ = where;
+  if (!qc.is_object()) fail(where, "quantization_config is not an object");
+  c.method_ = qc.value("quant_method", "");
+  if (c.method_ != "gptq" && c.method_ != "lowbit") {
+    fail(where, "quant_method '{}' is not supported (lowbit loads gptq and lowbit checkpoints)",
+         c.method_);
+  }
+  c.base_ = scheme_from_quantization_config(where, qc, &c.gptq_version_);
+  if (qc.contains("lowbit_modules")) {
+    if (!qc["lowbit_modules"].is_object()) fail(where, "lowbit_modules is not an object");
+    c.modules_ = qc["lowbit_modules"];
+  }
+  if (qc.contains("dynamic") && qc["dynamic"].is_object()) {
+    for (const auto& [key, v] : qc["dynamic"].items()) {
+      Dynamic d;
+      std::string pat = key;
+      if (pat.rfind("-:", 0) == 0) {
+        d.skip = true;
+        pat = pat.substr(2);
+      } else if (pat.rfind("+:", 0) == 0) {
+        pat = pat.substr(2);
+      }
+      d.regex = pat;
+      if (!v.is_object()) fail(where, "dynamic entry '{}' is not an object", key);
+      d.fields = json::object();
+      for (const char* k : {"bits", "group_size", "sym"}) {
+        if (v.contains(k)) d.fields[k] = v[k];
+      }
+      try {
+        std::regex re(pat);
+        (void)re;
+      } catch (const std::regex_error&) {
+        fail(where, "dynamic entry '{}' is not a valid regular expression", key);
+      }
+      c.dynamic_.push_back(std::move(d));
+    }
+  }
+  return c;
+}
+
+ModuleStorage QuantizedCheckpointConfig::module(const std::string& name, bool has_qweight) const {
+  ModuleStorage m;
+  m.gptq_version = gptq_version_;
+  if (!modules_.is_null()) {
+    if (!modules_.contains(name)) {
+      if (has_qweight) fail(where_, "lowbit_modules has no entry for quantized module {}", name);
+      return m;
+    }
+    const json& e = modules_[name];
+    m.layout = e.value("layout", "fp");
+    if (m.layout == "fp") return m;
+    if (m.layout != "gptq" && m.layout != "lowbit") {
+      fail(where_, "module {}: unknown layout '{}'", name, m.layout);
+    }
+    m.scheme = scheme_from_entry(where_ + ": module " + name, e);
+    return m;
+  }
+  if (!has_qweight) return m;
+  m.layout = method_ == "gptq" ? "gptq" : "lowbit";
+  m.scheme = base_;
+  for (const Dynamic& d : dynamic_) {
+    if (!std::regex_search(name, std::regex("^(?:" + d.regex + ")"))) continue;
+    if (d.skip) {
+      fail(where_, "module {} is excluded by dynamic '{}' but has a qweight", name, d.regex);
+    }
+    m.scheme = apply_scheme_fields(where_ + ": dynamic " + d.regex, m.scheme, d.fields);
+    break;
+  }
+  return m;
+}
+
+}  // namespace lowbit

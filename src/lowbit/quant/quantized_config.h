@@ -1,0 +1,59 @@
+// The quantization_config block of a quantized model's config.json, written by the pipeline and
+// read by the loader (docs/QUANT_FORMATS.md, "Whole-model folders").
+//
+// Written: when the default scheme is GPTQ-expressible, the GPTQ block (quant_method "gptq", as
+// HF transformers / vLLM / AutoGPTQ read it) plus "dynamic" entries (GPTQModel's per-module
+// overrides: "+:^name$": {bits, group_size, sym}; "-:^name$": {} = not quantized) for every module
+// that differs from the default; otherwise the lowbit block (quant_method "lowbit"). Both carry
+// "lowbit_modules": {module name: {"layout": "gptq"|"lowbit"|"fp", weight_type, group_size,
+// sym, int4_clip, scale_dtype}}, the exact storage of each linear, which lowbit's loader prefers.
+//
+// Read: "lowbit_modules" when present; else (a published GPTQ checkpoint) the block's scheme,
+// "dynamic" overrides matched by regex, and the tensors present (".qweight" = quantized).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lowbit/quant/scheme.h"
+
+namespace lowbit {
+
+nlohmann::json quantization_config_for(const QuantScheme& base, const nlohmann::json& modules,
+                                       bool desc_act, bool static_groups, int gptq_version,
+                                       const std::string& algo);
+
+// How one module is stored.
+struct ModuleStorage {
+  std::string layout = "fp";  // "gptq", "lowbit" or "fp"
+  QuantScheme scheme;
+  int gptq_version = 1;
+};
+
+class QuantizedCheckpointConfig {
+ public:
+  // Parses the quantization_config block; `where` (config.json path) names it in errors.
+  // Throws Error for unsupported quant methods (awq, bitsandbytes, ...) or invalid fields.
+  static QuantizedCheckpointConfig parse(const std::string& where, const nlohmann::json& qc);
+  // Storage of module `name`; `has_qweight`: whether "<name>.qweight" is in the checkpoint (used
+  // when the config has no lowbit_modules).
+  ModuleStorage module(const std::string& name, bool has_qweight) const;
+  const std::string& method() const { return method_; }
+
+ private:
+  std::string where_, method_;
+  QuantScheme base_;
+  int gptq_version_ = 1;
+  nlohmann::json modules_;  // lowbit_modules or null
+  struct Dynamic {
+    std::string regex;
+    bool skip = false;
+    nlohmann::json fields;
+  };
+  std::vector<Dynamic> dynamic_;
+};
+
+}  // namespace lowbit
