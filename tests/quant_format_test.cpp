@@ -331,5 +331,32 @@ TEST(QuantFormat, DequantizeFollowsPermutedGroupIndex) {
   EXPECT_THROW(w.check("t"), Error);
 }
 
+// GPTQ checkpoint format v1 stores zero − 1: with zero_from_one a group whose zero would round to
+// 0 (all weights ≥ −scale/2, e.g. next to an outlier) gets zero 1 and still covers its range.
+TEST(QuantFormat, ZeroFromOneKeepsZeroPointsStorableInGptqV1) {
+  for (int bits : {2, 3, 4, 8}) {
+    QuantScheme s;
+    s.bits = bits;
+    s.group_size = 8;
+    const float w[8] = {-0.01f, 0.0f, 0.5f, 1.0f, 2.0f, 3.0f, 7.0f, 10.0f};
+    const GroupParams plain = fit_group(s, w, 8);
+    EXPECT_EQ(plain.zero, 0.0f) << bits;  // the case v1 cannot store
+    s.zero_from_one = true;
+    const GroupParams p = fit_group(s, w, 8);
+    EXPECT_EQ(p.zero, 1.0f) << bits;
+    for (float x : w) {
+      const float back = dequantize_value(s, p, quantize_value(s, p, x));
+      EXPECT_LE(std::fabs(back - x), p.scale / 2 * 1.0001f) << bits << " " << x;
+    }
+    // Groups whose zero is already >= 1 are unchanged.
+    const float sym[4] = {-3.0f, -1.0f, 1.0f, 3.0f};
+    const GroupParams a = fit_group(s, sym, 4);
+    s.zero_from_one = false;
+    const GroupParams b = fit_group(s, sym, 4);
+    EXPECT_EQ(a.scale, b.scale);
+    EXPECT_EQ(a.zero, b.zero);
+  }
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -60,10 +60,10 @@ struct CliResult {
   std::string out;  // stdout and stderr together
 };
 
-// Runs `lowbit <args>` (no progress bar) and captures its exit code and output.
-inline CliResult run_cli(const std::string& args) {
+// Runs a shell command line (stderr merged into stdout) and captures its exit code and output.
+inline CliResult run_cmd(const std::string& command) {
   CliResult r;
-  const std::string cmd = "LOWBIT_PROGRESS=0 " + cli_path() + " " + args + " 2>&1";
+  const std::string cmd = command + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
   std::array<char, 4096> buf;
@@ -72,6 +72,11 @@ inline CliResult run_cli(const std::string& args) {
   const int status = pclose(p);
   r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs `lowbit <args>` (no progress bar) and captures its exit code and output.
+inline CliResult run_cli(const std::string& args) {
+  return run_cmd("LOWBIT_PROGRESS=0 " + cli_path() + " " + args);
 }
 
 }  // namespace lowbit::test

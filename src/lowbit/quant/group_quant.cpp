@@ -85,6 +85,10 @@ GroupParams fit_int(const QuantScheme& s, float xmin, float xmax) {
   }
   p.scale = round_scale_up(s.scale_type, (xmax - xmin) / static_cast<float>(maxq));
   p.zero = std::clamp(std::nearbyint(-xmin / p.scale), 0.0f, static_cast<float>(maxq));
+  if (s.zero_from_one && p.zero < 1) {
+    p.scale = round_scale_up(s.scale_type, std::max(xmax / static_cast<float>(maxq - 1), -xmin));
+    p.zero = 1;
+  }
   return p;
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 #include "lowbit/io/output_dir.h"
@@ -42,9 +43,12 @@ QuantAlgo parse_quant_algo(const std::string& name) {
 
 const char* quant_algo_name(QuantAlgo a) {
   switch (a) {
-    case QuantAlgo::kRtn: return "rtn";
-    case QuantAlgo::kGptq: return "gptq";
-    case QuantAlgo::kAwq: return "awq";
+    case QuantAlgo::kRtn:
+      return "rtn";
+    case QuantAlgo::kGptq:
+      return "gptq";
+    case QuantAlgo::kAwq:
+      return "awq";
   }
   return "?";
 }
@@ -52,7 +56,9 @@ const char* quant_algo_name(QuantAlgo a) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 int64_t peak_rss_bytes() {
   rusage ru{};
@@ -112,8 +118,20 @@ struct InputPoint {
   }
 };
 
-// ‖X(W − Q)ᵀ‖ / ‖XWᵀ‖ over the sampled rows X [n, in].
-double rel_output_error(const float* X, int n, const float* W, const float* Q, int out, int in) {
+// ‖X(W − Q)ᵀ‖ / ‖XWᵀ‖ over at most kErrorRows evenly spaced rows of X [n, in].
+constexpr int kErrorRows = 512;
+double rel_output_error(const float* X_all, int n_all, const float* W, const float* Q, int out,
+                        int in) {
+  const int step = (n_all + kErrorRows - 1) / kErrorRows;
+  const int n = (n_all + step - 1) / step;
+  std::vector<float> Xs;
+  const float* X = X_all;
+  if (step > 1) {
+    Xs.resize(size_t(n) * in);
+    for (int r = 0; r < n; ++r)
+      std::memcpy(&Xs[size_t(r) * in], X_all + size_t(r) * step * in, sizeof(float) * in);
+    X = Xs.data();
+  }
   std::vector<float> D(size_t(out) * in);
   for (size_t k = 0; k < D.size(); ++k) D[k] = W[k] - Q[k];
   std::vector<float> Y(size_t(n) * out), E(size_t(n) * out);
@@ -323,20 +341,25 @@ class Pipeline {
       p.layout = "lowbit";
       return p;
     }
+    const bool v1 = opt_.gptq_version == 1;
     if (gptq_layout_fits(s, out, in)) {
       p.layout = "gptq";
+      p.scheme->zero_from_one = v1 && !s.sym;
       return p;
     }
-    const std::optional<QuantScheme> near = nearest_fitting_scheme(s, out, in);
+    std::optional<QuantScheme> near = nearest_fitting_scheme(s, out, in);
     if (near) {
+      near->zero_from_one = v1 && !near->sym;
       p.scheme = near;
       p.layout = "gptq";
-      p.note = fmt::format("GPTQ layout cannot hold {} for [{}, {}]; used {}", scheme_name(s),
-                           out, in, scheme_name(*near));
+      p.note = fmt::format("GPTQ layout cannot hold {} for [{}, {}]; used {}", scheme_name(s), out,
+                           in, scheme_name(*near));
     } else {
       p.scheme.reset();
-      p.note = fmt::format("GPTQ layout cannot hold [{}, {}] at any bit width; kept in floating "
-                           "point", out, in);
+      p.note = fmt::format(
+          "GPTQ layout cannot hold [{}, {}] at any bit width; kept in floating "
+          "point",
+          out, in);
     }
     rep_.fallbacks.push_back(name + ": " + p.note);
     return p;
@@ -357,6 +380,7 @@ class Pipeline {
     if (!plan.scheme) {
       r.scheme = "fp";
       r.layout = "fp";
+      r.error_kind = "";
       r.bits_per_weight = 8.0 * dtype_size(fp_dtype);
       tensors->push_back(fp_tensor(lin.name + ".weight", W, {lin.out, lin.in}, fp_dtype));
       modules_[lin.name] = json{{"layout", "fp"}};
@@ -487,8 +511,8 @@ class Pipeline {
     q(5, p.get());
     // down <- mlp_act (kept for the output pass when it fits the stash budget)
     std::vector<float> act, act_one;
-    const bool stash = cal && double(n_rows_) * c.hidden_dim * sizeof(float) <=
-                                  double(opt_stash_bytes());
+    const bool stash =
+        cal && double(n_rows_) * c.hidden_dim * sizeof(float) <= double(opt_stash_bytes());
     if (cal) {
       p = point(c.hidden_dim);
       if (stash) {
@@ -554,8 +578,8 @@ class Pipeline {
     std::vector<float> alpha(lins.size(), -1.0f);
     // Searches s for the quantized linears of a group, scales every linear of the group by s and
     // divides the sampled inputs by s; `fold` folds 1/s into what precedes (false: cannot).
-    auto group = [&](std::vector<int> idx, InputPoint& in, const std::function<bool(
-                                                                const std::vector<float>&)>& fold) {
+    auto group = [&](std::vector<int> idx, InputPoint& in,
+                     const std::function<bool(const std::vector<float>&)>& fold) {
       std::vector<AwqLinear> q;
       const QuantScheme* scheme = nullptr;
       for (int i : idx) {
@@ -564,8 +588,8 @@ class Pipeline {
         if (scheme == nullptr) scheme = &*plans[size_t(i)].scheme;
       }
       if (q.empty()) return;
-      const AwqScales sc = awq_search_scales(q, in.in, in.sample.data(), in.n_sample, *scheme,
-                                             opt_.awq);
+      const AwqScales sc =
+          awq_search_scales(q, in.in, in.sample.data(), in.n_sample, *scheme, opt_.awq);
       if (!fold(sc.s)) return;
       for (int i : idx) {
         scale_input_channels(lins[size_t(i)].w->data(), lins[size_t(i)].out, in.in, sc.s.data());
@@ -617,6 +641,7 @@ class Pipeline {
   }
 
   void quantize_layer(int l) {
+    const auto t0 = Clock::now();
     LayerTensors T = read_layer(l);
     std::vector<PackedTensor> tensors;
     norms_f32_ = false;
@@ -638,17 +663,18 @@ class Pipeline {
                                   src_->stored_dtype(TensorRole::kBq, l)));
       tensors.push_back(fp_tensor(src_->name(TensorRole::kBk, l), T.bk, {kv_dim},
                                   src_->stored_dtype(TensorRole::kBk, l)));
-      tensors.push_back(fp_tensor(src_->name(TensorRole::kBv, l), T.bv, {kv_dim},
-                                  norms_f32_ ? DType::F32 : src_->stored_dtype(TensorRole::kBv, l)));
+      tensors.push_back(
+          fp_tensor(src_->name(TensorRole::kBv, l), T.bv, {kv_dim},
+                    norms_f32_ ? DType::F32 : src_->stored_dtype(TensorRole::kBv, l)));
     }
     write_shard(l, tensors);
+    rep_.block_seconds.push_back(since(t0));
   }
 
   // ---- output ------------------------------------------------------------------------------
 
   void write_shard(int index, const std::vector<PackedTensor>& tensors) {
-    const std::string fname =
-        fmt::format("model-{:05}-of-{:05}.safetensors", index + 1, n_shards_);
+    const std::string fname = fmt::format("model-{:05}-of-{:05}.safetensors", index + 1, n_shards_);
     std::vector<TensorToWrite> views;
     for (const PackedTensor& t : tensors) {
       views.push_back(t.view());
@@ -705,9 +731,12 @@ class Pipeline {
 
   std::string torch_dtype() const {
     switch (src_->stored_dtype(TensorRole::kTokEmbeddings, 0)) {
-      case DType::BF16: return "bfloat16";
-      case DType::F16: return "float16";
-      default: return "float32";
+      case DType::BF16:
+        return "bfloat16";
+      case DType::F16:
+        return "float16";
+      default:
+        return "float32";
     }
   }
 
@@ -746,10 +775,14 @@ class Pipeline {
                     fs::copy_options::overwrite_existing, ec);
       if (ec) fail(dir_->tmp(), "cannot copy {}: {}", from.string(), ec.message());
     };
-    static const char* kFiles[] = {"tokenizer.json",          "tokenizer_config.json",
-                                   "special_tokens_map.json", "generation_config.json",
-                                   "tokenizer.model",         "vocab.json",
-                                   "merges.txt",              "added_tokens.json"};
+    static const char* kFiles[] = {"tokenizer.json",
+                                   "tokenizer_config.json",
+                                   "special_tokens_map.json",
+                                   "generation_config.json",
+                                   "tokenizer.model",
+                                   "vocab.json",
+                                   "merges.txt",
+                                   "added_tokens.json"};
     std::string tok = opt_.tokenizer;
     if (tok.empty()) tok = locate_model(rep_.model, "", !src_->is_hf()).tokenizer;
     if (tok.empty()) return;
@@ -835,6 +868,7 @@ json report_json(const QuantizeReport& r) {
             {"out_bytes", r.out_bytes},
             {"fallbacks", r.fallbacks},
             {"warnings", r.warnings},
+            {"block_seconds", r.block_seconds},
             {"layers", layers}};
   if (!r.calib_path.empty()) {
     j["calibration"] = {{"text", r.calib_path},
@@ -857,12 +891,24 @@ std::string report_text(const QuantizeReport& r) {
     s += fmt::format("| {:<{}} | {:<32} | {:<6} | {:>7.3f} | {:>10.5f} | {:>7.2f} |\n", l.name, w,
                      l.scheme, l.layout, l.bits_per_weight, l.rel_error, l.seconds);
   }
-  const bool weight_err = !r.layers.empty() && r.layers[0].error_kind == "weight";
+  bool weight_err = false;
+  for (const LayerReport& l : r.layers) {
+    if (!l.error_kind.empty()) {
+      weight_err = l.error_kind == "weight";
+      break;
+    }
+  }
   s += fmt::format(
       "\n{} {} -> {}: {} layers, {:.3f} bits/weight over {:.2f} M quantized weights ({:.2f} M kept "
       "in floating point), {:.1f} MB written, {:.1f} s, peak RSS {:.0f} MB\n",
       r.algo, r.model, r.out, r.n_layers, r.bits_per_weight, r.quantized_params / 1e6,
       r.fp_params / 1e6, r.out_bytes / 1e6, r.seconds, r.peak_rss_bytes / 1048576.0);
+  if (!r.block_seconds.empty()) {
+    const double total = std::accumulate(r.block_seconds.begin(), r.block_seconds.end(), 0.0);
+    s += fmt::format("decoder layers: {:.1f} s each on average, {:.1f} s at most\n",
+                     total / double(r.block_seconds.size()),
+                     *std::max_element(r.block_seconds.begin(), r.block_seconds.end()));
+  }
   s += weight_err ? "rel. error = |W - Q| / |W| (no calibration data)\n"
                   : "rel. error = |X(W - Q)^T| / |XW^T| on sampled calibration inputs\n";
   if (!r.calib_path.empty()) {

@@ -15,10 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lowbit/quant/algo/awq.h"
 #include "lowbit/quant/algo/gptq.h"
@@ -44,12 +43,12 @@ struct QuantizeOptions {
   bool clip_search = false;
   GptqOptions gptq;
   AwqOptions awq;
-  bool awq_clip = true;       // AWQ's weight-clipping search after the scales
-  int sample_rows = 2048;     // rows of each input point kept for AWQ searches and the report
-  bool calibrate = true;      // RTN may run without calibration data (GPTQ and AWQ need it)
+  bool awq_clip = true;    // AWQ's weight-clipping search after the scales
+  int sample_rows = 2048;  // rows of each input point kept for AWQ searches and the report
+  bool calibrate = true;   // RTN may run without calibration data (GPTQ and AWQ need it)
   CalibOptions calib;
-  std::string tokenizer;      // overrides the tokenizer found beside the model
-  bool force = false;         // replace an existing output folder
+  std::string tokenizer;  // overrides the tokenizer found beside the model
+  bool force = false;     // replace an existing output folder
 };
 
 struct LayerReport {
@@ -62,7 +61,7 @@ struct LayerReport {
   // ‖X(W − Q)ᵀ‖ / ‖XWᵀ‖ on sampled calibration inputs ("output"), or ‖W − Q‖ / ‖W‖ without
   // calibration ("weight").
   double rel_error = 0;
-  std::string error_kind = "output";
+  std::string error_kind = "output";  // "output", "weight", or "" for floating-point layers
   double seconds = 0;
   float awq_alpha = -1;  // AWQ: the α chosen for the linear's input group
 };
@@ -72,6 +71,7 @@ struct QuantizeReport {
   int nsamples = 0, seqlen = 0, n_layers = 0;
   int64_t calib_text_tokens = 0;
   std::vector<LayerReport> layers;
+  std::vector<double> block_seconds;   // wall time per decoder layer (forward passes included)
   std::vector<std::string> fallbacks;  // "name: int4 g32 -> int8 per-channel (why)"
   std::vector<std::string> warnings;   // e.g. recipe patterns that matched nothing
   double seconds = 0;

@@ -36,8 +36,15 @@ QuantScheme scheme_from_entry(const std::string& where, const json& e) {
 
 json quantization_config_for(const QuantScheme& base, const json& modules, bool desc_act,
                              bool static_groups, int gptq_version, const std::string& algo) {
+  // The GPTQ block only when every quantized module really is in the GPTQ layout: a folder with
+  // lowbit-layout linears cannot be loaded by GPTQ loaders and must not claim to be GPTQ.
+  bool all_gptq = true;
+  for (const auto& [name, e] : modules.items()) {
+    const std::string layout = e.value("layout", "fp");
+    if (layout != "fp" && layout != "gptq") all_gptq = false;
+  }
   json qc;
-  if (gptq_expressible(base)) {
+  if (gptq_expressible(base) && all_gptq) {
     qc = gptq_quantization_config(base, desc_act, static_groups, gptq_version);
     json dynamic = json::object();
     for (const auto& [name, e] : modules.items()) {

@@ -1,7 +1,8 @@
 // The quantization_config block of a quantized model's config.json, written by the pipeline and
 // read by the loader (docs/QUANT_FORMATS.md, "Whole-model folders").
 //
-// Written: when the default scheme is GPTQ-expressible, the GPTQ block (quant_method "gptq", as
+// Written: when the default scheme is GPTQ-expressible and every quantized linear is in the GPTQ
+// layout, the GPTQ block (quant_method "gptq", as
 // HF transformers / vLLM / AutoGPTQ read it) plus "dynamic" entries (GPTQModel's per-module
 // overrides: "+:^name$": {bits, group_size, sym}; "-:^name$": {} = not quantized) for every module
 // that differs from the default; otherwise the lowbit block (quant_method "lowbit"). Both carry
@@ -12,11 +13,10 @@
 // "dynamic" overrides matched by regex, and the tensors present (".qweight" = quantized).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lowbit/quant/scheme.h"
 

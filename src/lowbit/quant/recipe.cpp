@@ -24,8 +24,15 @@ bool is_default_fp(const std::string& name) {
 std::optional<QuantScheme> Recipe::scheme_for(const std::string& name) const {
   std::optional<QuantScheme> s;
   if (!is_default_fp(name)) s = base;
+  const bool fp_default = is_default_fp(name);
   for (const RecipeRule& r : rules) {
     if (!glob_match(r.pattern, name)) continue;
+    // lm_head and the embeddings are only touched by rules that name them ("lm_head",
+    // "*.embed_tokens"), not by broad globs like "*".
+    if (fp_default &&
+        r.pattern.find(name == "lm_head" ? "lm_head" : "embed_tokens") == std::string::npos) {
+      continue;
+    }
     ++r.matches;
     if (r.skip) {
       s.reset();
@@ -83,6 +90,12 @@ QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const j
   }
   validate_scheme(where, s);
   return s;
+}
+
+void Recipe::validate_rules() const {
+  for (const RecipeRule& r : rules) {
+    if (!r.skip) apply_scheme_fields("rule '" + r.pattern + "'", base, r.fields);
+  }
 }
 
 Recipe load_recipe_file(const std::string& path, const QuantScheme& base) {
@@ -161,7 +174,16 @@ RecipeRule parse_override(const std::string& spec) {
     }
     pos = comma + 1;
   }
-  apply_scheme_fields(where, QuantScheme{}, r.fields);  // validate keys and values now
+  // Keys and value types are checked now; whether the result is a valid scheme depends on the
+  // scheme it applies to (validate_rules, once the default is known).
+  QuantScheme any;
+  any.sym = true;
+  try {
+    apply_scheme_fields(where, any, r.fields);
+  } catch (const Error&) {
+    any.sym = false;
+    apply_scheme_fields(where, any, r.fields);
+  }
   return r;
 }
 

@@ -1,7 +1,8 @@
 // A quantization recipe: the default scheme plus per-layer overrides and skips matched by name
 // pattern. Patterns are shell globs (fnmatch: `*` also crosses dots) over module names without
 // the ".weight" suffix, e.g. "*.mlp.down_proj", "model.layers.0.*", "lm_head". Later rules win.
-// lm_head and the embeddings (model.embed_tokens) stay unquantized unless a rule names them.
+// lm_head and the embeddings (model.embed_tokens) stay unquantized unless a rule names them: only
+// rules whose pattern contains "lm_head" / "embed_tokens" apply to them, not broad globs ("*").
 //
 // JSON recipe file (docs/QUANTIZE.md):
 //   {"default": {"weight_type": "int4", "group_size": 128, "sym": false, "scale_dtype": "f16"},
@@ -11,11 +12,10 @@
 // int4_clip, scale_dtype. Unknown keys are errors (a typo must not silently do nothing).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lowbit/quant/scheme.h"
 
@@ -35,6 +35,9 @@ struct Recipe {
   // The scheme of module `name`, nullopt = keep it in floating point. Counts rule matches.
   // Throws Error("<where>: ...") when a rule makes an invalid scheme.
   std::optional<QuantScheme> scheme_for(const std::string& name) const;
+  // Applies every rule over the default scheme, so that a rule making an invalid scheme (e.g.
+  // int4_clip over an asymmetric default) fails before any work. Throws Error("rule '...': ...").
+  void validate_rules() const;
   // Patterns of rules that matched no module so far (a warning after the run).
   std::vector<std::string> unmatched() const;
 };

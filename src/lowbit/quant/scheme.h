@@ -27,6 +27,10 @@ struct QuantScheme {
   bool int4_clip = false;  // kInt sym: codes in [-(2^(b-1)-1), 2^(b-1)-1] ("clip") instead of
                            // [-2^(b-1), 2^(b-1)-1] ("fullrange")
   ScaleType scale_type = ScaleType::kF16;
+  // kInt asym: keep zero points in [1, 2^bits − 1]. GPTQ checkpoint format v1 stores zero − 1 in
+  // `bits` bits, so a zero point of 0 cannot be written; a group whose zero would round to 0 gets
+  // zero 1 and a scale covering its range from there (one code of range given up).
+  bool zero_from_one = false;
 };
 
 // Parses/prints "int2|int3|int4|int8", "nf4", "fp4", "fp8_e4m3" ("fp8"), "fp8_e5m2" and

@@ -14,22 +14,34 @@ namespace lowbit {
 
 std::vector<float> inverse_hessian_cholesky(const std::vector<float>& H, int n, float percdamp,
                                             float* damp) {
+  // U = chol(H⁻¹) (upper) without forming H⁻¹: with P the index reversal, P H P = L Lᵀ (lower
+  // Cholesky) gives H⁻¹ = (P L⁻¹ P)ᵀ (P L⁻¹ P), so U = P L⁻¹ P. One potrf and one trtri (2n³/3
+  // flops) instead of potrf, potri, potrf (4n³/3), in double (docs/QUANT_ALGORITHMS.md). LAPACK is
+  // called column-major on row-major data: a row-major lower triangle is a column-major upper one,
+  // so no transposes are made.
   double mean_diag = 0;
   for (int i = 0; i < n; ++i) mean_diag += H[size_t(i) * n + i];
   mean_diag /= n;
   std::vector<double> A(size_t(n) * n);
   for (int attempt = 0; attempt < 5; ++attempt, percdamp *= 10) {
     const double lambda = percdamp * mean_diag;
-    for (size_t k = 0; k < A.size(); ++k) A[k] = H[k];
-    for (int i = 0; i < n; ++i) A[size_t(i) * n + i] += lambda;
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, A.data(), n) != 0) continue;  // not PD: damp more
-    if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, A.data(), n) != 0) continue;
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < i; ++j) A[size_t(j) * n + i] = A[size_t(i) * n + j];
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, A.data(), n) != 0) continue;
-    std::vector<float> U(size_t(n) * n, 0.0f);
-    for (int i = 0; i < n; ++i)
-      for (int j = i; j < n; ++j) U[size_t(i) * n + j] = float(A[size_t(i) * n + j]);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; ++i) {
+      const float* h = &H[size_t(n - 1 - i) * n];
+      double* a = &A[size_t(i) * n];
+      for (int j = 0; j <= i; ++j) a[j] = h[n - 1 - j];  // lower triangle of P H P
+      a[i] += lambda;
+    }
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, A.data(), n) != 0) continue;  // not PD
+    if (LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, A.data(), n) != 0) continue;
+    std::vector<float> U(size_t(n) * n);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; ++i) {
+      float* u = &U[size_t(i) * n];
+      const double* a = &A[size_t(n - 1 - i) * n];  // row-major lower triangle of L⁻¹
+      for (int j = 0; j < i; ++j) u[j] = 0.0f;
+      for (int j = i; j < n; ++j) u[j] = float(a[n - 1 - j]);
+    }
     if (damp) *damp = float(lambda);
     return U;
   }
@@ -85,14 +97,24 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
 
   // Act-order: permute W's columns and H's rows/columns; g_idx follows the sweep position.
   const std::vector<int> perm = sweep_order(H, in, opt.act_order);
-  std::vector<float> Wp(size_t(out) * in), Hp(size_t(in) * in);
-  for (int r = 0; r < out; ++r)
-    for (int j = 0; j < in; ++j) Wp[size_t(r) * in + j] = Wc[size_t(r) * in + perm[j]];
-  for (int i = 0; i < in; ++i)
-    for (int j = 0; j < in; ++j) Hp[size_t(i) * in + j] = H[size_t(perm[i]) * in + perm[j]];
+  std::vector<float> Wp, Hp;
+  if (opt.act_order) {
+    Wp.resize(size_t(out) * in);
+    Hp.resize(size_t(in) * in);
+    for (int r = 0; r < out; ++r)
+      for (int j = 0; j < in; ++j) Wp[size_t(r) * in + j] = Wc[size_t(r) * in + perm[j]];
+    for (int i = 0; i < in; ++i)
+      for (int j = 0; j < in; ++j) Hp[size_t(i) * in + j] = H[size_t(perm[i]) * in + perm[j]];
+    std::vector<float>().swap(Wc);
+  } else {
+    Wp = std::move(Wc);
+    Hp = std::move(H);
+  }
+  std::vector<float>().swap(H);
   for (int j = 0; j < in; ++j) qw.g_idx[perm[j]] = static_groups ? perm[j] / gs : j / gs;
 
   const std::vector<float> U = inverse_hessian_cholesky(Hp, in, opt.percdamp, &st.damp);
+  std::vector<float>().swap(Hp);
 
   std::vector<double> row_loss(out, 0.0);
   std::vector<float> err;

@@ -29,7 +29,8 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
                               GptqStats* stats = nullptr);
 
 // Upper Cholesky factor U of (H + λI)⁻¹ (so (H + λI)⁻¹ = UᵀU), computed in double with LAPACK
-// (dpotrf, dpotri, dpotrf); the lower triangle is zero. Returns λ through `damp`.
+// (dpotrf and dtrtri of the index-reversed matrix); the lower triangle is zero. Returns λ through
+// `damp`.
 std::vector<float> inverse_hessian_cholesky(const std::vector<float>& H, int n, float percdamp,
                                             float* damp);
 

@@ -13,22 +13,25 @@ HessianAccumulator::HessianAccumulator(int in_features) : in(in_features) {
 
 void HessianAccumulator::add(const float* X, int rows) {
   if (rows <= 0) return;
-  const double n = double(n_rows), b = double(rows);
-  const float beta = float(n / (n + b)), alpha = float(2.0 / (n + b));
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, in, rows, alpha, X, in, beta, h.data(), in);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, in, rows, 1.0f, X, in, 1.0f, h.data(), in);
   n_rows += rows;
 }
 
 std::vector<float> HessianAccumulator::hessian() const {
-  std::vector<float> full = h;
-  for (int i = 0; i < in; ++i)
-    for (int j = 0; j < i; ++j) full[size_t(i) * in + j] = h[size_t(j) * in + i];
+  std::vector<float> full(h.size());
+  const float scale = n_rows > 0 ? float(2.0 / double(n_rows)) : 0.0f;
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < in; ++i) {
+    for (int j = 0; j < i; ++j) full[size_t(i) * in + j] = scale * h[size_t(j) * in + i];
+    for (int j = i; j < in; ++j) full[size_t(i) * in + j] = scale * h[size_t(i) * in + j];
+  }
   return full;
 }
 
 std::vector<float> hessian_importance(const HessianAccumulator& acc) {
   std::vector<float> imp(acc.in);
-  for (int i = 0; i < acc.in; ++i) imp[i] = 0.5f * acc.h[size_t(i) * acc.in + i];
+  const double n = acc.n_rows > 0 ? double(acc.n_rows) : 1.0;
+  for (int i = 0; i < acc.in; ++i) imp[i] = float(acc.h[size_t(i) * acc.in + i] / n);
   return imp;
 }
 

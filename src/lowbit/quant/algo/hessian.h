@@ -1,6 +1,7 @@
 // GPTQ's layer Hessian H = 2/N Σ_t x_t x_tᵀ over the N calibration inputs x_t [in] of a linear
-// layer, accumulated batch by batch as a running average (as the GPTQ reference does):
-//   H ← H · n/(n+b) + 2/(n+b) · XᵀX   for a batch X [b, in] after n rows.
+// layer. Batches add XᵀX into a running sum S (one ssyrk each, no rescaling of S per batch as
+// the GPTQ reference's running average does, which costs a pass over S per batch); hessian()
+// returns 2/N · S, the same value.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@ namespace lowbit {
 struct HessianAccumulator {
   int in = 0;
   int64_t n_rows = 0;    // rows seen so far
-  std::vector<float> h;  // [in, in]; only the upper triangle is kept up to date
+  std::vector<float> h;  // [in, in] running Σ x xᵀ; only the upper triangle is kept up to date
 
   explicit HessianAccumulator(int in_features);
   // Adds a batch of activation rows X [rows, in] (row-major) with one BLAS ssyrk.
