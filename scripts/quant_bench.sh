@@ -83,6 +83,20 @@ for rid, model, what, tmax, rss_max in rows:
     rt = f"<= {rss_max:.0f} GiB: {'met' if rss <= rss_max else 'NOT met'}"
     L.append(f"| {model} | {what} | {t/60:.1f} min | {tt} | {rss:.2f} GiB | {rt} | "
              f"{r['bits_per_weight']:.3f} | {r['out_bytes']/1e9:.2f} GB |")
+# The GEMM work the calibrated pipeline cannot avoid on the TinyLlama shape: every linear applied
+# once to every calibration token (the layer's outputs are computed with its quantized weights),
+# plus the four Hessians X^T X (ssyrk: N * in^2 flops each).
+N, dim, hidden, qd, kvd, layers = 128 * 512, 2048, 5632, 2048, 256, 22
+params = dim * (qd + 2 * kvd) + qd * dim + 3 * dim * hidden
+fwd = 2.0 * N * params
+hess = N * (dim * dim * 2 + qd * qd + hidden * hidden)
+total = (fwd + hess) * layers
+L += ["", "Why the TinyLlama time target is out of reach in fp32 here: with 128 x 512 calibration",
+      f"tokens, each layer's linears applied once to every token cost {fwd/1e12:.2f} TFLOP and its four",
+      f"Hessians (ssyrk) {hess/1e12:.2f} TFLOP; {layers} layers make {total/1e12:.0f} TFLOP, i.e.",
+      f"{total/200e9/60:.1f} min at 200 GFLOP/s, about the sgemm peak `lowbit bench` measures on this",
+      "2-core machine (docs/PERFORMANCE.md), before any GPTQ sweep or attention. Reaching 15 min needs",
+      "lower-precision GEMMs (bf16 / int8 kernels), the subject of the runtime-kernels issue."]
 L += ["", "Commands:", ""]
 for rid, *_ in rows:
     c = os.path.join(work, rid + ".cmd")

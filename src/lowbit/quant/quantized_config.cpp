@@ -1,9 +1,9 @@
 #include "lowbit/quant/quantized_config.h"
 
-#include <regex>
 
 #include "lowbit/quant/checkpoint_layout.h"
 #include "lowbit/quant/recipe.h"
+#include "lowbit/tokenizer/regex.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {
@@ -12,12 +12,14 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string regex_escape(const std::string& s) {
-  std::string out;
+// "^<s with regex metacharacters escaped>$".
+std::string anchored_literal(const std::string& s) {
+  std::string out = "^";
   for (char c : s) {
     if (std::string(".^$|()[]{}*+?\\").find(c) != std::string::npos) out += '\\';
     out += c;
   }
+  out += '$';
   return out;
 }
 
@@ -48,7 +50,7 @@ json quantization_config_for(const QuantScheme& base, const json& modules, bool 
     qc = gptq_quantization_config(base, desc_act, static_groups, gptq_version);
     json dynamic = json::object();
     for (const auto& [name, e] : modules.items()) {
-      const std::string key = "^" + regex_escape(name) + "$";
+      const std::string key = anchored_literal(name);
       const std::string layout = e.value("layout", "fp");
       if (layout == "fp") {
         if (name != "lm_head") dynamic["-:" + key] = json::object();
@@ -102,12 +104,13 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& wh
       for (const char* k : {"bits", "group_size", "sym"}) {
         if (v.contains(k)) d.fields[k] = v[k];
       }
-      try {
-        std::regex re(pat);
-        (void)re;
-      } catch (const std::regex_error&) {
-        fail(where, "dynamic entry '{}' is not a valid regular expression", key);
-      }
+      // PCRE2 (as Python's re, which GPTQModel uses), anchored at the start like re.match; its
+      // match limits bound the time a hostile pattern can take.
+      std::string anchored = "^(?:";
+      anchored.append(pat).append(")");
+      std::string what = where;
+      what.append(": dynamic entry '").append(key).append("'");
+      d.re = std::make_shared<Regex>(anchored, what);
       c.dynamic_.push_back(std::move(d));
     }
   }
@@ -135,7 +138,7 @@ ModuleStorage QuantizedCheckpointConfig::module(const std::string& name, bool ha
   m.layout = method_ == "gptq" ? "gptq" : "lowbit";
   m.scheme = base_;
   for (const Dynamic& d : dynamic_) {
-    if (!std::regex_search(name, std::regex("^(?:" + d.regex + ")"))) continue;
+    if (d.re->find_all(name).empty()) continue;
     if (d.skip) {
       fail(where_, "module {} is excluded by dynamic '{}' but has a qweight", name, d.regex);
     }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "lowbit/quant/scheme.h"
 
 namespace lowbit {
+
+class Regex;
 
 nlohmann::json quantization_config_for(const QuantScheme& base, const nlohmann::json& modules,
                                        bool desc_act, bool static_groups, int gptq_version,
@@ -50,6 +53,7 @@ class QuantizedCheckpointConfig {
   nlohmann::json modules_;  // lowbit_modules or null
   struct Dynamic {
     std::string regex;
+    std::shared_ptr<Regex> re;
     bool skip = false;
     nlohmann::json fields;
   };
