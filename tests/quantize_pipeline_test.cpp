@@ -32,6 +32,7 @@
 #include "lowbit/quant/algo/rtn.h"
 #include "lowbit/quant/layer_stages.h"
 #include "lowbit/quant/quantize_model.h"
+#include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
 #include "test_util.h"
 #include "tiny_model.h"
@@ -1037,6 +1038,26 @@ TEST(QuantizePipeline, ErrorsLeaveNoFolderBehind) {
   EXPECT_FALSE(fs::exists(out + "/keep.txt"));
   EXPECT_TRUE(fs::exists(out + "/config.json"));
   expect_only(dir.path, {"model", "out"});
+}
+
+// Fields of the wrong JSON type in a checkpoint's quantization_config are one-line errors (found
+// by fuzz/quantized_checkpoint_fuzz.cpp: a boolean quant_method escaped as a json::type_error).
+TEST(QuantizedConfig, WrongJsonTypesAreErrors) {
+  EXPECT_THROW(QuantizedCheckpointConfig::parse("c.json", json{{"quant_method", false}}), Error);
+  EXPECT_THROW(QuantizedCheckpointConfig::parse("c.json", json::array()), Error);
+  const json good = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 32}, {"sym", true}};
+  json bad_modules = good;
+  bad_modules["lowbit_modules"] = {{"m", 7}};
+  const auto c = QuantizedCheckpointConfig::parse("c.json", bad_modules);
+  try {
+    c.module("m", true);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.json"), std::string::npos) << e.what();
+  }
+  json bad_dynamic = good;
+  bad_dynamic["dynamic"] = {{"+:(", json::object()}};  // not a valid regex
+  EXPECT_THROW(QuantizedCheckpointConfig::parse("c.json", bad_dynamic), Error);
 }
 
 }  // namespace

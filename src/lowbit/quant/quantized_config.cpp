@@ -1,6 +1,5 @@
 #include "lowbit/quant/quantized_config.h"
 
-
 #include "lowbit/quant/checkpoint_layout.h"
 #include "lowbit/quant/recipe.h"
 #include "lowbit/tokenizer/regex.h"
@@ -75,6 +74,23 @@ json quantization_config_for(const QuantScheme& base, const json& modules, bool 
 
 QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& where,
                                                            const json& qc) {
+  try {
+    return parse_unchecked(where, qc);
+  } catch (const json::exception& e) {  // a field of the wrong JSON type
+    fail(where, "bad quantization_config: {}", e.what());
+  }
+}
+
+ModuleStorage QuantizedCheckpointConfig::module(const std::string& name, bool has_qweight) const {
+  try {
+    return module_unchecked(name, has_qweight);
+  } catch (const json::exception& e) {
+    fail(where_, "bad quantization_config for module {}: {}", name, e.what());
+  }
+}
+
+QuantizedCheckpointConfig QuantizedCheckpointConfig::parse_unchecked(const std::string& where,
+                                                                     const json& qc) {
   QuantizedCheckpointConfig c;
   c.where_ = where;
   if (!qc.is_object()) fail(where, "quantization_config is not an object");
@@ -117,7 +133,8 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& wh
   return c;
 }
 
-ModuleStorage QuantizedCheckpointConfig::module(const std::string& name, bool has_qweight) const {
+ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& name,
+                                                          bool has_qweight) const {
   ModuleStorage m;
   m.gptq_version = gptq_version_;
   if (!modules_.is_null()) {

@@ -13,8 +13,8 @@
 // "dynamic" overrides matched by regex, and the tensors present (".qweight" = quantized).
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +47,9 @@ class QuantizedCheckpointConfig {
   const std::string& method() const { return method_; }
 
  private:
+  static QuantizedCheckpointConfig parse_unchecked(const std::string& where,
+                                                   const nlohmann::json& qc);
+  ModuleStorage module_unchecked(const std::string& name, bool has_qweight) const;
   std::string where_, method_;
   QuantScheme base_;
   int gptq_version_ = 1;
