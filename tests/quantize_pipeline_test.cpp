@@ -1045,6 +1045,14 @@ TEST(QuantizePipeline, ErrorsLeaveNoFolderBehind) {
 TEST(QuantizedConfig, WrongJsonTypesAreErrors) {
   EXPECT_THROW(QuantizedCheckpointConfig::parse("c.json", json{{"quant_method", false}}), Error);
   EXPECT_THROW(QuantizedCheckpointConfig::parse("c.json", json::array()), Error);
+  // A float where an int belongs (UBSan caught get<int>() casting 3.3e69 in the fuzzer).
+  EXPECT_THROW(QuantizedCheckpointConfig::parse(
+                   "c.json", json{{"quant_method", "gptq"}, {"bits", 3.3e69}, {"group_size", 32}}),
+               Error);
+  EXPECT_THROW(QuantizedCheckpointConfig::parse(
+                   "c.json", json{{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 1e10}}),
+               Error);
+  EXPECT_THROW(apply_scheme_fields("r", QuantScheme{}, json{{"bits", 4.5}}), Error);
   const json good = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 32}, {"sym", true}};
   json bad_modules = good;
   bad_modules["lowbit_modules"] = {{"m", 7}};

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "lowbit/io/json_int.h"
 #include "lowbit/quant/minifloat.h"
 #include "lowbit/quant/pack.h"
 #include "lowbit/util/error.h"
@@ -366,10 +367,10 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
   try {
     const std::string method = get("quant_method").get<std::string>();
     QuantScheme s;
-    s.group_size = get("group_size").get<int>();
+    s.group_size = json_to_int(where, get("group_size"), "group_size");
     if (method == "gptq") {
       s.type = WeightType::kInt;
-      s.bits = get("bits").get<int>();
+      s.bits = json_to_int(where, get("bits"), "bits");
       s.sym = cfg.value("sym", true);
       s.scale_type = ScaleType::kF16;
       const std::string fmt = cfg.value("checkpoint_format", std::string("gptq"));
@@ -380,7 +381,8 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
       s.sym = get("sym").get<bool>();
       s.int4_clip = cfg.value("int4_clip", false);
       s.scale_type = parse_scale_type(where, get("scale_dtype").get<std::string>());
-      if (get("bits").get<int>() != s.bits) fail(where, "bits do not match the weight type");
+      if (json_to_int(where, get("bits"), "bits") != s.bits)
+        fail(where, "bits do not match the weight type");
     } else {
       fail(where, "quant_method '{}' is not gptq or lowbit", method);
     }

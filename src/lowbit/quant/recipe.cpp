@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include "lowbit/io/json_int.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/mapped_file.h"
 
@@ -62,9 +63,9 @@ QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const j
         s.type = parse_weight_type(where, v.get<std::string>(), &s.bits);
       } else if (key == "bits") {
         bits_given = true;
-        bits = v.get<int>();
+        bits = json_to_int(where, v, "bits");
       } else if (key == "group_size") {
-        s.group_size = v.get<int>();
+        s.group_size = json_to_int(where, v, "group_size");
       } else if (key == "sym") {
         s.sym = v.get<bool>();
       } else if (key == "int4_clip") {
