@@ -375,7 +375,7 @@ TEST(RecipeFile, InvalidFilesNameTheFileAndTheProblem) {
   e = err(R"({"rules": [{"match": "x", "bits": 5}]})");
   EXPECT_NE(e.find("rule 0"), std::string::npos) << e;
   EXPECT_NE(e.find("not 5"), std::string::npos) << e;
-  EXPECT_NE(err(R"({"rules": [{"match": "x", "bits": "8"}]})").find("bad value"),
+  EXPECT_NE(err(R"({"rules": [{"match": "x", "bits": "8"}]})").find("bits must be an integer"),
             std::string::npos);
   EXPECT_NE(err(R"({"rules": [{"match": "x", "skip": "yes"}]})").find("'skip' must be"),
             std::string::npos);
