@@ -85,22 +85,6 @@ const float* role_data(const ModelWeights& w, TensorRole role, int l) {
   return nullptr;
 }
 
-bool is_linear(TensorRole r) {
-  switch (r) {
-    case TensorRole::kWq:
-    case TensorRole::kWk:
-    case TensorRole::kWv:
-    case TensorRole::kWo:
-    case TensorRole::kWGate:
-    case TensorRole::kWUp:
-    case TensorRole::kWDown:
-    case TensorRole::kLmHead:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // One tensor of a model: its HF name, shape and fp32 data.
 struct NamedTensor {
   std::string name;  // with ".weight" / ".bias"
@@ -122,7 +106,8 @@ std::vector<NamedTensor> named_tensors(const ModelWeights& w) {
     if (!tensor_present(spec, w.cfg)) continue;
     for (int l = 0; l < (spec.per_layer ? w.cfg.n_layers : 1); ++l) {
       out.push_back({tensor_name(spec, l), expected_shape(spec, w.cfg),
-                     role_data(w, spec.role, spec.per_layer ? l : -1), is_linear(spec.role)});
+                     role_data(w, spec.role, spec.per_layer ? l : -1),
+                     is_linear_weight(spec.role)});
     }
   }
   return out;

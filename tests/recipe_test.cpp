@@ -17,17 +17,8 @@ namespace lowbit {
 namespace {
 
 using json = nlohmann::json;
+using test::error_of;
 using test::TempDir;
-
-// The message of the Error `f` throws ("(no error)" when it throws none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 QuantScheme int4_g128() {
   QuantScheme s;

@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+
+#include "lowbit/util/error.h"
 
 namespace lowbit::test {
 
@@ -30,6 +33,16 @@ inline std::string source_dir() { return LOWBIT_SOURCE_DIR; }
 inline std::string cli_path() { return LOWBIT_CLI_PATH; }
 
 // The whole content of a file ("" when it cannot be read).
+// The message of the lowbit::Error `f` throws ("(no error)" when it throws none).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 inline std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;

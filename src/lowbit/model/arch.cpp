@@ -54,6 +54,22 @@ std::string supported_architectures() {
   return s;
 }
 
+bool is_linear_weight(TensorRole r) {
+  switch (r) {
+    case TensorRole::kWq:
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+    case TensorRole::kWo:
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+    case TensorRole::kWDown:
+    case TensorRole::kLmHead:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool tensor_present(const TensorSpec& spec, const ModelConfig& cfg) {
   switch (spec.presence) {
     case Presence::kAlways:

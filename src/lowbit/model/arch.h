@@ -58,6 +58,8 @@ const ArchSpec* find_arch(const std::string& architecture);
 const std::vector<ArchSpec>& all_archs();
 std::string supported_architectures();  // "LlamaForCausalLM, MistralForCausalLM, ..."
 
+// The weight of a linear layer (q/k/v/o, gate/up/down, lm_head): what quantization may replace.
+bool is_linear_weight(TensorRole r);
 bool tensor_present(const TensorSpec& spec, const ModelConfig& cfg);
 std::string tensor_name(const TensorSpec& spec, int layer);
 std::vector<int64_t> expected_shape(const TensorSpec& spec, const ModelConfig& cfg);

@@ -96,22 +96,6 @@ void place(const TensorSpec& spec, const std::vector<int64_t>& shape, const floa
   }
 }
 
-bool is_linear_weight(TensorRole r) {
-  switch (r) {
-    case TensorRole::kWq:
-    case TensorRole::kWk:
-    case TensorRole::kWv:
-    case TensorRole::kWo:
-    case TensorRole::kWGate:
-    case TensorRole::kWUp:
-    case TensorRole::kWDown:
-    case TensorRole::kLmHead:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A quantized linear (GPTQ or lowbit layout) dequantized to fp32; nullptr when the module is
 // stored in floating point.
 const float* dequantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
