@@ -55,11 +55,6 @@ std::string find_llama2c_tokenizer(const fs::path& dir, const std::string& model
   return toks[0].string();
 }
 
-std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size) {
-  if (ends_with(path, ".bin")) return load_llama2c_tokenizer(path, vocab_size);
-  return load_tokenizer(path);
-}
-
 void check_vocab(const LoadedModel& m, const std::string& tok_path) {
   if (m.tokenizer && m.tokenizer->vocab_size() > m.weights->cfg.vocab_size) {
     fail(tok_path, "tokenizer has {} tokens but the model's vocabulary is {}",
@@ -68,6 +63,11 @@ void check_vocab(const LoadedModel& m, const std::string& tok_path) {
 }
 
 }  // namespace
+
+std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size) {
+  if (ends_with(path, ".bin")) return load_llama2c_tokenizer(path, vocab_size);
+  return load_tokenizer(path);
+}
 
 ModelLocation locate_model(const std::string& path, const std::string& tokenizer_path,
                            bool want_tokenizer) {
@@ -87,8 +87,8 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
       if (loc.tokenizer.empty()) {
         // A quantized llama2.c model saved by lowbit keeps its tokenizer.bin beside config.json.
         auto toks = bins_in(p, true);
-        loc.tokenizer = !fs::exists(p / "tokenizer.json") && toks.size() == 1 ? toks[0].string()
-                                                                               : p.string();
+        loc.tokenizer =
+            !fs::exists(p / "tokenizer.json") && toks.size() == 1 ? toks[0].string() : p.string();
       }
     } else {
       auto models = bins_in(p, false);
@@ -118,8 +118,8 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   LoadedModel m;
   m.source = path;
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
-  m.weights = loc.hf ? load_hf_weights(loc.weights, use_mmap)
-                     : load_llama2c_weights(loc.weights, use_mmap);
+  m.weights =
+      loc.hf ? load_hf_weights(loc.weights, use_mmap) : load_llama2c_weights(loc.weights, use_mmap);
   if (want_tokenizer) {
     m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);
     check_vocab(m, loc.tokenizer);

@@ -21,14 +21,18 @@ struct LoadedModel {
 
 // Where the weights and tokenizer of what the user pointed at are.
 struct ModelLocation {
-  bool hf = false;              // a Hugging Face folder (else a llama2.c file)
-  std::string weights;          // the HF folder or the llama2.c .bin
-  std::string tokenizer;        // tokenizer.json folder/file or tok*.bin ("" when not found and
-                                // find_tokenizer == false)
+  bool hf = false;        // a Hugging Face folder (else a llama2.c file)
+  std::string weights;    // the HF folder or the llama2.c .bin
+  std::string tokenizer;  // tokenizer.json folder/file or tok*.bin ("" when not found and
+                          // find_tokenizer == false)
 };
 // Resolves `path` as load_model does. Throws Error("<path>: ...") when nothing loadable is there.
 ModelLocation locate_model(const std::string& path, const std::string& tokenizer_path = "",
                            bool find_tokenizer = true);
+
+// The tokenizer at `path` as locate_model finds it: a llama2.c tok*.bin (read for a model of
+// `vocab_size` tokens) or a tokenizer.json (file or folder).
+std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size);
 
 // use_mmap: fp32 tensors point into the memory-mapped file (no copy; the default). Without it
 // they are copied into anonymous memory backed by huge pages, which costs RAM and load time but

@@ -250,11 +250,7 @@ class Pipeline {
   void prepare_calibration() {
     const ModelLocation loc = locate_model(rep_.model, opt_.tokenizer, true);
     tokenizer_path_ = loc.tokenizer;
-    std::shared_ptr<Tokenizer> tok =
-        tokenizer_path_.size() > 4 &&
-                tokenizer_path_.compare(tokenizer_path_.size() - 4, 4, ".bin") == 0
-            ? load_llama2c_tokenizer(tokenizer_path_, cfg_.vocab_size)
-            : load_tokenizer(tokenizer_path_);
+    std::shared_ptr<Tokenizer> tok = open_tokenizer(tokenizer_path_, cfg_.vocab_size);
     CalibOptions co = opt_.calib;
     if (co.seqlen == 0) co.seqlen = std::min(512, cfg_.max_seq_len);
     if (co.seqlen > cfg_.max_seq_len) {
@@ -720,11 +716,10 @@ class Pipeline {
           p->add(xn.data(), calib_.seqlen);
         }
       }
-      QuantizeOptions saved = opt_;
-      if (opt_.algo == QuantAlgo::kAwq) opt_.algo = QuantAlgo::kRtn;  // no scale to fold into
+      // AWQ has no preceding norm to fold an lm_head scale into: quantize_linear uses RTN for it
+      // (GPTQ is the only algorithm it treats differently).
       quantize_linear(lin, plan, p.get(), nullptr, -1, src_->stored_dtype(TensorRole::kLmHead, 0),
                       &tensors);
-      opt_ = saved;
     }
     write_shard(n_shards_ - 1, tensors);
   }
@@ -815,7 +810,7 @@ class Pipeline {
     rep_.bits_per_weight = qbits_num > 0 ? bits / double(qbits_num) : 0;
   }
 
-  QuantizeOptions opt_;
+  const QuantizeOptions opt_;
   std::unique_ptr<WeightSource> src_;
   ModelConfig cfg_;
   std::unique_ptr<OutputDir> dir_;
