@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/runtime_args.h"
+#include "lowbit/bench/kernel_bench.h"
 #include "lowbit/bench/machine_probe.h"
 #include "lowbit/bench/model_bench.h"
 #include "lowbit/model/load.h"
@@ -28,7 +30,8 @@ struct BenchArgs {
   std::string json_path;
   int probe_mb = 1024;
   bool no_probe = false;
-  bool no_mmap = false;
+  bool kernels = false;
+  RuntimeArgs rt;
   uint32_t seed = 1234;
 };
 
@@ -65,13 +68,14 @@ void write_json_atomic(const std::string& path, const nlohmann::json& j) {
   }
 }
 
-void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res) {
+void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res,
+                 double bytes) {
   const std::string name = model_name(a.model);
   const std::string params = human_count(static_cast<double>(pc.total));
-  const double gb = static_cast<double>(pc.total) * 4 / 1e9;
+  const double gb = bytes / 1e9;
   const std::string size =
       gb >= 0.1 ? fmt::format("{:.2f} GB", gb) : fmt::format("{:.2f} MB", gb * 1e3);
-  fmt::print("| model | params | size (fp32) | threads | test | t/s |\n");
+  fmt::print("| model | params | size | threads | test | t/s |\n");
   fmt::print("| --- | ---: | ---: | ---: | --- | ---: |\n");
   auto row = [&](const std::string& test, const Stat& s) {
     fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, params, size, a.threads,
@@ -108,12 +112,17 @@ void print_efficiency(const BenchArgs& a, const MachineProbe& m, const Efficienc
 }
 
 nlohmann::json to_json(const BenchArgs& a, const ModelConfig& cfg, const ParamCounts& pc,
-                       const BenchResult& res, const MachineProbe* m, const Efficiency& e) {
+                       const BenchResult& res, const MachineProbe* m, const Efficiency& e,
+                       double bytes, const std::string& weights) {
   nlohmann::json j;
   j["model"] = a.model;
   j["params"] = pc.total;
   j["params_linear"] = pc.layer_linear;
-  j["size_gb"] = static_cast<double>(pc.total) * 4 / 1e9;
+  j["size_gb"] = bytes / 1e9;
+  j["weights"] = weights;
+  j["act"] = a.rt.act;
+  j["fp_weights"] = a.rt.fp_weights;
+  j["dequantize"] = a.rt.dequantize;
   j["threads"] = a.threads;
   j["reps"] = a.reps;
   j["n_prompt"] = a.n_prompt;
@@ -154,10 +163,34 @@ nlohmann::json to_json(const BenchArgs& a, const ModelConfig& cfg, const ParamCo
   return j;
 }
 
+int run_kernel_bench_cmd(const BenchArgs& a) {
+  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false, apply_runtime_args(a.rt));
+  KernelBenchOptions ko;
+  ko.m_prefill = a.n_prompt;
+  ko.threads = a.threads;
+  const std::vector<KernelBenchRow> rows = run_kernel_bench(*lm.weights, ko);
+  fmt::print("| role | shape | format | act | rows | µs/call | GB/s | GOP/s |\n");
+  fmt::print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
+  nlohmann::json j = nlohmann::json::array();
+  for (const KernelBenchRow& r : rows) {
+    fmt::print("| {} | {}x{} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.role, r.out, r.in,
+               r.format, r.act, r.m, r.seconds * 1e6, r.gbs, r.gops);
+    j.push_back({{"role", r.role}, {"out", r.out}, {"in", r.in}, {"format", r.format},
+                 {"act", r.act}, {"m", r.m}, {"seconds", r.seconds}, {"gbs", r.gbs},
+                 {"gops", r.gops}, {"weight_bytes", r.weight_bytes}, {"layers", r.layers}});
+  }
+  std::fflush(stdout);
+  if (!a.json_path.empty()) {
+    write_json_atomic(a.json_path, {{"model", a.model}, {"threads", a.threads}, {"kernels", j}});
+  }
+  return 0;
+}
+
 int run_bench(BenchArgs a) {
   if (a.threads <= 0)
     a.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (a.probe_mb < 1) fail("--probe-mb", "must be >= 1, got {}", a.probe_mb);
+  if (a.kernels) return run_kernel_bench_cmd(a);
   BenchOptions opt;
   opt.n_prompt = a.n_prompt;
   opt.n_gen = a.n_gen;
@@ -172,17 +205,20 @@ int run_bench(BenchArgs a) {
     po.threads = a.threads;
     probe = probe_machine(po);
   }
-  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false, !a.no_mmap);
+  LoadedModel lm = load_model(a.model, "", /*load_tokenizer=*/false, apply_runtime_args(a.rt));
   const ModelConfig& cfg = lm.weights->cfg;
   const BenchResult res = run_model_bench(lm.weights, opt);
   const ParamCounts pc = count_params(cfg);
-  const Efficiency e = compute_efficiency(cfg, opt, res, probe);
+  const Efficiency e = compute_efficiency(cfg, opt, res, probe, lm.weights.get());
 
-  print_table(a, pc, res);
+  const double bytes = model_bytes(*lm.weights);
+  const std::string weights = weights_summary(*lm.weights);
+  fmt::print("weights: {}\n", weights);
+  print_table(a, pc, res, bytes);
   if (!a.no_probe) print_efficiency(a, probe, e);
   std::fflush(stdout);
   if (!a.json_path.empty()) {
-    write_json_atomic(a.json_path, to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e));
+    write_json_atomic(a.json_path, to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e, bytes, weights));
   }
   return 0;
 }
@@ -210,8 +246,9 @@ void add_bench(CLI::App& app, Runner* run) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_flag("--no-probe", args->no_probe, "skip the bandwidth / GEMM probes");
-  sub->add_flag("--no-mmap", args->no_mmap,
-                "copy fp32 weights into huge-page memory instead of mapping the file (faster)");
+  sub->add_flag("--kernels", args->kernels,
+                "per linear-layer shape: kernel GB/s and GOP/s for 1 row and -p rows");
+  add_runtime_options(sub, &args->rt);
   sub->add_option("--seed", args->seed, "seed of the random token ids")->capture_default_str();
   sub->callback([run, args] { *run = [args] { return run_bench(*args); }; });
 }

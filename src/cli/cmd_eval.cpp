@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/runtime_args.h"
 #include "lowbit/eval/kld.h"
 #include "lowbit/eval/lambada.h"
 #include "lowbit/eval/perplexity.h"
@@ -28,15 +29,22 @@ struct EvalArgs {
   int ctx = 0;  // 0: default_ctx(model)
   int64_t limit = 0;
   int threads = 0;
-  bool verbose = false, no_bos = false, no_mmap = false;
+  bool verbose = false, no_bos = false;
+  // Evaluation measures what the weights' quantization costs: activations stay fp32 unless
+  // --act int8 asks for the int8-activation kernels (whose own error then adds in).
+  RuntimeArgs rt = [] {
+    RuntimeArgs r;
+    r.act = "f32";
+    return r;
+  }();
 };
 
 void set_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
 }
 
-LoadedModel load_with_tokenizer(const std::string& path, bool no_mmap) {
-  LoadedModel m = load_model(path, "", true, !no_mmap);
+LoadedModel load_with_tokenizer(const std::string& path, const RuntimeOptions& rt) {
+  LoadedModel m = load_model(path, "", true, rt);
   if (!m.tokenizer) fail(path, "no tokenizer found for this model");
   return m;
 }
@@ -56,7 +64,7 @@ void emit(const EvalArgs& a, const std::string& header, const std::string& body,
 int run_ppl(const EvalArgs& a) {
   set_threads(a.threads);
   const Convention conv = parse_convention(a.convention);
-  LoadedModel m = load_with_tokenizer(a.model, a.no_mmap);
+  LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const int ctx = pick_ctx(a, m);
   const std::string text = load_text_set(a.text);
   const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
@@ -74,8 +82,12 @@ int run_ppl(const EvalArgs& a) {
 int run_kld(const EvalArgs& a) {
   set_threads(a.threads);
   const Convention conv = parse_convention(a.convention);
-  LoadedModel base = load_with_tokenizer(a.base, a.no_mmap);
-  LoadedModel cand = load_with_tokenizer(a.model, a.no_mmap);
+  LoadedModel base = load_with_tokenizer(a.base, [&] {
+    RuntimeOptions base;  // the reference model: as stored, fp32
+    base.use_mmap = !a.rt.no_mmap;
+    return base;
+  }());
+  LoadedModel cand = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   if (base.weights->cfg.vocab_size != cand.weights->cfg.vocab_size)
     fail(a.model, "vocabulary of {} tokens differs from the base model's {}",
          cand.weights->cfg.vocab_size, base.weights->cfg.vocab_size);
@@ -116,7 +128,7 @@ std::string pieces(const Tokenizer& tok, int prev, const std::vector<int>& ids) 
 
 int run_lambada(const EvalArgs& a) {
   set_threads(a.threads);
-  LoadedModel m = load_with_tokenizer(a.model, a.no_mmap);
+  LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const LambadaSet set = load_lambada(resolve_text_path(a.data));
   Transformer model(m.weights, default_ctx(m.weights->cfg));
   LambadaOptions opt;
@@ -146,8 +158,7 @@ void add_common(CLI::App* sub, EvalArgs* a) {
   sub->add_option("--json", a->json, "Also write the results to this JSON file");
   sub->add_option("--threads,-t", a->threads, "Threads (OpenMP and BLAS)")
       ->check(CLI::PositiveNumber);
-  sub->add_flag("--no-mmap", a->no_mmap,
-                "Copy fp32 weights into huge-page memory instead of mapping the file (faster)");
+  add_runtime_options(sub, &a->rt);
 }
 
 void add_windows(CLI::App* sub, EvalArgs* a) {

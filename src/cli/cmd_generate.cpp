@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/runtime_args.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/sampler.h"
 #include "lowbit/model/transformer.h"
@@ -24,12 +25,12 @@ struct GenerateOptions {
   int threads = 0;
   SamplerParams sp;
   bool no_bos = false;
-  bool no_mmap = false;
+  RuntimeArgs rt;
 };
 
 int run_generate(const GenerateOptions& o) {
   set_num_threads(o.threads);
-  LoadedModel m = load_model(o.model, o.tokenizer, true, !o.no_mmap);
+  LoadedModel m = load_model(o.model, o.tokenizer, true, apply_runtime_args(o.rt));
   const ModelConfig& c = m.weights->cfg;
   std::vector<int> ids = m.tokenizer->encode(o.prompt, !o.no_bos);
   if (ids.empty()) {
@@ -100,8 +101,7 @@ void add_generate(CLI::App& app, Runner* run) {
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_flag("--no-bos", o->no_bos, "do not add BOS / special tokens to the prompt");
-  sub->add_flag("--no-mmap", o->no_mmap,
-                "copy fp32 weights into huge-page memory instead of mapping the file (faster)");
+  add_runtime_options(sub, &o->rt);
   sub->callback([run, o] { *run = [o] { return run_generate(*o); }; });
 }
 

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "lowbit/bench/kernel_bench.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/progress.h"
@@ -143,7 +144,8 @@ BenchResult run_model_bench(std::shared_ptr<const ModelWeights> weights, const B
 }
 
 Efficiency compute_efficiency(const ModelConfig& cfg, const BenchOptions& opt,
-                              const BenchResult& res, const MachineProbe& probe) {
+                              const BenchResult& res, const MachineProbe& probe,
+                              const ModelWeights* weights) {
   Efficiency e;
   if (opt.n_prompt > 0) {
     e.prefill_flops_per_token = forward_flops(cfg, opt.n_prompt, 0) / opt.n_prompt;
@@ -152,6 +154,11 @@ Efficiency compute_efficiency(const ModelConfig& cfg, const BenchOptions& opt,
   }
   if (opt.n_gen > 0) {
     e.decode_bytes_per_token = mean_decode_bytes(cfg, opt.n_prompt, opt.n_gen);
+    if (weights != nullptr) {
+      const ParamCounts c = count_params(cfg);
+      e.decode_bytes_per_token += linear_weight_bytes(*weights) -
+                                  4.0 * static_cast<double>(c.layer_linear + c.lm_head);
+    }
     e.decode_gbs = e.decode_bytes_per_token * res.tg.mean * 1e-9;
     if (probe.bw.read_gbs > 0) {
       e.decode_bound_tps = probe.bw.read_gbs * 1e9 / e.decode_bytes_per_token;

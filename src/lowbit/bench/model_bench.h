@@ -73,7 +73,10 @@ struct Efficiency {
   double decode_bound_tps = 0;        // measured read bandwidth / bytes per token
   double decode_pct_of_bw_bound = 0;  // tg tokens/s / bound * 100
 };
+// weights: when given, decode bytes count the linear weights as held in memory (quantized,
+// bf16 or fp32: linear_weight_bytes) instead of 4 bytes per parameter.
 Efficiency compute_efficiency(const ModelConfig& cfg, const BenchOptions& opt,
-                              const BenchResult& res, const MachineProbe& probe);
+                              const BenchResult& res, const MachineProbe& probe,
+                              const ModelWeights* weights = nullptr);
 
 }  // namespace lowbit

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "lowbit/kernels/packed_weight.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {
@@ -113,13 +114,35 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
   return loc;
 }
 
+void pack_linears_bf16(ModelWeights* w) {
+  auto pack = [w](Linear& l) {
+    if (l.packed != nullptr || l.w == nullptr) return;
+    auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16(l.w, l.out, l.in));
+    l.packed = p.get();
+    l.w = nullptr;
+    w->keep_alive.push_back(p);
+  };
+  for (LayerWeights& L : w->layers) {
+    for (Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*l);
+  }
+  pack(w->lm_head);
+}
+
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
                        bool want_tokenizer, bool use_mmap) {
+  RuntimeOptions rt;
+  rt.use_mmap = use_mmap;
+  return load_model(path, tokenizer_path, want_tokenizer, rt);
+}
+
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
+                       bool want_tokenizer, const RuntimeOptions& rt) {
   LoadedModel m;
   m.source = path;
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
-  m.weights =
-      loc.hf ? load_hf_weights(loc.weights, use_mmap) : load_llama2c_weights(loc.weights, use_mmap);
+  m.weights = loc.hf ? load_hf_weights(loc.weights, rt)
+                     : load_llama2c_weights(loc.weights, rt.use_mmap);
+  if (rt.bf16_linears) pack_linears_bf16(m.weights.get());
   if (want_tokenizer) {
     m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);
     check_vocab(m, loc.tokenizer);

@@ -34,15 +34,35 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
 // `vocab_size` tokens) or a tokenizer.json (file or folder).
 std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size);
 
+// How weights are held in memory for the forward pass (the runtime's choices, not the file's).
+struct RuntimeOptions {
+  bool use_mmap = true;  // see load_model
+  // Quantized linears (GPTQ / lowbit checkpoints) repacked into the kernels' compute layout
+  // (kernels/packed_weight.h). false, or a linear the kernels cannot run, dequantizes to fp32 at
+  // load: the reference path.
+  bool repack = true;
+  // Unquantized linear weights (incl. lm_head) held in bf16 instead of fp32: half the bytes per
+  // decoded token, values rounded to bf16 unless the checkpoint is bf16 already.
+  bool bf16_linears = false;
+};
+
 // use_mmap: fp32 tensors point into the memory-mapped file (no copy; the default). Without it
 // they are copied into anonymous memory backed by huge pages, which costs RAM and load time but
 // streams ~3x faster in decode (page-cache mappings use 4 KiB pages): `--no-mmap` in the CLI.
 LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
                        bool load_tokenizer = true, bool use_mmap = true);
 
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path,
+                       bool load_tokenizer, const RuntimeOptions& rt);
+
 // The two loaders behind load_model.
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap = true);
+std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt);
 std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& bin_path,
                                                    bool use_mmap = true);
+
+// Converts every fp32 linear weight that is not packed yet to a bf16 packed copy (the tied
+// lm_head gets its own copy; the embedding table stays fp32).
+void pack_linears_bf16(ModelWeights* w);
 
 }  // namespace lowbit

@@ -9,6 +9,7 @@
 
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tensor_convert.h"
+#include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/load.h"
 #include "lowbit/quant/checkpoint_layout.h"
@@ -96,15 +97,16 @@ void place(const TensorSpec& spec, const std::vector<int64_t>& shape, const floa
   }
 }
 
-// A quantized linear (GPTQ or lowbit layout) dequantized to fp32; nullptr when the module is
-// stored in floating point.
-const float* dequantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
-                         const std::string& weight_name, const std::vector<int64_t>& shape,
-                         ModelWeights* w) {
+// A quantized linear (GPTQ or lowbit layout) repacked into the kernels' compute layout (when
+// `repack` and the kernels can run it) or dequantized to fp32; false when the module is stored in
+// floating point.
+bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
+                    const std::string& weight_name, const std::vector<int64_t>& shape, bool repack,
+                    ModelWeights* w, Linear* out) {
   const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
   const TensorInfo* qweight = store.find(prefix + ".qweight");
   const ModuleStorage ms = qc.module(prefix, qweight != nullptr);
-  if (ms.layout == "fp") return nullptr;
+  if (ms.layout == "fp") return false;
   const std::string where = qweight ? qweight->file : store.dir();
   if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
   const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
@@ -115,16 +117,48 @@ const float* dequantized(const QuantizedCheckpointConfig& qc, const TensorStore&
     fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
          shape_str(shape));
   }
+  *out = {nullptr, out->bias, q.out, q.in, nullptr};
+  if (repack && kernels::can_pack(q)) {
+    auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_quantized(q));
+    out->packed = p.get();
+    w->keep_alive.push_back(p);
+    return true;
+  }
   const std::vector<float> deq = q.dequantize();
   std::shared_ptr<float[]> buf = alloc_floats(deq.size());
   std::copy(deq.begin(), deq.end(), buf.get());
   w->keep_alive.push_back(buf);
-  return buf.get();
+  out->w = buf.get();
+  return true;
+}
+
+// An unquantized linear weight held in bf16: copied as is from a bf16 tensor, else rounded.
+void place_bf16(const TensorInfo& t, ModelWeights* w, Linear* out) {
+  const int rows = static_cast<int>(t.shape[0]), cols = static_cast<int>(t.shape[1]);
+  std::shared_ptr<kernels::PackedWeight> p;
+  if (t.dtype == DType::BF16) {
+    std::vector<uint16_t> raw(static_cast<size_t>(t.numel()));
+    std::memcpy(raw.data(), t.data, raw.size() * 2);
+    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16_raw(raw.data(), rows, cols));
+  } else {
+    std::vector<float> f(static_cast<size_t>(t.numel()));
+    tensor_to_f32(t, f.data());
+    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16(f.data(), rows, cols));
+  }
+  *out = {nullptr, out->bias, rows, cols, p.get()};
+  w->keep_alive.push_back(p);
 }
 
 }  // namespace
 
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap) {
+  RuntimeOptions rt;
+  rt.use_mmap = use_mmap;
+  return load_hf_weights(dir, rt);
+}
+
+std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt) {
+  const bool use_mmap = rt.use_mmap;
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
@@ -151,11 +185,12 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
     const int n = spec.per_layer ? w->cfg.n_layers : 1;
     for (int layer = 0; layer < n; ++layer) {
       const std::string name = tensor_name(spec, layer);
-      if (qc && is_linear_weight(spec.role)) {
-        if (const float* p = dequantized(*qc, store, name, shape, w.get())) {
-          place(spec, shape, p, layer, w.get());
-          continue;
-        }
+      Linear* lin = !is_linear_weight(spec.role)       ? nullptr
+                    : spec.role == TensorRole::kLmHead ? &w->lm_head
+                                                       : linear_for(spec.role, w->layers[layer]);
+      if (qc && is_linear_weight(spec.role) &&
+          load_quantized(*qc, store, name, shape, rt.repack, w.get(), lin)) {
+        continue;
       }
       const TensorInfo* t = store.find(name);
       if (t == nullptr) {
@@ -166,7 +201,11 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
         fail(t->file, "tensor {} has shape {}, expected {}", name, shape_str(t->shape),
              shape_str(shape));
       }
-      place(spec, shape, as_f32(*t, w.get(), use_mmap), layer, w.get());
+      if (rt.bf16_linears && is_linear_weight(spec.role)) {
+        place_bf16(*t, w.get(), lin);
+      } else {
+        place(spec, shape, as_f32(*t, w.get(), use_mmap), layer, w.get());
+      }
     }
   }
   if (w->cfg.tied_embeddings) {

@@ -22,10 +22,30 @@ namespace {
 void grow(std::vector<float>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
 }
+
+ops::KvKind kv_kind(KvType t) {
+  switch (t) {
+    case KvType::kF16:
+      return ops::KvKind::kF16;
+    case KvType::kBF16:
+      return ops::KvKind::kBF16;
+    case KvType::kF32:
+      break;
+  }
+  return ops::KvKind::kF32;
+}
 }  // namespace
 
-Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx)
-    : w_(std::move(weights)), max_ctx_(max_ctx), s_(std::make_unique<Scratch>()) {
+KvType parse_kv_type(const std::string& where, const std::string& name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  if (name == "bf16") return KvType::kBF16;
+  fail(where, "unknown KV cache type '{}' (expected f32, f16 or bf16)", name);
+}
+
+Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx,
+                         const TransformerOptions& opt)
+    : w_(std::move(weights)), max_ctx_(max_ctx), kv_(opt.kv), s_(std::make_unique<Scratch>()) {
   const ModelConfig& c = w_->cfg;
   if (max_ctx <= 0) fail("transformer", "context length must be positive, got {}", max_ctx);
   if (c.max_seq_len > 0 && max_ctx > c.max_seq_len) {
@@ -40,8 +60,13 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ct
   }
   const size_t kv_dim = static_cast<size_t>(c.n_kv_heads) * c.head_dim;
   const size_t cache = static_cast<size_t>(c.n_layers) * max_ctx * kv_dim;
-  k_cache_.assign(cache, 0.0f);
-  v_cache_.assign(cache, 0.0f);
+  if (kv_ == KvType::kF32) {
+    k_cache_.assign(cache, 0.0f);
+    v_cache_.assign(cache, 0.0f);
+  } else {
+    k_half_.assign(cache, 0);
+    v_half_.assign(cache, 0);
+  }
   rope_inv_freq_ = ops::rope_inv_freq(c);
 }
 
@@ -82,10 +107,16 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   }
 
   const size_t layer_cache = static_cast<size_t>(max_ctx_) * kv_dim;
+  const ops::KvKind kind = kv_kind(kv_);
+  const bool f32 = kv_ == KvType::kF32;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = w_->layers[static_cast<size_t>(l)];
-    float* kc = k_cache_.data() + l * layer_cache;
-    float* vc = v_cache_.data() + l * layer_cache;
+    // This layer's cache and where the new rows go (element offsets, in the cache's own type).
+    const size_t lc = l * layer_cache, at = lc + static_cast<size_t>(pos_) * kv_dim;
+    void* kc = f32 ? static_cast<void*>(k_cache_.data() + lc) : k_half_.data() + lc;
+    void* vc = f32 ? static_cast<void*>(v_cache_.data() + lc) : v_half_.data() + lc;
+    void* k_new = f32 ? static_cast<void*>(k_cache_.data() + at) : k_half_.data() + at;
+    void* v_new = f32 ? static_cast<void*>(v_cache_.data() + at) : v_half_.data() + at;
 
     // Attention block.
     ops::rmsnorm(s.x.data(), L.attn_norm, s.xn.data(), n, dim, c.norm_eps);
@@ -100,9 +131,9 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
       ops::rope(&s.k[t * static_cast<size_t>(kv_dim)], c.n_kv_heads, hd, pos_ + t,
                 rope_inv_freq_.data());
     }
-    std::memcpy(kc + static_cast<size_t>(pos_) * kv_dim, s.k.data(), sizeof(float) * nn * kv_dim);
-    std::memcpy(vc + static_cast<size_t>(pos_) * kv_dim, s.v.data(), sizeof(float) * nn * kv_dim);
-    ops::attention(s.q.data(), kc, vc, s.att.data(), n, pos_, c.n_heads, c.n_kv_heads, hd);
+    ops::kv_store(s.k.data(), k_new, kind, nn * kv_dim);
+    ops::kv_store(s.v.data(), v_new, kind, nn * kv_dim);
+    ops::attention(s.q.data(), kc, vc, kind, s.att.data(), n, pos_, c.n_heads, c.n_kv_heads, hd);
     ops::linear(L.wo, s.att.data(), n, s.xn.data());
     for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];
 

@@ -3,21 +3,36 @@
 // KV cache, SwiGLU MLP. Prefill runs many tokens per call (GEMM via BLAS); decode is one token.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "lowbit/model/weights.h"
 
 namespace lowbit {
 
+// Element type of the KV cache: fp32 (exact), or fp16/bf16 (half the memory and the bandwidth
+// attention reads per token; new rows are rounded to nearest even).
+enum class KvType { kF32, kF16, kBF16 };
+
+// "f32", "f16" or "bf16"; anything else fails as "<where>: ...".
+KvType parse_kv_type(const std::string& where, const std::string& name);
+
+struct TransformerOptions {
+  KvType kv = KvType::kF32;
+};
+
 class Transformer {
  public:
   // max_ctx: KV cache length (≤ cfg.max_seq_len unless allow_longer).
-  Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx);
+  Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx,
+              const TransformerOptions& opt = {});
   ~Transformer();
 
   const ModelConfig& config() const { return w_->cfg; }
   int max_ctx() const { return max_ctx_; }
+  KvType kv_type() const { return kv_; }
   int pos() const { return pos_; }  // tokens already in the KV cache
   void reset() { pos_ = 0; }        // forget the KV cache
   // Drop cached tokens beyond `pos` (e.g. to reuse a shared prefix).
@@ -33,8 +48,11 @@ class Transformer {
   std::shared_ptr<const ModelWeights> w_;
   int max_ctx_ = 0;
   int pos_ = 0;
-  std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_heads*head_dim]
-  std::vector<float> rope_inv_freq_;      // [head_dim/2]
+  KvType kv_ = KvType::kF32;
+  // [layer][pos][kv_heads*head_dim]: the fp32 cache, or the fp16/bf16 bits; only one is used.
+  std::vector<float> k_cache_, v_cache_;
+  std::vector<uint16_t> k_half_, v_half_;
+  std::vector<float> rope_inv_freq_;  // [head_dim/2]
   std::unique_ptr<Scratch> s_;
 };
 

@@ -2,7 +2,8 @@
 //  * every linear layer is row-major [out_features, in_features] (y = W x + b);
 //  * q/k rows are in the rotate-half RoPE order (the llama2.c loader permutes them at load).
 // fp32 tensors point straight into the memory-mapped file; tensors stored as bf16/f16 are
-// converted once into buffers owned by `owned`.
+// converted once into buffers owned by `keep_alive`. A linear layer may instead be held in a
+// kernel compute layout (quantized, or bf16): then `packed` is set and `w` is null.
 #pragma once
 
 #include <memory>
@@ -12,11 +13,16 @@
 
 namespace lowbit {
 
+namespace kernels {
+struct PackedWeight;
+}
+
 struct Linear {
-  const float* w = nullptr;     // [out, in] row-major
+  const float* w = nullptr;     // [out, in] row-major (null when packed)
   const float* bias = nullptr;  // [out] or nullptr
   int out = 0;
   int in = 0;
+  const kernels::PackedWeight* packed = nullptr;  // compute layout (kernels/packed_weight.h)
 };
 
 struct LayerWeights {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "lowbit/kernels/packed_matmul.h"
 #include "lowbit/util/simd.h"
 
 namespace lowbit::ops {
@@ -86,7 +87,9 @@ void gemv(const float* w, const float* x, float* y, int out, int in) {
 }
 
 void linear(const Linear& l, const float* x, int n, float* y) {
-  if (n == 1) {
+  if (l.packed != nullptr) {
+    kernels::packed_matmul(*l.packed, y, x, n);
+  } else if (n == 1) {
     gemv(l.w, x, y, l.out, l.in);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l.out, l.in, 1.0f, x, l.in, l.w, l.in,
@@ -96,7 +99,17 @@ void linear(const Linear& l, const float* x, int n, float* y) {
 }
 
 void linear_multi(const Linear* const* ls, float* const* ys, int count, const float* x, int n) {
-  if (n != 1) {
+  int n_packed = 0;
+  for (int i = 0; i < count; ++i) n_packed += ls[i]->packed != nullptr;
+  if (n_packed == count && count <= 8) {
+    // Weights in a compute layout: one kernel call for the group.
+    const kernels::PackedWeight* ws[8];
+    for (int i = 0; i < count; ++i) ws[i] = ls[i]->packed;
+    kernels::packed_matmul(ws, ys, count, x, n);
+    for (int i = 0; i < count; ++i) add_bias(*ls[i], n, ys[i]);
+    return;
+  }
+  if (n != 1 || n_packed > 0) {
     for (int i = 0; i < count; ++i) linear(*ls[i], x, n, ys[i]);
     return;
   }

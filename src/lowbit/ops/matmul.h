@@ -1,6 +1,7 @@
 // Dense fp32 linear layers: y[n, out] = x[n, in] · W[out, in]ᵀ (+ bias).
 // Many rows (prefill) go to BLAS sgemm; one row (decode) uses a bandwidth-bound GEMV threaded
-// with OpenMP over output rows.
+// with OpenMP over output rows. Linears held in a kernel compute layout (Linear::packed: quantized
+// or bf16) go to kernels::packed_matmul.
 #pragma once
 
 #include "lowbit/model/weights.h"
