@@ -23,6 +23,7 @@
 #include "lowbit/eval/text_sets.h"
 #include "lowbit/eval/windows.h"
 #include "lowbit/io/safetensors.h"
+#include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/config.h"
 #include "lowbit/model/load.h"
@@ -226,8 +227,34 @@ void expect_loaded_weights(
   }
 }
 
+// The folder loaded on the reference path (quantized linears dequantized to fp32), after checking
+// that the default load (repacked into the kernels' compute layout) holds exactly the same weights.
 std::shared_ptr<ModelWeights> load_weights(const std::string& dir) {
-  return load_model(dir, "", /*load_tokenizer=*/false).weights;
+  RuntimeOptions reference;
+  reference.repack = false;
+  auto w = load_model(dir, "", /*load_tokenizer=*/false, reference).weights;
+  auto packed = load_model(dir, "", /*load_tokenizer=*/false).weights;
+  auto same = [](const Linear& ref, const Linear& p, const std::string& what) {
+    if (p.packed == nullptr) {
+      EXPECT_SAME_FLOATS(p.w, ref.w, static_cast<size_t>(ref.out) * ref.in, what);
+      return;
+    }
+    EXPECT_EQ(p.w, nullptr) << what;
+    const std::vector<float> d = p.packed->dequantize();
+    EXPECT_SAME_FLOATS(d.data(), ref.w, d.size(), what + " (repacked)");
+  };
+  for (size_t l = 0; l < w->layers.size(); ++l) {
+    const LayerWeights &a = w->layers[l], &b = packed->layers[l];
+    same(a.wq, b.wq, "q");
+    same(a.wk, b.wk, "k");
+    same(a.wv, b.wv, "v");
+    same(a.wo, b.wo, "o");
+    same(a.w_gate, b.w_gate, "gate");
+    same(a.w_up, b.w_up, "up");
+    same(a.w_down, b.w_down, "down");
+  }
+  same(w->lm_head, packed->lm_head, "lm_head");
+  return w;
 }
 
 // ---- a. RTN, GPTQ v1 ---------------------------------------------------------------------------

@@ -153,9 +153,9 @@ TEST(Runtime, EvalPerplexityEqualsReference) {
 
 TEST(Runtime, BadRuntimeFlagsAreOneLineErrors) {
   LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");
-  for (const auto& [flag, what] : {std::pair{"--fp-weights f8", "--fp-weights"},
-                                   std::pair{"--act int4", "--act"},
-                                   std::pair{"--isa sse", "--isa"}}) {
+  for (const auto& [flag, what] :
+       {std::pair{"--fp-weights f8", "--fp-weights"}, std::pair{"--act int4", "--act"},
+        std::pair{"--isa sse", "--isa"}}) {
     const auto r = test::run_cli(std::string("generate --model ") + model + " -n 2 " + flag);
     EXPECT_EQ(r.rc, 2) << r.out;
     EXPECT_NE(r.out.find(std::string("lowbit: ") + what), std::string::npos) << r.out;

@@ -68,8 +68,7 @@ void write_json_atomic(const std::string& path, const nlohmann::json& j) {
   }
 }
 
-void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res,
-                 double bytes) {
+void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res, double bytes) {
   const std::string name = model_name(a.model);
   const std::string params = human_count(static_cast<double>(pc.total));
   const double gb = bytes / 1e9;
@@ -123,6 +122,7 @@ nlohmann::json to_json(const BenchArgs& a, const ModelConfig& cfg, const ParamCo
   j["act"] = a.rt.act;
   j["fp_weights"] = a.rt.fp_weights;
   j["dequantize"] = a.rt.dequantize;
+  j["kv_cache"] = a.rt.kv;
   j["threads"] = a.threads;
   j["reps"] = a.reps;
   j["n_prompt"] = a.n_prompt;
@@ -175,9 +175,17 @@ int run_kernel_bench_cmd(const BenchArgs& a) {
   for (const KernelBenchRow& r : rows) {
     fmt::print("| {} | {}x{} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.role, r.out, r.in,
                r.format, r.act, r.m, r.seconds * 1e6, r.gbs, r.gops);
-    j.push_back({{"role", r.role}, {"out", r.out}, {"in", r.in}, {"format", r.format},
-                 {"act", r.act}, {"m", r.m}, {"seconds", r.seconds}, {"gbs", r.gbs},
-                 {"gops", r.gops}, {"weight_bytes", r.weight_bytes}, {"layers", r.layers}});
+    j.push_back({{"role", r.role},
+                 {"out", r.out},
+                 {"in", r.in},
+                 {"format", r.format},
+                 {"act", r.act},
+                 {"m", r.m},
+                 {"seconds", r.seconds},
+                 {"gbs", r.gbs},
+                 {"gops", r.gops},
+                 {"weight_bytes", r.weight_bytes},
+                 {"layers", r.layers}});
   }
   std::fflush(stdout);
   if (!a.json_path.empty()) {
@@ -197,6 +205,7 @@ int run_bench(BenchArgs a) {
   opt.reps = a.reps;
   opt.threads = a.threads;
   opt.seed = a.seed;
+  opt.tf = transformer_options(a.rt);
 
   MachineProbe probe;
   if (!a.no_probe) {
@@ -218,7 +227,8 @@ int run_bench(BenchArgs a) {
   if (!a.no_probe) print_efficiency(a, probe, e);
   std::fflush(stdout);
   if (!a.json_path.empty()) {
-    write_json_atomic(a.json_path, to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e, bytes, weights));
+    write_json_atomic(a.json_path,
+                      to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e, bytes, weights));
   }
   return 0;
 }

@@ -69,7 +69,7 @@ int run_ppl(const EvalArgs& a) {
   const std::string text = load_text_set(a.text);
   const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
-  Transformer model(m.weights, ctx);
+  Transformer model(m.weights, ctx, transformer_options(a.rt));
   const PplResult r = perplexity(model, tokens, plan, m.tokenizer->bos_id());
   nlohmann::json j = to_json(r);
   j["model"] = a.model;
@@ -100,7 +100,7 @@ int run_kld(const EvalArgs& a) {
   if (tokenize_for_convention(conv, *cand.tokenizer, text) != tokens)
     fail(a.model, "its tokenizer encodes the text differently from the base model's");
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
-  Transformer tb(base.weights, ctx), tm(cand.weights, ctx);
+  Transformer tb(base.weights, ctx), tm(cand.weights, ctx, transformer_options(a.rt));
   const KldResult r = kl_divergence(tb, tm, tokens, plan, base.tokenizer->bos_id());
   nlohmann::json j = to_json(r);
   j["base"] = a.base;
@@ -130,7 +130,7 @@ int run_lambada(const EvalArgs& a) {
   set_threads(a.threads);
   LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const LambadaSet set = load_lambada(resolve_text_path(a.data));
-  Transformer model(m.weights, default_ctx(m.weights->cfg));
+  Transformer model(m.weights, default_ctx(m.weights->cfg), transformer_options(a.rt));
   LambadaOptions opt;
   opt.limit = a.limit;
   opt.add_special = !a.no_bos;

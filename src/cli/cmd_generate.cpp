@@ -41,7 +41,7 @@ int run_generate(const GenerateOptions& o) {
   if (static_cast<int>(ids.size()) >= ctx) {
     fail(o.model, "prompt of {} tokens does not fit the context of {}", ids.size(), ctx);
   }
-  Transformer tf(m.weights, ctx);
+  Transformer tf(m.weights, ctx, transformer_options(o.rt));
   Sampler sampler(o.sp);
 
   // Echo the prompt text as the model sees it, then stream the continuation.

@@ -19,6 +19,8 @@ void add_runtime_options(CLI::App* sub, RuntimeArgs* a) {
                   "activations of the quantized kernels: auto (int8 for integer weights), "
                   "f32 or int8")
       ->capture_default_str();
+  sub->add_option("--kv-cache", a->kv, "KV cache element type: f32, f16 or bf16")
+      ->capture_default_str();
   sub->add_option("--isa", a->isa,
                   "cap the kernels' instruction set: avx512, avx2 or scalar (default: best)");
 }
@@ -35,11 +37,22 @@ RuntimeOptions apply_runtime_args(const RuntimeArgs& a) {
     }
     kernels::set_isa(isa);
   }
+  parse_kv_type("--kv-cache", a.kv);
   RuntimeOptions rt;
   rt.use_mmap = !a.no_mmap;
   rt.repack = !a.dequantize;
   rt.bf16_linears = a.fp_weights == "bf16";
   return rt;
+}
+
+}  // namespace lowbit::cli
+
+namespace lowbit::cli {
+
+TransformerOptions transformer_options(const RuntimeArgs& a) {
+  TransformerOptions t;
+  t.kv = parse_kv_type("--kv-cache", a.kv);
+  return t;
 }
 
 }  // namespace lowbit::cli

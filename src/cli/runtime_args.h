@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lowbit/model/load.h"
+#include "lowbit/model/transformer.h"
 
 namespace lowbit::cli {
 
@@ -15,11 +16,14 @@ struct RuntimeArgs {
   std::string fp_weights = "f32";  // unquantized linears: f32 | bf16
   std::string act = "auto";        // activations of the quantized kernels: auto | f32 | int8
   std::string isa;                 // cap the instruction set: avx512 | avx2 | scalar
+  std::string kv = "f32";          // KV cache element type: f32 | f16 | bf16
 };
 
 void add_runtime_options(CLI::App* sub, RuntimeArgs* a);
 // Validates the flags (Error naming the flag), applies the process-wide ones (activation mode,
 // instruction set) and returns the load options.
 RuntimeOptions apply_runtime_args(const RuntimeArgs& a);
+// The forward pass options (--kv-cache).
+TransformerOptions transformer_options(const RuntimeArgs& a);
 
 }  // namespace lowbit::cli

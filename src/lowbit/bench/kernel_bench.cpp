@@ -27,8 +27,7 @@ bool quantized(const Linear& l) {
 }
 
 double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Seconds per call: passes over `ls` (one call each) until min_seconds have passed.
@@ -61,8 +60,8 @@ double linear_weight_bytes(const ModelWeights& w) {
 double model_bytes(const ModelWeights& w) {
   const ModelConfig& c = w.cfg;
   double b = linear_weight_bytes(w);
-  b += 4.0 * static_cast<double>(c.vocab_size) * c.dim;                // embedding
-  b += 4.0 * static_cast<double>(2 * c.n_layers + 1) * c.dim;          // norms
+  b += 4.0 * static_cast<double>(c.vocab_size) * c.dim;        // embedding
+  b += 4.0 * static_cast<double>(2 * c.n_layers + 1) * c.dim;  // norms
   if (w.lm_head.w != nullptr && w.lm_head.w == w.tok_embeddings) {
     b -= 4.0 * static_cast<double>(c.vocab_size) * c.dim;  // tied: one array
   }
@@ -90,8 +89,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const ModelWeights& w, const Kernel
     const char* name;
     Linear LayerWeights::*member;
   };
-  const Role roles[] = {{"q_proj", &LayerWeights::wq},     {"k_proj", &LayerWeights::wk},
-                        {"v_proj", &LayerWeights::wv},     {"o_proj", &LayerWeights::wo},
+  const Role roles[] = {{"q_proj", &LayerWeights::wq},        {"k_proj", &LayerWeights::wk},
+                        {"v_proj", &LayerWeights::wv},        {"o_proj", &LayerWeights::wo},
                         {"gate_proj", &LayerWeights::w_gate}, {"up_proj", &LayerWeights::w_up},
                         {"down_proj", &LayerWeights::w_down}};
   std::vector<std::pair<std::string, std::vector<const Linear*>>> groups;
@@ -110,7 +109,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const ModelWeights& w, const Kernel
   const int m_max = std::max(1, opt.m_prefill);
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(m_max) * max_in), y(static_cast<size_t>(m_max) * max_out);
+  std::vector<float> x(static_cast<size_t>(m_max) * max_in),
+      y(static_cast<size_t>(m_max) * max_out);
   for (float& v : x) v = nd(rng);
 
   std::vector<KernelBenchRow> rows;
@@ -132,9 +132,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const ModelWeights& w, const Kernel
         r.in = l0.in;
         r.layers = static_cast<int>(ls.size());
         r.format = format_of(l0);
-        r.act = !quantized(l0) ? "f32"
-                : mode == kernels::ActMode::kF32 ? "f32"
-                                                 : "int8";
+        r.act = !quantized(l0) ? "f32" : mode == kernels::ActMode::kF32 ? "f32" : "int8";
         r.m = m;
         r.weight_bytes = bytes_of(l0);
         r.seconds = time_calls(ls, x.data(), m, y.data(), opt.min_seconds);

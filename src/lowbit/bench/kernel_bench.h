@@ -13,23 +13,23 @@
 namespace lowbit {
 
 struct KernelBenchOptions {
-  int m_prefill = 512;    // rows of the prefill-sized batch (0: decode only)
+  int m_prefill = 512;       // rows of the prefill-sized batch (0: decode only)
   double min_seconds = 0.3;  // per measurement (repeat passes until at least this long)
-  bool both_modes = true; // quantized weights: measure int8 and fp32 activations
+  bool both_modes = true;    // quantized weights: measure int8 and fp32 activations
   int threads = 1;
 };
 
 struct KernelBenchRow {
-  std::string role;    // "q_proj", ..., "lm_head"
+  std::string role;  // "q_proj", ..., "lm_head"
   int out = 0, in = 0;
   int layers = 0;      // weights of this role visited per pass
   std::string format;  // "int4 g128 (f16 scales)", "bf16", "fp32"
   std::string act;     // activations: "int8", "f32"
   int m = 1;
-  double seconds = 0;      // per call (one weight)
-  double gbs = 0;          // weight bytes / seconds
-  double gops = 0;         // 2·m·out·in / seconds / 1e9
-  size_t weight_bytes = 0; // of one weight as held in memory
+  double seconds = 0;       // per call (one weight)
+  double gbs = 0;           // weight bytes / seconds
+  double gops = 0;          // 2·m·out·in / seconds / 1e9
+  size_t weight_bytes = 0;  // of one weight as held in memory
 };
 
 std::vector<KernelBenchRow> run_kernel_bench(const ModelWeights& w, const KernelBenchOptions& opt);

@@ -126,7 +126,7 @@ BenchResult run_model_bench(std::shared_ptr<const ModelWeights> weights, const B
   for (int& t : prompt) t = pick(rng);
   for (int& t : gen) t = pick(rng);
 
-  Transformer model(weights, static_cast<int>(ctx));
+  Transformer model(weights, static_cast<int>(ctx), opt.tf);
   Progress progress("bench", opt.reps + 1);
   // Warm-up: pages the weights in, sizes the scratch buffers, spins up the thread pools.
   run_once(model, prompt, gen, std::min(opt.n_gen, 4));
@@ -154,10 +154,15 @@ Efficiency compute_efficiency(const ModelConfig& cfg, const BenchOptions& opt,
   }
   if (opt.n_gen > 0) {
     e.decode_bytes_per_token = mean_decode_bytes(cfg, opt.n_prompt, opt.n_gen);
+    if (opt.tf.kv != KvType::kF32) {  // decode_bytes counts 4-byte KV elements
+      const double kv_row = 2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim;
+      const double mid = opt.n_prompt + (opt.n_gen - 1) / 2.0 + 1.0;
+      e.decode_bytes_per_token -= kv_row * mid * 2.0;
+    }
     if (weights != nullptr) {
       const ParamCounts c = count_params(cfg);
-      e.decode_bytes_per_token += linear_weight_bytes(*weights) -
-                                  4.0 * static_cast<double>(c.layer_linear + c.lm_head);
+      e.decode_bytes_per_token +=
+          linear_weight_bytes(*weights) - 4.0 * static_cast<double>(c.layer_linear + c.lm_head);
     }
     e.decode_gbs = e.decode_bytes_per_token * res.tg.mean * 1e-9;
     if (probe.bw.read_gbs > 0) {

@@ -11,6 +11,7 @@
 
 #include "lowbit/bench/machine_probe.h"
 #include "lowbit/model/config.h"
+#include "lowbit/model/transformer.h"
 #include "lowbit/model/weights.h"
 
 namespace lowbit {
@@ -45,7 +46,8 @@ struct BenchOptions {
   int n_gen = 128;     // 0 skips decode
   int reps = 5;
   int threads = 1;
-  uint32_t seed = 1234;  // random token ids
+  uint32_t seed = 1234;   // random token ids
+  TransformerOptions tf;  // KV cache type
 };
 
 struct Stat {

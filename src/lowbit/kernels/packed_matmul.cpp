@@ -100,9 +100,15 @@ void prepare_gsum(const PackedWeight& w, int m, Prepared* p) {
 
 // Weights whose chunks go through BLAS: dequantize (or widen) a chunk of rows, sgemm it.
 void sgemm_path(const PackedWeight& w, const float* x, int m, float* y) {
-  const int rows_per_chunk = std::max(
-      kTileRows, (1 << 21) / std::max(1, w.k_pad) / kTileRows * kTileRows);  // ~8 MB of fp32
-  std::vector<float> buf(static_cast<size_t>(rows_per_chunk) * w.k_pad);
+  // Chunks of ~8 MB of fp32 rows (whole tiles), in a buffer kept between calls.
+  const int tiles = (w.out + kTileRows - 1) / kTileRows;
+  const int chunk_tiles = std::clamp((1 << 21) / std::max(1, w.k_pad) / kTileRows, 1, tiles);
+  const int rows_per_chunk = chunk_tiles * kTileRows;
+  static thread_local std::vector<float> store;
+  std::vector<float>& buf = store;
+  if (buf.size() < static_cast<size_t>(rows_per_chunk) * w.k_pad) {
+    buf.resize(static_cast<size_t>(rows_per_chunk) * w.k_pad);
+  }
   for (int r0 = 0; r0 < w.out; r0 += rows_per_chunk) {
     const int rows = std::min(rows_per_chunk, w.out - r0);
     if (w.kind == PackedKind::kBF16) {

@@ -140,8 +140,8 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   LoadedModel m;
   m.source = path;
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
-  m.weights = loc.hf ? load_hf_weights(loc.weights, rt)
-                     : load_llama2c_weights(loc.weights, rt.use_mmap);
+  m.weights =
+      loc.hf ? load_hf_weights(loc.weights, rt) : load_llama2c_weights(loc.weights, rt.use_mmap);
   if (rt.bf16_linears) pack_linears_bf16(m.weights.get());
   if (want_tokenizer) {
     m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);

@@ -15,21 +15,36 @@ namespace {
 const float* llama2c_array(const ModelWeights& w, TensorRole role, int layer) {
   const LayerWeights* l = layer >= 0 ? &w.layers[static_cast<size_t>(layer)] : nullptr;
   switch (role) {
-    case TensorRole::kTokEmbeddings: return w.tok_embeddings;
-    case TensorRole::kFinalNorm: return w.final_norm;
-    case TensorRole::kLmHead: return w.lm_head.w;
-    case TensorRole::kAttnNorm: return l->attn_norm;
-    case TensorRole::kFfnNorm: return l->ffn_norm;
-    case TensorRole::kWq: return l->wq.w;
-    case TensorRole::kWk: return l->wk.w;
-    case TensorRole::kWv: return l->wv.w;
-    case TensorRole::kWo: return l->wo.w;
-    case TensorRole::kBq: return l->wq.bias;
-    case TensorRole::kBk: return l->wk.bias;
-    case TensorRole::kBv: return l->wv.bias;
-    case TensorRole::kWGate: return l->w_gate.w;
-    case TensorRole::kWUp: return l->w_up.w;
-    case TensorRole::kWDown: return l->w_down.w;
+    case TensorRole::kTokEmbeddings:
+      return w.tok_embeddings;
+    case TensorRole::kFinalNorm:
+      return w.final_norm;
+    case TensorRole::kLmHead:
+      return w.lm_head.w;
+    case TensorRole::kAttnNorm:
+      return l->attn_norm;
+    case TensorRole::kFfnNorm:
+      return l->ffn_norm;
+    case TensorRole::kWq:
+      return l->wq.w;
+    case TensorRole::kWk:
+      return l->wk.w;
+    case TensorRole::kWv:
+      return l->wv.w;
+    case TensorRole::kWo:
+      return l->wo.w;
+    case TensorRole::kBq:
+      return l->wq.bias;
+    case TensorRole::kBk:
+      return l->wk.bias;
+    case TensorRole::kBv:
+      return l->wv.bias;
+    case TensorRole::kWGate:
+      return l->w_gate.w;
+    case TensorRole::kWUp:
+      return l->w_up.w;
+    case TensorRole::kWDown:
+      return l->w_down.w;
   }
   return nullptr;
 }

@@ -50,8 +50,8 @@ class WeightSource {
   ModelConfig cfg_;
   const ArchSpec* arch_ = nullptr;
   std::string path_, hf_dir_, llama2c_file_;
-  std::unique_ptr<TensorStore> store_;         // HF
-  std::shared_ptr<ModelWeights> weights_;      // llama2.c
+  std::unique_ptr<TensorStore> store_;     // HF
+  std::shared_ptr<ModelWeights> weights_;  // llama2.c
 };
 
 }  // namespace lowbit
