@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -162,6 +164,50 @@ TEST(Runtime, BadRuntimeFlagsAreOneLineErrors) {
     std::string out = r.out;
     while (!out.empty() && out.front() == '\n') out.erase(0, 1);
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// `lowbit bench --kernels`: one row per linear role, 1 row and -p rows, int8 and f32 activations
+// for quantized weights, with positive rates; pp/tg bench reports the weights as held in memory.
+TEST(Runtime, BenchKernelsModeAndQuantizedSizes) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");
+  TempDir dir("runtime_bench");
+  const std::string q = quantized_model(dir, "q", "--algo rtn --bits 4 --group-size 32");
+  const auto r =
+      test::run_cli("bench --kernels --model " + q + " -p 8 -t 1 --json " + dir.sub("k.json"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(test::read_all(dir.sub("k.json")));
+  std::set<std::string> roles;
+  int int8_rows = 0, f32_rows = 0;
+  for (const auto& k : j["kernels"]) {
+    roles.insert(k["role"].get<std::string>());
+    EXPECT_GT(k["gbs"].get<double>(), 0.0);
+    EXPECT_GT(k["gops"].get<double>(), 0.0);
+    EXPECT_TRUE(k["m"] == 1 || k["m"] == 8);
+    if (k["role"] != "lm_head") (k["act"] == "int8" ? int8_rows : f32_rows)++;
+  }
+  EXPECT_EQ(roles.size(), 8u);  // 7 per-layer roles + lm_head
+  EXPECT_EQ(int8_rows, 14);
+  EXPECT_EQ(f32_rows, 14);
+  for (const std::string& extra : {std::string(""), std::string(" --dequantize")}) {
+    const auto b = test::run_cli("bench --model " + q + " -p 16 -n 4 -r 1 -t 1 --no-probe --json " +
+                                 dir.sub("b.json") + extra);
+    ASSERT_EQ(b.rc, 0) << b.out;
+    const auto bj = nlohmann::json::parse(test::read_all(dir.sub("b.json")));
+    const std::string weights = bj["weights"];
+    if (extra.empty()) {
+      EXPECT_NE(weights.find("int4 g32"), std::string::npos) << weights;
+      EXPECT_LT(bj["decode_bytes_per_token"].get<double>(), 0.6e6);
+    } else {
+      EXPECT_EQ(weights, "fp32; lm_head fp32");
+      EXPECT_GT(bj["decode_bytes_per_token"].get<double>(), 0.9e6);
+    }
   }
 }
 

@@ -239,8 +239,17 @@ void packed_matmul(const PackedWeight* const* ws, float* const* ys, int count, c
         if (a >= b) continue;
         switch (path) {
           case Path::kInt8Gemm: {
-            const Int8Acts acts{m, w.k_pad, p.q.data(), p.d.data(), p.dsum.data()};
-            kt.gemm_int8(w, acts, ys[i], w.out, a, b);
+            // Cache blocking: rows of activations in chunks that stay in L2 while the thread's
+            // tiles stream past them once per chunk.
+            const int nb = w.n_blocks();
+            const int chunk = std::max(4, (256 << 10) / w.k_pad / 4 * 4);
+            for (int t0 = 0; t0 < m; t0 += chunk) {
+              const int rows = std::min(chunk, m - t0);
+              const size_t off = static_cast<size_t>(t0);
+              const Int8Acts acts{rows, w.k_pad, p.q.data() + off * w.k_pad, p.d.data() + off * nb,
+                                  p.dsum.data() + off * nb};
+              kt.gemm_int8(w, acts, ys[i] + off * w.out, w.out, a, b);
+            }
             break;
           }
           case Path::kF32Gemm: {
