@@ -1,6 +1,7 @@
 #include "lowbit/kernels/packed_weight.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,9 +15,14 @@
 namespace lowbit::kernels {
 
 AlignedBytes alloc_aligned(size_t bytes) {
-  const size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, n);
+  // Big buffers on 2 MiB boundaries with transparent huge pages requested before the first
+  // touch: decode streams every weight once per token, and 4 KiB pages cost it TLB misses.
+  const size_t huge = size_t{2} << 20;
+  const size_t align = bytes >= huge / 2 ? huge : 64;
+  const size_t n = std::max<size_t>(align, (bytes + align - 1) / align * align);
+  void* p = std::aligned_alloc(align, n);
   if (p == nullptr) throw std::bad_alloc();
+  if (align == huge) madvise(p, n, MADV_HUGEPAGE);
   std::memset(p, 0, n);
   AlignedBytes b;
   b.p = std::shared_ptr<uint8_t[]>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
