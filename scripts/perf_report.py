@@ -39,10 +39,11 @@ def tps(j, kind):
 
 
 def bound(j):
-    p = probes.get(j["threads"])
-    if not p or not j.get("decode_bytes_per_token"):
+    """Decode bound of a run from the bandwidth measured just before it."""
+    bw = j.get("bandwidth_gbs") or probes.get(j["threads"], {}).get("bandwidth_gbs", 0)
+    if not bw or not j.get("decode_bytes_per_token"):
         return 0.0
-    return p["bandwidth_gbs"] * 1e9 / j["decode_bytes_per_token"]
+    return bw * 1e9 / j["decode_bytes_per_token"]
 
 
 def find(shape, label, threads):
@@ -60,26 +61,29 @@ L = ["# Performance\n",
      f"- each test: one warm-up run, then {reps} repetitions (mean ± sample std; 2 for the 7B shape)",
      "- checkpoints: synthetic (`lowbit synth`, bf16 on disk); W4 g32 / W4 g128 / W8 per-channel are "
      "RTN quantizations of them (`lowbit quantize --algo rtn`, GPTQ layout, asymmetric W4, "
-     "symmetric W8); quantized models keep the lm_head unquantized, held in bf16 "
-     "(`--fp-weights bf16`); FP32 = fp32 weights in memory, BF16 = `--fp-weights bf16`",
+     "symmetric W8) with the lm_head int8 per-channel (`--override "
+     "'lm_head:bits=8,group_size=-1,sym=true'`, as llama.cpp quantizes its output layer too); "
+     "FP32 = fp32 weights in memory, BF16 = `--fp-weights bf16`",
      "- activations of the quantized kernels: int8 per 32-column block (default `--act auto`) "
      "unless the label says `act-f32`\n"]
 
-L.append("## Machine (measured by `lowbit bench`)\n")
-L.append("| threads | read GB/s | copy GB/s | triad GB/s | sgemm GFLOP/s (shape) |")
-L.append("| ---: | ---: | ---: | ---: | ---: |")
-for t in sorted(probes, reverse=True):
-    j = probes[t]
-    shape = "x".join(str(x) for x in j["gemm_shape"])
-    L.append(f"| {t} | {j['bandwidth_gbs']:.1f} | {j['copy_gbs']:.1f} | {j['triad_gbs']:.1f} "
-             f"| {j['gemm_gflops']:.1f} ({shape}) |")
-L.append("\nThe decode bound of a run is the read bandwidth of its thread count ÷ the bytes one "
-         "decoded token reads (its weights as held in memory, the fp32 embedding row, norms and "
-         "the KV cache).\n")
+L.append("## Machine (measured by `lowbit bench` just before each run)\n")
+L.append("| threads | runs | read GB/s min – max | sgemm GFLOP/s min – max (512x5632x2048) |")
+L.append("| ---: | ---: | ---: | ---: |")
+for t in sorted({j["threads"] for j in runs}, reverse=True):
+    js = [j for j in runs if j["threads"] == t and "bandwidth_gbs" in j]
+    if js:
+        bw = [j["bandwidth_gbs"] for j in js]
+        gf = [j["gemm_gflops"] for j in js]
+        L.append(f"| {t} | {len(js)} | {min(bw):.1f} – {max(bw):.1f} | {min(gf):.1f} – {max(gf):.1f} |")
+L.append("\nThe decode bound of a run is the read bandwidth measured just before it ÷ the bytes "
+         "one decoded token reads (its weights as held in memory, the fp32 embedding row, norms "
+         "and the KV cache). The bandwidth of this shared VM moves by tens of percent between "
+         "runs (other tenants), hence a probe per run.\n")
 
 L.append("## Throughput\n")
-L.append("| shape | weights | size | threads | prefill | t/s | decode | t/s | GB/token | bound t/s | % of bound |")
-L.append("| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |")
+L.append("| shape | weights | size | threads | prefill | t/s | decode | t/s | GB/token | read GB/s | bound t/s | % of bound |")
+L.append("| --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
 for j in runs:
     kp, pm, ps = tps(j, "pp")
     kt, tm, ts = tps(j, "tg")
@@ -87,7 +91,7 @@ for j in runs:
     pct = f"{100 * tm / b:.1f} %" if b else "—"
     L.append(f"| {j['shape']} | {j['label']} | {j['size_gb']:.2f} GB | {j['threads']} | {kp} "
              f"| {pm:.2f} ± {ps:.2f} | {kt} | {tm:.2f} ± {ts:.2f} "
-             f"| {j['decode_bytes_per_token'] / 1e9:.3f} | {b:.1f} | {pct} |")
+             f"| {j['decode_bytes_per_token'] / 1e9:.3f} | {j.get('bandwidth_gbs', 0):.1f} | {b:.1f} | {pct} |")
 L.append("")
 
 L.append("## Against the targets (TinyLlama-1.1B shape, 2 threads)\n")

@@ -30,7 +30,9 @@ RES=$WORK/results
 rm -rf "$RES"
 mkdir -p "$RES"
 
-# Checkpoints: synthetic bf16, then RTN W4 g32 / W4 g128 / W8 per-channel of it.
+# Checkpoints: synthetic bf16, then RTN W4 g32 / W4 g128 / W8 per-channel of it. Like llama.cpp's
+# Q4_0 / Q8_0 files (whose output layer is Q6_K / Q8_0), the lm_head is quantized too: int8
+# per-channel symmetric.
 prepare() {  # shape
   local shape=$1 base=$WORK/$1
   if [[ ! -f $base/config.json ]]; then
@@ -45,17 +47,18 @@ prepare() {  # shape
     if [[ ! -f $base-$name/config.json ]]; then
       echo "== quantize $shape $name (RTN)"
       # shellcheck disable=SC2086
-      "$LOWBIT" quantize --model "$base" --out "$base-$name" --algo rtn $args >/dev/null
+      "$LOWBIT" quantize --model "$base" --out "$base-$name" --algo rtn $args \
+        --override 'lm_head:bits=8,group_size=-1,sym=true' >/dev/null
     fi
   done
 }
 
 i=0
-bench() {  # label shape model threads p n reps probe extra...
+bench() {  # label shape model threads p n reps unused extra...
   local label=$1 shape=$2 model=$3 t=$4 p=$5 n=$6 reps=$7 probe=$8
   shift 8
-  local probe_args=(--no-probe)
-  [[ $probe == 1 ]] && probe_args=(--probe-mb 1024)
+  # Every run measures the bandwidth just before it: it drifts by tens of % on a shared VM.
+  local probe_args=(--probe-mb 1024)
   echo "== [$shape $label] lowbit bench -p $p -n $n -t $t -r $reps $*"
   "$LOWBIT" bench --model "$model" -p "$p" -n "$n" -t "$t" -r "$reps" "${probe_args[@]}" \
     --json "$RES/run$i.json" "$@" >/dev/null
