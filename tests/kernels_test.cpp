@@ -92,6 +92,8 @@ std::vector<Case> cases() {
       {WeightType::kInt, 2, 64, false, 31, 128},
       {WeightType::kNF4, 4, 32, false, 24, 96},
       {WeightType::kFP4, 4, 64, false, 9, 130},
+      {WeightType::kInt, 4, 128, false, 309, 256},  // 20 tiles: 8/4/2-tile decode passes
+      {WeightType::kInt, 8, -1, true, 300, 64},
   };
 }
 

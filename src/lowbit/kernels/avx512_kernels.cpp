@@ -42,87 +42,106 @@ inline __mmask16 row_mask(const PackedWeight& w, int tile) {
   return static_cast<__mmask16>((1u << rows) - 1);
 }
 
-// TM activation rows [t0, t0 + TM) against one tile.
-template <int TM, bool k8bit>
-void tile_int8(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int tile, int t0) {
+// TM activation rows [t0, t0 + TM) against TN consecutive tiles from `tile`. TN = 2 for one row
+// (decode): two tiles' weights stream side by side, which keeps more memory reads in flight than
+// one stream does.
+template <int TM, int TN, bool k8bit>
+void tiles_int8(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int tile, int t0) {
   const int nb = w.n_blocks(), bpg = w.group / kBlockCols;
-  const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * nb * w.block_bytes();
+  const size_t tile_bytes = static_cast<size_t>(nb) * w.block_bytes();
+  const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * tile_bytes;
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const int8_t* q[TM];
   const float* d[TM];
   const float* ds[TM];
-  __m512 acc[TM];
+  __m512 acc[TN][TM];
   for (int i = 0; i < TM; ++i) {
     q[i] = a.q + static_cast<size_t>(t0 + i) * a.k_pad;
     d[i] = a.d + static_cast<size_t>(t0 + i) * nb;
     ds[i] = a.dsum + static_cast<size_t>(t0 + i) * nb;
-    acc[i] = _mm512_setzero_ps();
+    for (int n = 0; n < TN; ++n) acc[n][i] = _mm512_setzero_ps();
   }
   for (int g = 0; g < w.n_groups; ++g) {
-    __m512 gacc[TM];
+    __m512 gacc[TN][TM];
     float dsum[TM];
     for (int i = 0; i < TM; ++i) {
-      gacc[i] = _mm512_setzero_ps();
+      for (int n = 0; n < TN; ++n) gacc[n][i] = _mm512_setzero_ps();
       dsum[i] = 0.0f;
     }
     const int b1 = std::min(nb, (g + 1) * bpg);
     for (int b = g * bpg; b < b1; ++b) {
-      const uint8_t* wb = wt + static_cast<size_t>(b) * w.block_bytes();
       const int k0 = b * kBlockCols;
-      __m512i iacc[TM];
-      for (int i = 0; i < TM; ++i) iacc[i] = _mm512_setzero_si512();
-      if constexpr (k8bit) {
-        for (int o = 0; o < 8; ++o) {
-          const __m512i v = _mm512_load_si512(wb + o * 64);
-          for (int i = 0; i < TM; ++i) {
-            iacc[i] = _mm512_dpbusd_epi32(iacc[i], v, bcast4(q[i] + k0 + 4 * o));
+      __m512i iacc[TN][TM];
+      for (int n = 0; n < TN; ++n) {
+        const uint8_t* wb = wt + n * tile_bytes + static_cast<size_t>(b) * w.block_bytes();
+        for (int i = 0; i < TM; ++i) iacc[n][i] = _mm512_setzero_si512();
+        if constexpr (k8bit) {
+          for (int o = 0; o < 8; ++o) {
+            const __m512i v = _mm512_load_si512(wb + o * 64);
+            for (int i = 0; i < TM; ++i) {
+              iacc[n][i] = _mm512_dpbusd_epi32(iacc[n][i], v, bcast4(q[i] + k0 + 4 * o));
+            }
           }
-        }
-      } else {
-        for (int o = 0; o < 4; ++o) {
-          const __m512i v = _mm512_load_si512(wb + o * 64);
-          const __m512i lo = _mm512_and_si512(v, m0f);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-          for (int i = 0; i < TM; ++i) {
-            iacc[i] = _mm512_dpbusd_epi32(iacc[i], lo, bcast4(q[i] + k0 + 8 * o));
-            iacc[i] = _mm512_dpbusd_epi32(iacc[i], hi, bcast4(q[i] + k0 + 8 * o + 4));
+        } else {
+          for (int o = 0; o < 4; ++o) {
+            const __m512i v = _mm512_load_si512(wb + o * 64);
+            const __m512i lo = _mm512_and_si512(v, m0f);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+            for (int i = 0; i < TM; ++i) {
+              iacc[n][i] = _mm512_dpbusd_epi32(iacc[n][i], lo, bcast4(q[i] + k0 + 8 * o));
+              iacc[n][i] = _mm512_dpbusd_epi32(iacc[n][i], hi, bcast4(q[i] + k0 + 8 * o + 4));
+            }
           }
         }
       }
       for (int i = 0; i < TM; ++i) {
-        gacc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[i]), _mm512_set1_ps(d[i][b]), gacc[i]);
+        const __m512 db = _mm512_set1_ps(d[i][b]);
+        for (int n = 0; n < TN; ++n) {
+          gacc[n][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[n][i]), db, gacc[n][i]);
+        }
         dsum[i] += ds[i][b];
       }
     }
-    const size_t at = (static_cast<size_t>(tile) * w.n_groups + g) * kTileRows;
-    const __m512 s = load_scales(w, at);
-    const __m512 sz = _mm512_mul_ps(s, load_zeros(w, at));
-    for (int i = 0; i < TM; ++i) {
-      acc[i] = _mm512_fmadd_ps(s, gacc[i], acc[i]);
-      acc[i] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(dsum[i]), acc[i]);
+    for (int n = 0; n < TN; ++n) {
+      const size_t at = (static_cast<size_t>(tile + n) * w.n_groups + g) * kTileRows;
+      const __m512 s = load_scales(w, at);
+      const __m512 sz = _mm512_mul_ps(s, load_zeros(w, at));
+      for (int i = 0; i < TM; ++i) {
+        acc[n][i] = _mm512_fmadd_ps(s, gacc[n][i], acc[n][i]);
+        acc[n][i] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(dsum[i]), acc[n][i]);
+      }
     }
   }
-  const __mmask16 mask = row_mask(w, tile);
-  for (int i = 0; i < TM; ++i) {
-    _mm512_mask_storeu_ps(y + static_cast<size_t>(t0 + i) * ldy + tile * kTileRows, mask, acc[i]);
+  for (int n = 0; n < TN; ++n) {
+    const __mmask16 mask = row_mask(w, tile + n);
+    for (int i = 0; i < TM; ++i) {
+      _mm512_mask_storeu_ps(y + static_cast<size_t>(t0 + i) * ldy + (tile + n) * kTileRows, mask,
+                            acc[n][i]);
+    }
   }
 }
 
 template <bool k8bit>
 void gemm_int8_impl(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int tile0,
                     int tile1) {
-  for (int tile = tile0; tile < tile1; ++tile) {
+  int tile = tile0;
+  if (a.m == 1) {
+    for (; tile + 8 <= tile1; tile += 8) tiles_int8<1, 8, k8bit>(w, a, y, ldy, tile, 0);
+    for (; tile + 4 <= tile1; tile += 4) tiles_int8<1, 4, k8bit>(w, a, y, ldy, tile, 0);
+    for (; tile + 2 <= tile1; tile += 2) tiles_int8<1, 2, k8bit>(w, a, y, ldy, tile, 0);
+  }
+  for (; tile < tile1; ++tile) {
     int t = 0;
-    for (; t + 4 <= a.m; t += 4) tile_int8<4, k8bit>(w, a, y, ldy, tile, t);
+    for (; t + 4 <= a.m; t += 4) tiles_int8<4, 1, k8bit>(w, a, y, ldy, tile, t);
     switch (a.m - t) {
       case 3:
-        tile_int8<3, k8bit>(w, a, y, ldy, tile, t);
+        tiles_int8<3, 1, k8bit>(w, a, y, ldy, tile, t);
         break;
       case 2:
-        tile_int8<2, k8bit>(w, a, y, ldy, tile, t);
+        tiles_int8<2, 1, k8bit>(w, a, y, ldy, tile, t);
         break;
       case 1:
-        tile_int8<1, k8bit>(w, a, y, ldy, tile, t);
+        tiles_int8<1, 1, k8bit>(w, a, y, ldy, tile, t);
         break;
       default:
         break;
@@ -255,32 +274,25 @@ void gemv_bf16(const PackedWeight& w, const float* x, float* y, int r0, int r1) 
     return _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(tm, p)), 16));
   };
+  // Eight rows per pass: eight independent streams keep more memory reads in flight.
   int o = r0;
-  for (; o + 4 <= r1; o += 4) {
+  for (; o + 8 <= r1; o += 8) {
     const uint16_t* w0 = m + static_cast<size_t>(o) * in;
-    const uint16_t* w1 = w0 + in;
-    const uint16_t* w2 = w1 + in;
-    const uint16_t* w3 = w2 + in;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    __m512 acc[8];
+    for (int r = 0; r < 8; ++r) acc[r] = _mm512_setzero_ps();
     for (int k = 0; k < body; k += 16) {
       const __m512 xv = _mm512_loadu_ps(x + k);
-      a0 = _mm512_fmadd_ps(row16(w0 + k), xv, a0);
-      a1 = _mm512_fmadd_ps(row16(w1 + k), xv, a1);
-      a2 = _mm512_fmadd_ps(row16(w2 + k), xv, a2);
-      a3 = _mm512_fmadd_ps(row16(w3 + k), xv, a3);
+      for (int r = 0; r < 8; ++r) {
+        acc[r] = _mm512_fmadd_ps(row16(w0 + static_cast<size_t>(r) * in + k), xv, acc[r]);
+      }
     }
     if (body < in) {
       const __m512 xv = _mm512_maskz_loadu_ps(tm, x + body);
-      a0 = _mm512_fmadd_ps(row16_tail(w0 + body), xv, a0);
-      a1 = _mm512_fmadd_ps(row16_tail(w1 + body), xv, a1);
-      a2 = _mm512_fmadd_ps(row16_tail(w2 + body), xv, a2);
-      a3 = _mm512_fmadd_ps(row16_tail(w3 + body), xv, a3);
+      for (int r = 0; r < 8; ++r) {
+        acc[r] = _mm512_fmadd_ps(row16_tail(w0 + static_cast<size_t>(r) * in + body), xv, acc[r]);
+      }
     }
-    y[o] = _mm512_reduce_add_ps(a0);
-    y[o + 1] = _mm512_reduce_add_ps(a1);
-    y[o + 2] = _mm512_reduce_add_ps(a2);
-    y[o + 3] = _mm512_reduce_add_ps(a3);
+    for (int r = 0; r < 8; ++r) y[o + r] = _mm512_reduce_add_ps(acc[r]);
   }
   for (; o < r1; ++o) {
     const uint16_t* wr = m + static_cast<size_t>(o) * in;
