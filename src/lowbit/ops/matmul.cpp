@@ -20,6 +20,25 @@ void gemv_rows(const float* w, const float* x, float* y, int r0, int r1, int in)
   const int tail = in % 16;
   const __mmask16 tm = static_cast<__mmask16>((1u << tail) - 1);
   const int body = in - tail;
+  for (; r + 8 <= r1; r += 8) {  // eight rows: eight memory streams in flight
+    const float* w0 = w + static_cast<size_t>(r) * in;
+    __m512 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm512_setzero_ps();
+    for (int i = 0; i < body; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + i);
+      for (int j = 0; j < 8; ++j) {
+        acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + static_cast<size_t>(j) * in + i), xv, acc[j]);
+      }
+    }
+    if (tail) {
+      const __m512 xv = _mm512_maskz_loadu_ps(tm, x + body);
+      for (int j = 0; j < 8; ++j) {
+        acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tm, w0 + static_cast<size_t>(j) * in + body),
+                                 xv, acc[j]);
+      }
+    }
+    for (int j = 0; j < 8; ++j) y[r + j] = _mm512_reduce_add_ps(acc[j]);
+  }
   for (; r + 4 <= r1; r += 4) {
     const float* w0 = w + static_cast<size_t>(r) * in;
     const float* w1 = w0 + in;
