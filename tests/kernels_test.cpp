@@ -16,6 +16,7 @@
 #include "lowbit/quant/scheme.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
+#include "test_util.h"
 
 namespace lowbit {
 namespace {
@@ -103,16 +104,6 @@ std::vector<float> random_acts(int m, int k, std::mt19937& rng) {
   for (auto& v : x) v = nd(rng);
   if (!x.empty()) x[x.size() / 2] = 12.0f;  // an outlier
   return x;
-}
-
-// Max |a − b| over max |b|.
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::fabs(static_cast<double>(b[i])));
-  }
-  return num / den;
 }
 
 std::vector<Isa> simd_isas() {
@@ -217,11 +208,11 @@ TEST(Kernels, SimdGemmsMatchReference) {
           // Two calls over split tile ranges, as the threads do.
           kt.gemm_int8(p, ia, got.data(), p.out, 0, tiles / 2);
           kt.gemm_int8(p, ia, got.data(), p.out, tiles / 2, tiles);
-          EXPECT_LT(rel_err(got, want_i), 1e-5);
+          EXPECT_LT(test::max_rel_err(got, want_i), 1e-5);
         }
         std::fill(got.begin(), got.end(), -1.0f);
         kt.gemm_f32(p, fa, got.data(), p.out, 0, tiles);
-        EXPECT_LT(rel_err(got, want_f), 1e-5);
+        EXPECT_LT(test::max_rel_err(got, want_f), 1e-5);
       }
     }
   }
@@ -246,7 +237,7 @@ TEST(Kernels, Bf16GemvMatchesReference) {
     }
     for (Isa isa : simd_isas()) {
       kernels::kernels_for(isa).gemv_bf16(p, x.data(), got.data(), 0, out);
-      EXPECT_LT(rel_err(got, want), 1e-5) << kernels::isa_name(isa);
+      EXPECT_LT(test::max_rel_err(got, want), 1e-5) << kernels::isa_name(isa);
     }
   }
 }
@@ -284,7 +275,7 @@ TEST(Kernels, PackedMatmulMatchesDequantizedMatmul) {
           kernels::packed_matmul(p, got.data(), x.data(), m, mode);
           const bool int8 = mode == kernels::ActMode::kInt8 && c.type == WeightType::kInt;
           // int8 activations carry a relative error of about 1/254 per element.
-          EXPECT_LT(rel_err(got, want), int8 ? 3e-2 : 1e-5);
+          EXPECT_LT(test::max_rel_err(got, want), int8 ? 3e-2 : 1e-5);
         }
       }
     }
@@ -313,7 +304,7 @@ TEST(Kernels, MultiWeightsShareOneCall) {
     kernels::packed_matmul(c, rc.data(), x.data(), m);
     EXPECT_EQ(ya, ra);
     EXPECT_EQ(yb, rb);
-    EXPECT_LT(rel_err(yc, rc), 1e-6);
+    EXPECT_LT(test::max_rel_err(yc, rc), 1e-6);
   }
 }
 

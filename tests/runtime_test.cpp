@@ -38,16 +38,6 @@ std::vector<float> logits_of(std::shared_ptr<ModelWeights> w, const std::vector<
   return {l, l + tokens.size() * static_cast<size_t>(w->cfg.vocab_size)};
 }
 
-// Max |a − b| over max |b|.
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::fabs(static_cast<double>(a[i]) - b[i]));
-    den = std::max(den, std::fabs(static_cast<double>(b[i])));
-  }
-  return num / den;
-}
-
 int packed_count(const ModelWeights& w) {
   int n = 0;
   for (const LayerWeights& L : w.layers) {
@@ -75,9 +65,9 @@ void check_repacked_matches_reference(const std::string& model) {
   const std::vector<float> want = logits_of(ref, tokens);
   ActGuard guard;
   kernels::set_act_mode(kernels::ActMode::kF32);
-  EXPECT_LT(rel_err(logits_of(packed, tokens), want), 1e-4);
+  EXPECT_LT(test::max_rel_err(logits_of(packed, tokens), want), 1e-4);
   kernels::set_act_mode(kernels::ActMode::kInt8);
-  const double e8 = rel_err(logits_of(packed, tokens), want);
+  const double e8 = test::max_rel_err(logits_of(packed, tokens), want);
   EXPECT_LT(e8, 5e-2);  // int8 activations: close, not equal
   EXPECT_GT(e8, 0.0);
   // Decode one token at a time gives the prefill's last logits.
@@ -87,7 +77,7 @@ void check_repacked_matches_reference(const std::string& model) {
   for (int t : tokens) last = tf.forward(&t, 1);
   const size_t v = static_cast<size_t>(packed->cfg.vocab_size);
   const std::vector<float> tail(want.end() - static_cast<long>(v), want.end());
-  EXPECT_LT(rel_err(std::vector<float>(last, last + v), tail), 1e-4);
+  EXPECT_LT(test::max_rel_err(std::vector<float>(last, last + v), tail), 1e-4);
 }
 
 TEST(Runtime, RepackedGptqMatchesDequantizedReference) {
@@ -125,7 +115,7 @@ TEST(Runtime, Bf16LinearsAreCloseToFp32) {
   EXPECT_EQ(b16->lm_head.packed->kind, kernels::PackedKind::kBF16);
   std::vector<int> tokens;
   for (int i = 0; i < 20; ++i) tokens.push_back((i * 13 + 5) % f32->cfg.vocab_size);
-  const double e = rel_err(logits_of(b16, tokens), logits_of(f32, tokens));
+  const double e = test::max_rel_err(logits_of(b16, tokens), logits_of(f32, tokens));
   EXPECT_LT(e, 3e-2);
   EXPECT_GT(e, 0.0);
 }

@@ -1,6 +1,9 @@
 #include "lowbit/kernels/cpu_dispatch.h"
 
 #include <atomic>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <cstdlib>
 
 #include "lowbit/util/error.h"
@@ -9,6 +12,14 @@ namespace lowbit::kernels {
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C (CPUID.1:ECX bit 29): not every compiler's __builtin_cpu_supports knows its name.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+}
+#endif
+
 bool cpu_supports(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -16,12 +27,11 @@ bool cpu_supports(Isa isa) {
     case Isa::kScalar:
       return true;
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("avx512vnni") && has_f16c();
   }
   return false;
 #else
