@@ -37,17 +37,13 @@ RuntimeOptions apply_runtime_args(const RuntimeArgs& a) {
     }
     kernels::set_isa(isa);
   }
-  parse_kv_type("--kv-cache", a.kv);
+  transformer_options(a);  // validates --kv-cache before any loading
   RuntimeOptions rt;
   rt.use_mmap = !a.no_mmap;
   rt.repack = !a.dequantize;
   rt.bf16_linears = a.fp_weights == "bf16";
   return rt;
 }
-
-}  // namespace lowbit::cli
-
-namespace lowbit::cli {
 
 TransformerOptions transformer_options(const RuntimeArgs& a) {
   TransformerOptions t;

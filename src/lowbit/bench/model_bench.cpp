@@ -42,20 +42,20 @@ double forward_flops(const ModelConfig& cfg, int n, int start_pos) {
          2.0 * static_cast<double>(c.lm_head);
 }
 
-double decode_bytes(const ModelConfig& cfg, int pos) {
+double decode_bytes(const ModelConfig& cfg, int pos, int kv_elem_bytes) {
   const ParamCounts c = count_params(cfg);
   const double kv_row = 2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim;
-  const double floats = static_cast<double>(c.layer_linear + c.biases + c.norms + c.lm_head) +
-                        cfg.dim + kv_row * (pos + 1.0);
-  return floats * sizeof(float);
+  const double floats =
+      static_cast<double>(c.layer_linear + c.biases + c.norms + c.lm_head) + cfg.dim;
+  return floats * sizeof(float) + kv_row * (pos + 1.0) * kv_elem_bytes;
 }
 
-double mean_decode_bytes(const ModelConfig& cfg, int start_pos, int n) {
+double mean_decode_bytes(const ModelConfig& cfg, int start_pos, int n, int kv_elem_bytes) {
   if (n <= 0) return 0;
   // decode_bytes is linear in pos: its mean is its value at the mean position.
   const double mid = start_pos + (n - 1) / 2.0;
-  const double at0 = decode_bytes(cfg, 0);
-  const double slope = decode_bytes(cfg, 1) - at0;
+  const double at0 = decode_bytes(cfg, 0, kv_elem_bytes);
+  const double slope = decode_bytes(cfg, 1, kv_elem_bytes) - at0;
   return at0 + slope * mid;
 }
 
@@ -153,12 +153,8 @@ Efficiency compute_efficiency(const ModelConfig& cfg, const BenchOptions& opt,
     if (probe.gemm.gflops > 0) e.prefill_pct_of_gemm = 100.0 * e.prefill_gflops / probe.gemm.gflops;
   }
   if (opt.n_gen > 0) {
-    e.decode_bytes_per_token = mean_decode_bytes(cfg, opt.n_prompt, opt.n_gen);
-    if (opt.tf.kv != KvType::kF32) {  // decode_bytes counts 4-byte KV elements
-      const double kv_row = 2.0 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim;
-      const double mid = opt.n_prompt + (opt.n_gen - 1) / 2.0 + 1.0;
-      e.decode_bytes_per_token -= kv_row * mid * 2.0;
-    }
+    e.decode_bytes_per_token = mean_decode_bytes(cfg, opt.n_prompt, opt.n_gen,
+                                                 static_cast<int>(ops::kv_elem_size(opt.tf.kv)));
     if (weights != nullptr) {
       const ParamCounts c = count_params(cfg);
       e.decode_bytes_per_token +=

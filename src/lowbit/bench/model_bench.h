@@ -35,11 +35,12 @@ double forward_flops(const ModelConfig& cfg, int n, int start_pos = 0);
 
 // Bytes read from memory to decode one token at position `pos` (the KV cache then holds pos + 1
 // tokens): every layer weight, bias and norm, the lm_head, the token's embedding row, and the
-// K and V cache rows of all pos + 1 positions (2 * n_layers * n_kv_heads * head_dim * (pos + 1)).
-double decode_bytes(const ModelConfig& cfg, int pos);
+// K and V cache rows of all pos + 1 positions (2 * n_layers * n_kv_heads * head_dim * (pos + 1)
+// elements of kv_elem_bytes each); weights as fp32.
+double decode_bytes(const ModelConfig& cfg, int pos, int kv_elem_bytes = 4);
 
 // Mean of decode_bytes over positions start_pos .. start_pos + n - 1 (n >= 1).
-double mean_decode_bytes(const ModelConfig& cfg, int start_pos, int n);
+double mean_decode_bytes(const ModelConfig& cfg, int start_pos, int n, int kv_elem_bytes = 4);
 
 struct BenchOptions {
   int n_prompt = 512;  // 0 skips prefill

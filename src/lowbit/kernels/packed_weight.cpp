@@ -166,7 +166,7 @@ PackedWeight pack_quantized(const QuantizedWeight& w) {
   return p;
 }
 
-PackedWeight pack_bf16_raw(const uint16_t* w, int out, int in) {
+PackedWeight pack_bf16_raw(const void* w, int out, int in) {
   PackedWeight p;
   p.kind = PackedKind::kBF16;
   p.out = out;

@@ -79,6 +79,6 @@ bool can_pack(const QuantizedWeight& w, std::string* why = nullptr);
 PackedWeight pack_quantized(const QuantizedWeight& w);
 // bf16 copy of an fp32 [out, in] weight (round to nearest even), or of bf16 data as is.
 PackedWeight pack_bf16(const float* w, int out, int in);
-PackedWeight pack_bf16_raw(const uint16_t* w, int out, int in);
+PackedWeight pack_bf16_raw(const void* w, int out, int in);  // bf16 bytes, any alignment
 
 }  // namespace lowbit::kernels

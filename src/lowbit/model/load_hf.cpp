@@ -137,9 +137,7 @@ void place_bf16(const TensorInfo& t, ModelWeights* w, Linear* out) {
   const int rows = static_cast<int>(t.shape[0]), cols = static_cast<int>(t.shape[1]);
   std::shared_ptr<kernels::PackedWeight> p;
   if (t.dtype == DType::BF16) {
-    std::vector<uint16_t> raw(static_cast<size_t>(t.numel()));
-    std::memcpy(raw.data(), t.data, raw.size() * 2);
-    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16_raw(raw.data(), rows, cols));
+    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16_raw(t.data, rows, cols));
   } else {
     std::vector<float> f(static_cast<size_t>(t.numel()));
     tensor_to_f32(t, f.data());

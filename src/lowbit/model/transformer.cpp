@@ -23,17 +23,6 @@ void grow(std::vector<float>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
 }
 
-ops::KvKind kv_kind(KvType t) {
-  switch (t) {
-    case KvType::kF16:
-      return ops::KvKind::kF16;
-    case KvType::kBF16:
-      return ops::KvKind::kBF16;
-    case KvType::kF32:
-      break;
-  }
-  return ops::KvKind::kF32;
-}
 }  // namespace
 
 KvType parse_kv_type(const std::string& where, const std::string& name) {
@@ -107,7 +96,7 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   }
 
   const size_t layer_cache = static_cast<size_t>(max_ctx_) * kv_dim;
-  const ops::KvKind kind = kv_kind(kv_);
+  const ops::KvKind kind = kv_;
   const bool f32 = kv_ == KvType::kF32;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = w_->layers[static_cast<size_t>(l)];

@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "lowbit/model/weights.h"
+#include "lowbit/ops/attention.h"
 
 namespace lowbit {
 
 // Element type of the KV cache: fp32 (exact), or fp16/bf16 (half the memory and the bandwidth
 // attention reads per token; new rows are rounded to nearest even).
-enum class KvType { kF32, kF16, kBF16 };
+using KvType = ops::KvKind;  // the ops layer's cache element type
 
 // "f32", "f16" or "bf16"; anything else fails as "<where>: ...".
 KvType parse_kv_type(const std::string& where, const std::string& name);
