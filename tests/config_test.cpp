@@ -136,7 +136,7 @@ TEST(Config, Errors) {
     parse_hf_config("cfg/config.json", "{oops");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "cfg/config.json: invalid JSON");
+    EXPECT_STREQ(e.what(), "cfg/config.json: not valid JSON (truncated or corrupt?)");
   }
   EXPECT_THROW(load_hf_config("/nonexistent/config.json"), Error);
 }

@@ -429,7 +429,7 @@ TEST(EvalLambada, LoadsJsonlAndAggregates) {
     load_lambada(path);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ":2: invalid JSON");
+    EXPECT_EQ(std::string(e.what()), path + ":2: not valid JSON (truncated or corrupt?)");
   }
   { std::ofstream out(path, std::ios::trunc); }
   EXPECT_THROW(load_lambada(path), Error);

@@ -267,7 +267,14 @@ TEST(LoadLlama2c, RejectsTruncatedAndBadHeaders) {
   std::vector<char> cut(bytes.begin(), bytes.end() - 4);
   write_all(p, cut);
   EXPECT_EQ(error_of([&] { load_llama2c_weights(p); }),
-            p + ": truncated llama2.c checkpoint: expected 1056540 bytes, got 1056536");
+            p + ": truncated llama2.c checkpoint: 1056536 bytes, its header needs 1056540");
+  // An over-long file is not "truncated": it says what is extra.
+  std::vector<char> longer = bytes;
+  longer.resize(bytes.size() + 8, 0);
+  write_all(p, longer);
+  EXPECT_EQ(error_of([&] { load_llama2c_weights(p); }),
+            p + ": 8 bytes more than a llama2.c checkpoint with this header holds (1056540 "
+                "bytes): a different format or version, or something appended");
   write_all(p, std::vector<char>(bytes.begin(), bytes.begin() + 10));
   EXPECT_NE(error_of([&] { load_llama2c_weights(p); }).find("truncated"), std::string::npos);
   auto with_header = [&](int idx, int32_t v) {
@@ -282,7 +289,7 @@ TEST(LoadLlama2c, RejectsTruncatedAndBadHeaders) {
   EXPECT_NE(with_header(2, 1 << 30).find("n_layers"), std::string::npos);
   EXPECT_NE(with_header(5, INT32_MIN).find("vocab_size"), std::string::npos);
   // Negative vocab = untied classifier expected at the end: file is now too short.
-  EXPECT_NE(with_header(5, -512).find("expected 1187612 bytes"), std::string::npos);
+  EXPECT_NE(with_header(5, -512).find("its header needs 1187612"), std::string::npos);
   // Untied classifier appended: loads, lm_head distinct from the embeddings.
   {
     std::vector<char> b = bytes;

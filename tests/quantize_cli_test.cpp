@@ -206,7 +206,7 @@ TEST_F(QuantizeCli, BadSchemeFlags) {
   const std::string m = small_model();
   expect_quantize_error(m, "--algo rtn --bits 5", "not 5");
   expect_quantize_error(m, "--algo rtn --group-size 0", "group size 0");
-  expect_quantize_error(m, "--algo rtn --group-size -7", "group size -7");
+  expect_quantize_error(m, "--algo rtn --group-size -7", "--group-size: '-7' is outside [-1, ");
   expect_quantize_error(m, "--algo foo", "unknown algorithm 'foo'");
   expect_quantize_error(m, "--algo rtn --weight-type int5", "unknown weight type 'int5'");
   expect_quantize_error(m, "--algo rtn --scale-dtype f64", "unknown scale type 'f64'");

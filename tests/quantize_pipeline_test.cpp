@@ -22,6 +22,7 @@
 #include "lowbit/eval/kld.h"
 #include "lowbit/eval/text_sets.h"
 #include "lowbit/eval/windows.h"
+#include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
@@ -267,14 +268,14 @@ TEST(QuantizePipeline, RtnGptqV1FolderLoadsToTheRtnWeights) {
   const QuantScheme base = int_scheme(4, 32);
   const QuantizeReport rep = quantize_model(model, out, rtn_options(base, "gptq", 1));
 
-  // The folder: configs, one shard per decoder layer + the final one, the index; nothing else
-  // beside it.
+  // The folder: configs, one shard per decoder layer + the final one, the index, the manifest
+  // of what lowbit wrote; nothing else beside it.
   expect_only(dir.path, {"model", "out"});
   const std::set<std::string> files = entries(out);
   EXPECT_EQ(files, (std::set<std::string>{
-                       "config.json", "quantize_config.json", "model.safetensors.index.json",
-                       "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
-                       "model-00003-of-00003.safetensors"}));
+                       ".lowbit-output", "config.json", "quantize_config.json",
+                       "model.safetensors.index.json", "model-00001-of-00003.safetensors",
+                       "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"}));
   const json cfg = read_json(out + "/config.json");
   ASSERT_TRUE(cfg.contains("quantization_config"));
   const json& qc = cfg["quantization_config"];
@@ -787,9 +788,11 @@ TEST(QuantizeReport, JsonHasOneEntryPerLinearWithStoredBitsAndErrors) {
   EXPECT_TRUE(j["fallbacks"].empty());
   EXPECT_TRUE(j["warnings"].empty());
   EXPECT_FALSE(j.contains("calibration"));  // no calibration data
-  // out_bytes: the written folder's size.
+  // out_bytes: the written folder's size (but the manifest, written as the folder is committed).
   int64_t bytes = 0;
-  for (const auto& e : fs::directory_iterator(out)) bytes += int64_t(e.file_size());
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().filename() != kManifestName) bytes += int64_t(e.file_size());
+  }
   EXPECT_EQ(j["out_bytes"].get<int64_t>(), bytes);
 
   const json& layers = j["layers"];
@@ -1034,21 +1037,29 @@ TEST(QuantizePipeline, ErrorsLeaveNoFolderBehind) {
   bad.fields = {{"bits", 5}};
   o.recipe.rules.push_back(bad);
   expect_error(o, "model.layers.1.*");
-  // An existing folder is kept unless force.
+  // An existing folder is kept unless force, and force replaces only a folder lowbit wrote.
   fs::create_directories(out);
   write_file_atomic(out + "/keep.txt", "x");
   o = rtn_options(int_scheme(4, 32), "gptq", 1);
-  try {
-    quantize_model(model, out, o);
-    ADD_FAILURE() << "expected an error: exists";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos) << e.what();
-  }
-  EXPECT_TRUE(fs::exists(out + "/keep.txt"));
+  auto error_with = [&](const QuantizeOptions& opt) {
+    try {
+      quantize_model(model, out, opt);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(error_with(o).find("already exists"), std::string::npos);
   o.force = true;
-  quantize_model(model, out, o);
-  EXPECT_FALSE(fs::exists(out + "/keep.txt"));
+  EXPECT_NE(error_with(o).find("was not written by lowbit"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out + "/keep.txt"));
+  fs::remove_all(out);
+  quantize_model(model, out, o);  // a folder lowbit wrote ...
   EXPECT_TRUE(fs::exists(out + "/config.json"));
+  quantize_model(model, out, o);              // ... is replaced with force
+  write_file_atomic(out + "/keep.txt", "x");  // but not once it holds something else
+  EXPECT_NE(error_with(o).find("holds files lowbit did not write (keep.txt)"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out + "/keep.txt"));
   expect_only(dir.path, {"model", "out"});
 }
 

@@ -1,22 +1,25 @@
 // `lowbit bench`: llama-bench-style prefill / decode throughput of the FP32 forward pass, with the
 // machine's measured memory bandwidth and GEMM rate as yardsticks (see docs/BENCH.md).
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "cli/runtime_args.h"
+#include "cli/validators.h"
 #include "lowbit/bench/kernel_bench.h"
 #include "lowbit/bench/machine_probe.h"
 #include "lowbit/bench/model_bench.h"
+#include "lowbit/eval/report.h"
+#include "lowbit/io/output_dir.h"
 #include "lowbit/model/load.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/memory.h"
 
 namespace lowbit::cli {
 namespace {
@@ -48,61 +51,40 @@ std::string human_count(double n) {
   return fmt::format("{:.2f} K", n / 1e3);
 }
 
-void write_json_atomic(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, "cannot open for writing");
-    out << j.dump(2) << '\n';
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail(path, "write failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    fail(path, "cannot rename {} into place: {}", tmp, ec.message());
-  }
-}
-
 void print_table(const BenchArgs& a, const ParamCounts& pc, const BenchResult& res, double bytes) {
   const std::string name = model_name(a.model);
   const std::string params = human_count(static_cast<double>(pc.total));
   const double gb = bytes / 1e9;
   const std::string size =
       gb >= 0.1 ? fmt::format("{:.2f} GB", gb) : fmt::format("{:.2f} MB", gb * 1e3);
-  fmt::print("| model | params | size | threads | test | t/s |\n");
-  fmt::print("| --- | ---: | ---: | ---: | --- | ---: |\n");
+  outf("| model | params | size | threads | test | t/s |\n");
+  outf("| --- | ---: | ---: | ---: | --- | ---: |\n");
   auto row = [&](const std::string& test, const Stat& s) {
-    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, params, size, a.threads,
-               test, s.mean, s.std);
+    outf("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} |\n", name, params, size, a.threads, test,
+         s.mean, s.std);
   };
   if (a.n_prompt > 0) row(fmt::format("pp{}", a.n_prompt), res.pp);
   if (a.n_gen > 0) row(fmt::format("tg{}", a.n_gen), res.tg);
 }
 
 void print_efficiency(const BenchArgs& a, const MachineProbe& m, const Efficiency& e) {
-  fmt::print("\nmachine: {} ({} threads)\n", m.cpu.empty() ? "unknown CPU" : m.cpu, a.threads);
-  fmt::print(
-      "memory bandwidth ({} MiB buffer): read {:.1f} GB/s, copy {:.1f} GB/s, triad {:.1f} GB/s\n",
-      m.bw.bytes >> 20, m.bw.read_gbs, m.bw.copy_gbs, m.bw.triad_gbs);
-  fmt::print("fp32 GEMM (OpenBLAS sgemm {}x{}x{}): {:.1f} GFLOP/s", m.gemm.m, m.gemm.n, m.gemm.k,
-             m.gemm.gflops);
+  outf("\nmachine: {} ({} threads)\n", m.cpu.empty() ? "unknown CPU" : m.cpu, a.threads);
+  outf("memory bandwidth ({} MiB buffer): read {:.1f} GB/s, copy {:.1f} GB/s, triad {:.1f} GB/s\n",
+       m.bw.bytes >> 20, m.bw.read_gbs, m.bw.copy_gbs, m.bw.triad_gbs);
+  outf("fp32 GEMM (OpenBLAS sgemm {}x{}x{}): {:.1f} GFLOP/s", m.gemm.m, m.gemm.n, m.gemm.k,
+       m.gemm.gflops);
   if (m.gemm_square.gflops > 0) {
-    fmt::print(", square {}^3: {:.1f} GFLOP/s", m.gemm_square.m, m.gemm_square.gflops);
+    outf(", square {}^3: {:.1f} GFLOP/s", m.gemm_square.m, m.gemm_square.gflops);
   }
-  fmt::print("\n");
+  outf("\n");
   if (a.n_prompt > 0) {
-    fmt::print(
+    outf(
         "prefill: {:.3f} GFLOP/token -> {:.1f} GFLOP/s = {:.1f} % of the GEMM rate "
         "(target >= 50 %)\n",
         e.prefill_flops_per_token * 1e-9, e.prefill_gflops, e.prefill_pct_of_gemm);
   }
   if (a.n_gen > 0) {
-    fmt::print(
+    outf(
         "decode: {:.4f} GB/token -> {:.1f} GB/s; bound {:.2f} t/s; {:.1f} % of the "
         "bandwidth bound (target >= 70 %)\n",
         e.decode_bytes_per_token * 1e-9, e.decode_gbs, e.decode_bound_tps,
@@ -169,12 +151,12 @@ int run_kernel_bench_cmd(const BenchArgs& a) {
   ko.m_prefill = a.n_prompt;
   ko.threads = a.threads;
   const std::vector<KernelBenchRow> rows = run_kernel_bench(*lm.weights, ko);
-  fmt::print("| role | shape | format | act | rows | µs/call | GB/s | GOP/s |\n");
-  fmt::print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
+  outf("| role | shape | format | act | rows | µs/call | GB/s | GOP/s |\n");
+  outf("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
   nlohmann::json j = nlohmann::json::array();
   for (const KernelBenchRow& r : rows) {
-    fmt::print("| {} | {}x{} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.role, r.out, r.in,
-               r.format, r.act, r.m, r.seconds * 1e6, r.gbs, r.gops);
+    outf("| {} | {}x{} | {} | {} | {} | {:.1f} | {:.1f} | {:.1f} |\n", r.role, r.out, r.in,
+         r.format, r.act, r.m, r.seconds * 1e6, r.gbs, r.gops);
     j.push_back({{"role", r.role},
                  {"out", r.out},
                  {"in", r.in},
@@ -187,9 +169,9 @@ int run_kernel_bench_cmd(const BenchArgs& a) {
                  {"weight_bytes", r.weight_bytes},
                  {"layers", r.layers}});
   }
-  std::fflush(stdout);
+  out_flush();
   if (!a.json_path.empty()) {
-    write_json_atomic(a.json_path, {{"model", a.model}, {"threads", a.threads}, {"kernels", j}});
+    write_json_file(a.json_path, {{"model", a.model}, {"threads", a.threads}, {"kernels", j}});
   }
   return 0;
 }
@@ -198,6 +180,11 @@ int run_bench(BenchArgs a) {
   if (a.threads <= 0)
     a.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (a.probe_mb < 1) fail("--probe-mb", "must be >= 1, got {}", a.probe_mb);
+  if (!a.json_path.empty()) check_output_path(a.json_path, {a.model}, /*folder=*/false);
+  if (!a.no_probe) {
+    require_memory("--probe-mb", "the bandwidth probe (three buffers of --probe-mb)",
+                   uint64_t{3} * static_cast<uint64_t>(a.probe_mb) << 20);
+  }
   if (a.kernels) return run_kernel_bench_cmd(a);
   BenchOptions opt;
   opt.n_prompt = a.n_prompt;
@@ -222,13 +209,13 @@ int run_bench(BenchArgs a) {
 
   const double bytes = model_bytes(*lm.weights);
   const std::string weights = weights_summary(*lm.weights);
-  fmt::print("weights: {}\n", weights);
+  outf("weights: {}\n", weights);
   print_table(a, pc, res, bytes);
   if (!a.no_probe) print_efficiency(a, probe, e);
-  std::fflush(stdout);
+  out_flush();
   if (!a.json_path.empty()) {
-    write_json_atomic(a.json_path,
-                      to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e, bytes, weights));
+    write_json_file(a.json_path,
+                    to_json(a, cfg, pc, res, a.no_probe ? nullptr : &probe, e, bytes, weights));
   }
   return 0;
 }
@@ -242,24 +229,26 @@ void add_bench(CLI::App& app, Runner* run) {
   sub->add_option("-m,--model", args->model, "HF folder or llama2.c checkpoint")->required();
   sub->add_option("-p,--n-prompt", args->n_prompt, "prompt tokens prefilled in one call (0: skip)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_in(0, 1 << 20));
   sub->add_option("-n,--n-gen", args->n_gen, "tokens decoded one at a time after it (0: skip)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_in(0, 1 << 20));
   sub->add_option("-t,--threads", args->threads, "threads (OpenMP and OpenBLAS; default: all)")
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, 1024));
   sub->add_option("-r,--reps", args->reps, "repetitions after the warm-up run")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, 100000));
   sub->add_option("--json", args->json_path, "also write the results as JSON to this file");
   sub->add_option("--probe-mb", args->probe_mb, "bandwidth probe buffer size in MiB")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, 1 << 20));
   sub->add_flag("--no-probe", args->no_probe, "skip the bandwidth / GEMM probes");
   sub->add_flag("--kernels", args->kernels,
                 "per linear-layer shape: kernel GB/s and GOP/s for 1 row and -p rows");
   add_runtime_options(sub, &args->rt);
-  sub->add_option("--seed", args->seed, "seed of the random token ids")->capture_default_str();
+  sub->add_option("--seed", args->seed, "seed of the random token ids")
+      ->capture_default_str()
+      ->check(int_in(0, UINT32_MAX));
   sub->callback([run, args] { *run = [args] { return run_bench(*args); }; });
 }
 

@@ -9,12 +9,15 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "cli/runtime_args.h"
+#include "cli/validators.h"
 #include "lowbit/eval/kld.h"
 #include "lowbit/eval/lambada.h"
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/report.h"
 #include "lowbit/eval/text_sets.h"
+#include "lowbit/io/output_dir.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
@@ -39,8 +42,17 @@ struct EvalArgs {
   }();
 };
 
-void set_threads(int threads) {
-  if (threads > 0) set_num_threads(threads);
+// Called first by every eval command: the thread count, and the --json path checked against the
+// inputs before any work (a report never replaces a model or a text).
+void start(const EvalArgs& a, const std::string& text) {
+  set_num_threads(a.threads);
+  if (a.json.empty()) return;
+  std::vector<std::string> inputs = {a.model, a.base, text};
+  try {
+    inputs.push_back(resolve_text_path(text));  // a named text set: its file
+  } catch (const Error&) {
+  }
+  check_output_path(a.json, inputs, /*folder=*/false);
 }
 
 LoadedModel load_with_tokenizer(const std::string& path, const RuntimeOptions& rt) {
@@ -56,13 +68,13 @@ int pick_ctx(const EvalArgs& a, const LoadedModel& m) {
 }
 
 void emit(const EvalArgs& a, const std::string& header, const std::string& body, nlohmann::json j) {
-  fmt::print("{}{}", header, body);
-  std::fflush(stdout);
+  outf("{}{}", header, body);
+  out_flush();
   if (!a.json.empty()) write_json_file(a.json, j);
 }
 
 int run_ppl(const EvalArgs& a) {
-  set_threads(a.threads);
+  start(a, a.text);
   const Convention conv = parse_convention(a.convention);
   LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const int ctx = pick_ctx(a, m);
@@ -80,7 +92,7 @@ int run_ppl(const EvalArgs& a) {
 }
 
 int run_kld(const EvalArgs& a) {
-  set_threads(a.threads);
+  start(a, a.text);
   const Convention conv = parse_convention(a.convention);
   LoadedModel base = load_with_tokenizer(a.base, [&] {
     RuntimeOptions base;  // the reference model: as stored, fp32
@@ -127,7 +139,7 @@ std::string pieces(const Tokenizer& tok, int prev, const std::vector<int>& ids) 
 }
 
 int run_lambada(const EvalArgs& a) {
-  set_threads(a.threads);
+  start(a, a.data);
   LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const LambadaSet set = load_lambada(resolve_text_path(a.data));
   Transformer model(m.weights, default_ctx(m.weights->cfg), transformer_options(a.rt));
@@ -138,10 +150,9 @@ int run_lambada(const EvalArgs& a) {
   const LambadaResult r = evaluate_lambada(model, *m.tokenizer, set, opt);
   for (const LambadaExample& ex : r.examples) {
     const int prev = ex.req.context.back();
-    fmt::print(
-        "context:   {:?}\ntarget:    {:?} = {}\npredicted: {}  [{}]\n\n", tail(ex.doc.context, 60),
-        ex.doc.target, pieces(*m.tokenizer, prev, ex.req.continuation),
-        pieces(*m.tokenizer, prev, ex.score.predicted), ex.score.correct ? "correct" : "wrong");
+    outf("context:   {:?}\ntarget:    {:?} = {}\npredicted: {}  [{}]\n\n", tail(ex.doc.context, 60),
+         ex.doc.target, pieces(*m.tokenizer, prev, ex.req.continuation),
+         pieces(*m.tokenizer, prev, ex.score.predicted), ex.score.correct ? "correct" : "wrong");
   }
   nlohmann::json j = to_json(r);
   j["model"] = a.model;
@@ -154,10 +165,9 @@ int run_lambada(const EvalArgs& a) {
 
 void add_common(CLI::App* sub, EvalArgs* a) {
   sub->add_option("--limit", a->limit, "Evaluate at most N windows / documents")
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, int64_t{1} << 40));
   sub->add_option("--json", a->json, "Also write the results to this JSON file");
-  sub->add_option("--threads,-t", a->threads, "Threads (OpenMP and BLAS)")
-      ->check(CLI::PositiveNumber);
+  sub->add_option("--threads,-t", a->threads, "Threads (OpenMP and BLAS)")->check(int_in(1, 1024));
   add_runtime_options(sub, &a->rt);
 }
 
@@ -166,7 +176,7 @@ void add_windows(CLI::App* sub, EvalArgs* a) {
                   "wikitext2 | wikitext2-valid | tinystories | tinystories-calib | FILE")
       ->required();
   sub->add_option("--ctx", a->ctx, "Window length in tokens (default: model maximum, <= 2048)")
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, 1 << 24));
   sub->add_option("--convention", a->convention, "gptq | llamacpp (default gptq)");
 }
 

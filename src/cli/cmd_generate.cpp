@@ -7,7 +7,9 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "cli/runtime_args.h"
+#include "cli/validators.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/sampler.h"
 #include "lowbit/model/transformer.h"
@@ -38,8 +40,9 @@ int run_generate(const GenerateOptions& o) {
     ids.push_back(m.tokenizer->bos_id());
   }
   const int ctx = o.ctx > 0 ? o.ctx : std::min(c.max_seq_len, static_cast<int>(ids.size()) + o.n);
-  if (static_cast<int>(ids.size()) >= ctx) {
-    fail(o.model, "prompt of {} tokens does not fit the context of {}", ids.size(), ctx);
+  if (static_cast<int>(ids.size()) > ctx) {
+    fail(o.model, "the prompt of {} tokens does not fit the context of {} tokens{}", ids.size(),
+         ctx, o.ctx > 0 ? "" : " the model allows");
   }
   Transformer tf(m.weights, ctx, transformer_options(o.rt));
   Sampler sampler(o.sp);
@@ -49,21 +52,21 @@ int run_generate(const GenerateOptions& o) {
   for (size_t i = 0; i < ids.size(); ++i) {
     echoed += m.tokenizer->decode_token(i == 0 ? -1 : ids[i - 1], ids[i]);
   }
-  std::fputs(echoed.c_str(), stdout);
-  std::fflush(stdout);
+  out(echoed);
+  out_flush();
 
   const auto t0 = std::chrono::steady_clock::now();
   const float* logits = tf.forward(ids.data(), static_cast<int>(ids.size()));
   const auto t1 = std::chrono::steady_clock::now();
   int prev = ids.back();
   int generated = 0;
-  for (; generated < o.n && tf.pos() < ctx; ++generated) {
+  for (; generated < o.n; ++generated) {
     const int next = sampler.sample(logits, c.vocab_size);
     // A story ends at EOS; llama2.c-trained models signal it by emitting BOS.
     if (next == m.tokenizer->eos_id() || next == m.tokenizer->bos_id()) break;
     const std::string piece = m.tokenizer->decode_token(prev, next);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
+    out(piece);
+    out_flush();
     prev = next;
     if (tf.pos() >= ctx) {
       ++generated;
@@ -72,7 +75,7 @@ int run_generate(const GenerateOptions& o) {
     logits = tf.forward(&next, 1);
   }
   const auto t2 = std::chrono::steady_clock::now();
-  std::fputc('\n', stdout);
+  out("\n");
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr, "[%zu prompt tokens in %.3f s, %d generated in %.3f s: %.1f tokens/s]\n",
@@ -90,16 +93,16 @@ void add_generate(CLI::App& app, Runner* run) {
       ->required();
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer file/folder (default: beside the model)");
   sub->add_option("--prompt,-p", o->prompt, "prompt text (\"\" = start from BOS)");
-  sub->add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  sub->add_option("-n,--n-predict", o->n, "tokens to generate")->check(int_in(0, 1 << 20));
   sub->add_option("--temp", o->sp.temperature, "temperature (0 = greedy)")
-      ->check(CLI::Range(0.0, 100.0));
-  sub->add_option("--top-k", o->sp.top_k, "top-k (0 = off)")->check(CLI::Range(0, 1 << 24));
-  sub->add_option("--top-p", o->sp.top_p, "top-p nucleus (1 = off)")->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--seed", o->sp.seed, "sampling seed");
+      ->check(real_in(0.0, 100.0));
+  sub->add_option("--top-k", o->sp.top_k, "top-k (0 = off)")->check(int_in(0, 1 << 24));
+  sub->add_option("--top-p", o->sp.top_p, "top-p nucleus (1 = off)")->check(real_in(0.0, 1.0));
+  sub->add_option("--seed", o->sp.seed, "sampling seed")->check(int_in(0, INT64_MAX));
   sub->add_option("--ctx", o->ctx, "context length (default: prompt + n, capped by the model)")
-      ->check(CLI::Range(0, 1 << 24));
+      ->check(int_in(0, 1 << 24));
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)")
-      ->check(CLI::Range(0, 1024));
+      ->check(int_in(0, 1024));
   sub->add_flag("--no-bos", o->no_bos, "do not add BOS / special tokens to the prompt");
   add_runtime_options(sub, &o->rt);
   sub->callback([run, o] { *run = [o] { return run_generate(*o); }; });

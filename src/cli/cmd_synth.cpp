@@ -5,6 +5,8 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
+#include "cli/validators.h"
 #include "lowbit/synth/synth.h"
 
 namespace lowbit::cli {
@@ -21,9 +23,9 @@ void add_synth(CLI::App& app, Runner* run) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   sub->add_option("--out", opt->out_dir, "Output folder (must not exist unless --force)")
       ->required();
-  sub->add_option("--seed", opt->seed, "Random seed");
+  sub->add_option("--seed", opt->seed, "Random seed")->check(int_in(0, INT64_MAX));
   sub->add_option("--layers", opt->layers, "Override the number of layers (quick small versions)")
-      ->check(CLI::Range(1, 4096));
+      ->check(int_in(1, 4096));
   sub->add_option("--tokenizer", opt->tokenizer,
                   "tokenizer.json (or a folder with one) to copy into the output");
   sub->add_flag("--force", opt->force, "Replace the output folder if it exists");
@@ -33,7 +35,7 @@ void add_synth(CLI::App& app, Runner* run) {
           {"bf16", DType::BF16}, {"f16", DType::F16}, {"f32", DType::F32}};
       opt->dtype = kTypes.at(*dtype);
       const SynthResult r = synth_checkpoint(*opt);
-      fmt::print(
+      outf(
           "wrote {}: {} ({} layers, {:.3f} B params, {} {}), {:.2f} GB in {} file(s), "
           "{:.1f} s\n",
           opt->out_dir, opt->shape, r.cfg.n_layers, static_cast<double>(r.params) / 1e9, *dtype,

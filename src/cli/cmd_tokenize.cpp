@@ -3,13 +3,14 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/tokenizer/tokenizer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit::cli {
 
@@ -23,11 +24,7 @@ struct TokenizeArgs {
 };
 
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, "cannot open text file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
+  std::string s = read_file(path, kMaxTextBytes, "text");
   if (s.empty()) fail(path, "empty text file");
   return s;
 }
@@ -44,7 +41,7 @@ int run_tokenize(const TokenizeArgs& a) {
     line += std::to_string(ids[i]);
   }
   line += '\n';
-  std::fwrite(line.data(), 1, line.size(), stdout);
+  out(line);
   return 0;
 }
 

@@ -1,15 +1,59 @@
 // lowbit: one CLI over liblowbit. Thin: parsing and printing only.
-#include <fmt/format.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <new>
+#include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
+#include "lowbit/util/signals.h"
+
+namespace {
+
+// A descriptor of 0, 1 or 2 that is closed would be reused by the next file lowbit opens, and
+// results written to "stdout" would land in it. Read-only /dev/null keeps the number taken and
+// makes writes to a closed stdout fail (reported) instead of vanishing.
+void reserve_std_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    const int n = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
+    if (n >= 0 && n != fd) {
+      dup2(n, fd);
+      close(n);
+    }
+  }
+}
+
+// One line on stderr, however the message came: newlines folded, very long messages (a huge
+// pattern quoted back) shortened in the middle.
+void print_error(std::string msg) {
+  for (char& c : msg) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  constexpr size_t kMax = 2000;
+  if (msg.size() > kMax)
+    msg = msg.substr(0, kMax / 2) + " ... " + msg.substr(msg.size() - kMax / 2);
+  std::fflush(stdout);
+  // A streamed line (generate) on the same terminal: end it so the error starts a line.
+  if (lowbit::cli::out_line_open() && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) {
+    std::fputc('\n', stderr);
+  }
+  std::fprintf(stderr, "lowbit: %s\n", msg.c_str());
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  reserve_std_fds();
+  lowbit::signals::install();
   CLI::App app{"lowbit: quantize, evaluate and run LLMs on a CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lowbit 0.1.0");
@@ -30,24 +74,31 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, exit 2, like every other bad input.
-    std::fprintf(stderr, "lowbit: %s (see --help)\n", e.what());
+    print_error(std::string(e.what()) + " (see --help)");
     return 2;
   } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "lowbit: %s\n", e.what());
+    print_error(e.what());
     return 2;
   }
   if (!run) return 0;
   try {
-    return run();
+    const int rc = run();
+    lowbit::cli::finish_stdout();
+    return rc;
+  } catch (const lowbit::cli::StdoutClosed&) {
+    return 141;  // the reader went away (a pager quit): as if killed by SIGPIPE, quietly
   } catch (const lowbit::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\nlowbit: %s\n", e.what());
+    print_error(e.what());
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    const std::string where = e.path1().empty() ? "file system" : e.path1().string();
+    print_error(where + ": " + lowbit::errno_text(e.code().value()));
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "lowbit: out of memory\n");
+    print_error("out of memory");
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "lowbit: internal error: %s\n", e.what());
+    print_error(std::string("internal error: ") + e.what());
     return 1;
   }
 }

@@ -2,13 +2,15 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "lowbit/eval/logprobs.h"
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/tokenizer/tokenizer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 #include "lowbit/util/progress.h"
 
 namespace lowbit {
@@ -22,17 +24,18 @@ std::optional<LambadaDoc> split_lambada(const std::string& text) {
 }
 
 LambadaSet load_lambada(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open LAMBADA file");
+  const std::string content = read_file(path, kMaxTextBytes, "LAMBADA file");
   LambadaSet set;
-  std::string line;
   int64_t line_no = 0;
-  while (std::getline(in, line)) {
+  for (size_t pos = 0; pos < content.size();) {
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) nl = content.size();
+    const std::string_view line(content.data() + pos, nl - pos);
+    pos = nl + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(line_no);
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) fail(where, "invalid JSON");
+    const nlohmann::json j = parse_json(where, line);
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
       fail(where, "expected an object with a string \"text\"");
     auto doc = split_lambada(j["text"].get<std::string>());
@@ -42,7 +45,6 @@ LambadaSet load_lambada(const std::string& path) {
       ++set.n_skipped;
     }
   }
-  if (in.bad()) fail(path, "read error");
   if (set.docs.empty() && set.n_skipped == 0) fail(path, "empty text file");
   if (set.docs.empty()) fail(path, "no document holds a space to split off the last word");
   return set;

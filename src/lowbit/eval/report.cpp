@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -105,21 +106,7 @@ std::string format_result(const LambadaResult& r) {
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, "cannot write JSON file");
-    out << j.dump(2) << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail(path, "write error");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail(path, "cannot rename {} into place", tmp);
-  }
+  write_file_atomic(path, j.dump(2) + "\n");
 }
 
 }  // namespace lowbit

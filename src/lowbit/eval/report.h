@@ -20,7 +20,7 @@ std::string format_result(const PplResult& r);
 std::string format_result(const KldResult& r);
 std::string format_result(const LambadaResult& r);
 
-// Writes j (pretty, with a final newline) to path + ".tmp" and renames it over path.
+// Writes j (pretty, with a final newline) atomically (util/file.h write_file_atomic).
 void write_json_file(const std::string& path, const nlohmann::json& j);
 
 }  // namespace lowbit

@@ -5,11 +5,11 @@
 #include <array>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 
+#include "lowbit/io/limits.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -47,17 +47,6 @@ std::string exe_dir() {
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   return ec ? std::string() : exe.parent_path().string();
-}
-
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(path, "is a directory, expected a text file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open text file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
-  return ss.str();
 }
 
 }  // namespace
@@ -108,12 +97,12 @@ std::string load_text_set(const std::string& name_or_path) {
     fail(name_or_path, "is a task file, not a text; use `lowbit eval lambada`");
   const NamedSet* set = find_set(name_or_path);
   const std::string path = resolve_text_path(name_or_path);
-  std::error_code ec;
-  if (set == nullptr && !fs::exists(path, ec))
+  if (set == nullptr && !path_exists(path))
     fail(name_or_path, "unknown text set or missing file (known sets: {})", known_names());
-  if (set != nullptr && !fs::exists(path, ec))
+  if (set != nullptr && !path_exists(path))
     fail(path, "missing file for text set '{}' (set LOWBIT_SHARED)", name_or_path);
-  std::string text = read_file(path);
+  if (is_dir(path)) fail(path, "is a directory, expected a text file");
+  std::string text = read_file(path, kMaxTextBytes, "text");
   if (text.empty()) fail(path, "empty text file");
   return set != nullptr && set->wikitext ? wikitext_hf_join(text) : text;
 }

@@ -12,7 +12,12 @@
 #include <set>
 #include <utility>
 
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
+#include "lowbit/util/memory.h"
+#include "lowbit/util/signals.h"
 
 namespace lowbit {
 
@@ -21,7 +26,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // 100 MB, as the reference implementation
 constexpr int64_t kMaxNumel = int64_t{1} << 48;
 
 // numel of a shape, or -1 when a dimension is negative or the product overflows kMaxNumel.
@@ -39,74 +43,228 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
 
-// Parses the JSON header; duplicate top-level names are an error (nlohmann keeps the last).
-json parse_header(const std::string& where, const char* begin, const char* end) {
-  std::set<std::string> keys;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && parsed.is_string()) {
-      const std::string& k = parsed.get_ref<const std::string&>();
-      if (!keys.insert(k).second && duplicate.empty()) duplicate = k;
+// The header as safetensors states it, read by a SAX handler straight into TensorInfo: no JSON
+// tree is built (a 100 MB header would cost gigabytes as one), nesting is bounded, and each entry
+// is validated as soon as it closes.
+class HeaderReader {
+ public:
+  using json = nlohmann::json;
+  HeaderReader(std::string where, const uint8_t* buffer, uint64_t buffer_size)
+      : where_(std::move(where)), buffer_(buffer), buffer_size_(buffer_size) {}
+
+  std::vector<TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, size_t> index;              // name -> position in tensors
+  std::vector<std::pair<uint64_t, size_t>> ranges;  // (begin, tensor index), non-empty ones
+  bool saw_object = false;
+
+  // SAX interface (nlohmann::json::sax_parse).
+  bool null() { return scalar(); }
+  bool boolean(bool) { return scalar(); }
+  bool number_integer(json::number_integer_t v) {
+    if (collecting()) {
+      if (field_ == Field::kShape) {
+        raw_.shape.push_back(v);
+      } else {
+        raw_.offsets_bad = true;
+      }
+      return true;
+    }
+    return scalar();
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (collecting()) {
+      if (field_ == Field::kShape) {
+        if (v > static_cast<uint64_t>(kMaxNumel)) fail(where_, "tensor {}: shape too large", name_);
+        raw_.shape.push_back(static_cast<int64_t>(v));
+      } else {
+        raw_.offsets.push_back(v);
+      }
+      return true;
+    }
+    return scalar();
+  }
+  bool number_float(json::number_float_t, const std::string&) {
+    if (collecting()) return bad_element();
+    return scalar();
+  }
+  bool string(std::string& v) {
+    if (collecting()) return bad_element();
+    if (skip_ > 0) return true;
+    if (depth_ == 2 && meta_) {
+      metadata[meta_key_] = std::move(v);
+      return true;
+    }
+    if (depth_ == 2 && field_ == Field::kDtype) {
+      raw_.dtype = std::move(v);
+      raw_.has_dtype = true;
+      return true;
+    }
+    return scalar();
+  }
+  bool binary(json::binary_t&) { return scalar(); }
+  bool start_object(std::size_t) { return open(/*object=*/true); }
+  bool start_array(std::size_t) { return open(/*object=*/false); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(std::string& k) {
+    if (skip_ > 0) return true;
+    if (depth_ == 1) {
+      if (index.count(k) != 0 || (k == "__metadata__" && seen_metadata_)) {
+        fail(where_, "invalid safetensors header: duplicate tensor {}", k);
+      }
+      meta_ = k == "__metadata__";
+      seen_metadata_ = seen_metadata_ || meta_;
+      name_ = std::move(k);
+    } else if (depth_ == 2 && meta_) {
+      meta_key_ = std::move(k);
+    } else if (depth_ == 2) {
+      field_ = k == "dtype"          ? Field::kDtype
+               : k == "shape"        ? Field::kShape
+               : k == "data_offsets" ? Field::kOffsets
+                                     : Field::kOther;
     }
     return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;  // sax_parse returns false: "not valid JSON"
+  }
+
+ private:
+  enum class Field { kNone, kDtype, kShape, kOffsets, kOther };
+  static constexpr int kMaxDepth = 16;  // a valid header needs 3
+
+  // Raw fields of the entry being read.
+  struct Raw {
+    bool has_dtype = false, has_shape = false, has_offsets = false;
+    bool dtype_bad = false, shape_bad = false, shape_not_int = false, offsets_bad = false;
+    std::string dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint64_t> offsets;
   };
-  json h = json::parse(begin, end, cb, /*allow_exceptions=*/false);
-  if (h.is_discarded()) fail(where, "invalid safetensors header: not valid JSON");
-  if (!h.is_object()) fail(where, "invalid safetensors header: JSON is not an object");
-  if (!duplicate.empty()) fail(where, "invalid safetensors header: duplicate tensor {}", duplicate);
-  return h;
-}
 
-TensorInfo parse_entry(const std::string& where, const std::string& name, const json& v,
-                       uint64_t buffer_size, const uint8_t* buffer, uint64_t* begin_out) {
-  if (!v.is_object()) fail(where, "tensor {}: entry is not an object", name);
-  TensorInfo t;
-  t.name = name;
-  t.file = where;
-  auto dt = v.find("dtype");
-  if (dt == v.end() || !dt->is_string()) fail(where, "tensor {}: missing dtype", name);
-  if (!parse_dtype(dt->get<std::string>(), &t.dtype)) {
-    fail(where, "tensor {}: unknown dtype {}", name, dt->get<std::string>());
-  }
-  auto sh = v.find("shape");
-  if (sh == v.end() || !sh->is_array()) fail(where, "tensor {}: missing shape", name);
-  for (const auto& d : *sh) {
-    if (!d.is_number_integer()) fail(where, "tensor {}: shape entries must be integers", name);
-    if (d.is_number_unsigned()) {
-      uint64_t u = d.get<uint64_t>();
-      if (u > static_cast<uint64_t>(kMaxNumel)) fail(where, "tensor {}: shape too large", name);
-      t.shape.push_back(static_cast<int64_t>(u));
+  bool collecting() const { return skip_ == 0 && depth_ == 3 && !meta_ && in_list_; }
+
+  bool bad_element() {
+    if (field_ == Field::kShape) {
+      raw_.shape_not_int = true;
     } else {
-      t.shape.push_back(d.get<int64_t>());
+      raw_.offsets_bad = true;
     }
+    return true;
   }
-  const int64_t numel = checked_numel(t.shape);
-  if (numel < 0) {
-    fail(where, "tensor {}: shape {} is negative or too large", name, shape_str(t.shape));
-  }
-  auto off = v.find("data_offsets");
-  if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
-      !(*off)[1].is_number_unsigned()) {
-    fail(where, "tensor {}: data_offsets must be two non-negative integers", name);
-  }
-  const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
-  if (b > e) fail(where, "tensor {}: data_offsets begin {} > end {}", name, b, e);
-  if (e > buffer_size) {
-    fail(where, "tensor {}: data_offsets end {} is past the end of the data ({} bytes)", name, e,
-         buffer_size);
-  }
-  const uint64_t expect = static_cast<uint64_t>(numel) * dtype_size(t.dtype);
-  if (e - b != expect) {
-    fail(where, "tensor {}: {} bytes for shape {} of {}, expected {}", name, e - b,
-         shape_str(t.shape), dtype_name(t.dtype), expect);
-  }
-  t.nbytes = static_cast<size_t>(e - b);
-  t.data = buffer + b;
-  *begin_out = b;
-  return t;
-}
 
-std::string sys_error() { return std::strerror(errno); }
+  void mark_field_bad() {
+    if (field_ == Field::kDtype) raw_.dtype_bad = true;
+    if (field_ == Field::kShape) raw_.shape_bad = true;
+    if (field_ == Field::kOffsets) raw_.offsets_bad = true;
+  }
+
+  // A scalar where the header needs something else.
+  bool scalar() {
+    if (skip_ > 0) return true;
+    if (depth_ == 0) fail(where_, "invalid safetensors header: JSON is not an object");
+    if (depth_ == 1) not_an_object();
+    if (depth_ == 2 && meta_) fail(where_, "__metadata__ value of {} is not a string", meta_key_);
+    if (depth_ == 2) mark_field_bad();
+    return true;
+  }
+
+  [[noreturn]] void not_an_object() const {
+    if (meta_) fail(where_, "__metadata__ is not an object");
+    fail(where_, "tensor {}: entry is not an object", name_);
+  }
+
+  bool open(bool object) {
+    ++depth_;
+    if (depth_ > kMaxDepth) {
+      fail(where_, "invalid safetensors header: JSON nested deeper than {} levels", kMaxDepth);
+    }
+    if (skip_ > 0) return true;
+    if (depth_ == 1) {
+      if (!object) fail(where_, "invalid safetensors header: JSON is not an object");
+      saw_object = true;
+    } else if (depth_ == 2) {
+      if (!object) not_an_object();
+      if (meta_) return true;
+      raw_ = Raw{};
+      field_ = Field::kNone;
+    } else if (depth_ == 3 && meta_) {
+      fail(where_, "__metadata__ value of {} is not a string", meta_key_);
+    } else if (depth_ == 3 && !object && (field_ == Field::kShape || field_ == Field::kOffsets)) {
+      in_list_ = true;
+      if (field_ == Field::kShape) raw_.has_shape = true;
+      if (field_ == Field::kOffsets) raw_.has_offsets = true;
+    } else {
+      // Any other container: a wrong type for a known field, or an unknown field's value.
+      if (depth_ == 3) {
+        mark_field_bad();
+      } else if (in_list_) {
+        bad_element();
+      }
+      skip_ = depth_;
+    }
+    return true;
+  }
+
+  bool close() {
+    if (skip_ > 0 && depth_ == skip_) skip_ = 0;
+    if (skip_ == 0) {
+      if (depth_ == 3) in_list_ = false;
+      if (depth_ == 2 && !meta_) finish_entry();
+    }
+    --depth_;
+    return true;
+  }
+
+  void finish_entry() {
+    Raw& r = raw_;
+    const std::string& name = name_;
+    TensorInfo t;
+    t.name = name;
+    t.file = where_;
+    if (!r.has_dtype || r.dtype_bad) fail(where_, "tensor {}: missing dtype", name);
+    if (!parse_dtype(r.dtype, &t.dtype)) fail(where_, "tensor {}: unknown dtype {}", name, r.dtype);
+    if (!r.has_shape || r.shape_bad) fail(where_, "tensor {}: missing shape", name);
+    if (r.shape_not_int) fail(where_, "tensor {}: shape entries must be integers", name);
+    t.shape = std::move(r.shape);
+    const int64_t numel = checked_numel(t.shape);
+    if (numel < 0) {
+      fail(where_, "tensor {}: shape {} is negative or too large", name, shape_str(t.shape));
+    }
+    if (!r.has_offsets || r.offsets_bad || r.offsets.size() != 2) {
+      fail(where_, "tensor {}: data_offsets must be two non-negative integers", name);
+    }
+    const uint64_t b = r.offsets[0], e = r.offsets[1];
+    if (b > e) fail(where_, "tensor {}: data_offsets begin {} > end {}", name, b, e);
+    if (e > buffer_size_) {
+      fail(where_, "tensor {}: data_offsets end {} is past the end of the data ({} bytes)", name, e,
+           buffer_size_);
+    }
+    const uint64_t expect = static_cast<uint64_t>(numel) * dtype_size(t.dtype);
+    if (e - b != expect) {
+      fail(where_, "tensor {}: {} bytes for shape {} of {}, expected {}", name, e - b,
+           shape_str(t.shape), dtype_name(t.dtype), expect);
+    }
+    t.nbytes = static_cast<size_t>(e - b);
+    t.data = buffer_ + b;
+    index[name] = tensors.size();
+    if (t.nbytes > 0) ranges.emplace_back(b, tensors.size());
+    tensors.push_back(std::move(t));
+  }
+
+  std::string where_;
+  const uint8_t* buffer_;
+  uint64_t buffer_size_;
+  int depth_ = 0;
+  int skip_ = 0;  // depth of a container being skipped (0: none)
+  bool meta_ = false, seen_metadata_ = false, in_list_ = false;
+  Field field_ = Field::kNone;
+  std::string name_, meta_key_;
+  Raw raw_;
+};
+
+std::string sys_error() { return errno_text(errno); }
 
 }  // namespace
 
@@ -131,29 +289,22 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
   if (size < 8) fail(where, "not a safetensors file: {} bytes, too small for a header", size);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | file->data()[i];
-  if (n > kMaxHeaderBytes || n > size - 8) {
+  if (n > kMaxSafetensorsHeaderBytes || n > size - 8) {
     fail(where, "invalid safetensors header length {} (file is {} bytes)", n, size);
   }
+  // Parsed entries take a few times the header's size (names, shapes, the index).
+  require_memory(where, fmt::format("its {}-byte safetensors header", n), n * 8);
   const char* hbegin = reinterpret_cast<const char*>(file->data() + 8);
-  json h = parse_header(where, hbegin, hbegin + n);
+  HeaderReader reader(where, file->data() + 8 + n, size - 8 - n);
+  if (!json::sax_parse(hbegin, hbegin + n, &reader)) {
+    fail(where, "invalid safetensors header: not valid JSON");
+  }
+  if (!reader.saw_object) fail(where, "invalid safetensors header: JSON is not an object");
 
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  const uint8_t* buffer = file->data() + 8 + n;
-  const uint64_t buffer_size = size - 8 - n;
-  std::vector<std::pair<uint64_t, size_t>> ranges;  // (begin, tensor index)
-  for (const auto& [name, v] : h.items()) {
-    if (name == "__metadata__") {
-      if (!v.is_object()) fail(where, "__metadata__ is not an object");
-      for (const auto& [k, mv] : v.items()) {
-        if (!mv.is_string()) fail(where, "__metadata__ value of {} is not a string", k);
-        st->metadata_[k] = mv.get<std::string>();
-      }
-      continue;
-    }
-    uint64_t begin = 0;
-    st->tensors_.push_back(parse_entry(where, name, v, buffer_size, buffer, &begin));
-    if (st->tensors_.back().nbytes > 0) ranges.emplace_back(begin, st->tensors_.size() - 1);
-  }
+  st->tensors_ = std::move(reader.tensors);
+  st->metadata_ = std::move(reader.metadata);
+  std::vector<std::pair<uint64_t, size_t>>& ranges = reader.ranges;
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i) {
     const TensorInfo& prev = st->tensors_[ranges[i - 1].second];
@@ -163,7 +314,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
            st->tensors_[ranges[i].second].name);
     }
   }
-  for (size_t i = 0; i < st->tensors_.size(); ++i) st->index_[st->tensors_[i].name] = i;
+  st->index_ = std::move(reader.index);
   st->file_ = std::move(file);
   return st;
 }
@@ -181,11 +332,9 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   s.dir_ = dir;
   const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
   const std::string single_path = (fs::path(dir) / "model.safetensors").string();
-  if (fs::exists(index_path)) {
-    auto mf = MappedFile::open(index_path);
-    const char* p = reinterpret_cast<const char*>(mf->data());
-    json idx = json::parse(p, p + mf->size(), nullptr, /*allow_exceptions=*/false);
-    if (idx.is_discarded() || !idx.is_object()) fail(index_path, "not a valid JSON object");
+  if (path_exists(index_path)) {
+    const json idx = read_json_file(index_path, kMaxIndexBytes, "safetensors index");
+    if (!idx.is_object()) fail(index_path, "not a JSON object");
     auto wm = idx.find("weight_map");
     if (wm == idx.end() || !wm->is_object()) fail(index_path, "missing weight_map object");
     std::map<std::string, std::shared_ptr<SafetensorsFile>> shards;
@@ -198,7 +347,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
       auto it = shards.find(fname);
       if (it == shards.end()) {
         const std::string shard_path = (fs::path(dir) / fname).string();
-        if (!fs::exists(shard_path)) {
+        if (!path_exists(shard_path)) {
           fail(index_path, "shard {} (for tensor {}) does not exist", fname, name);
         }
         it = shards.emplace(fname, SafetensorsFile::open(shard_path)).first;
@@ -212,7 +361,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
       s.by_name_[name] = t;
     }
     if (s.by_name_.empty()) fail(index_path, "weight_map is empty");
-  } else if (fs::exists(single_path)) {
+  } else if (path_exists(single_path)) {
     s.files_.push_back(SafetensorsFile::open(single_path));
     for (const auto& t : s.files_[0]->tensors()) s.by_name_[t.name] = &t;
   } else {
@@ -269,6 +418,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> d
   header_bytes_ = 8 + header.size();
 
   tmp_path_ = fmt::format("{}.tmp.{}", path_, ::getpid());
+  signal_guard_ = signals::register_temp(tmp_path_);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(path_, "cannot create {}: {}", tmp_path_, sys_error());
   uint8_t len[8];
@@ -287,6 +437,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorDecl> d
 SafetensorsWriter::~SafetensorsWriter() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_) ::unlink(tmp_path_.c_str());
+  signals::unregister_temp(signal_guard_);
 }
 
 void SafetensorsWriter::write_raw(const void* bytes, size_t n) {
@@ -384,32 +535,6 @@ std::vector<std::string> write_sharded_safetensors(
     names.push_back("model.safetensors.index.json");
   }
   return names;
-}
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "cannot create {}: {}", tmp, sys_error());
-  const char* p = content.data();
-  size_t n = content.size();
-  bool ok = true;
-  while (n > 0 && ok) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    ok = w > 0;
-    if (ok) {
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  const std::string err = ok ? "" : sys_error();
-  ok = ok && ::fsync(fd) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string e = err.empty() ? sys_error() : err;
-    ::unlink(tmp.c_str());
-    fail(path, "cannot write: {}", e);
-  }
 }
 
 }  // namespace lowbit

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lowbit/io/dtype.h"
+#include "lowbit/util/file.h"
 #include "lowbit/util/mapped_file.h"
 
 namespace lowbit {
@@ -109,6 +110,7 @@ class SafetensorsWriter {
   std::string path_, tmp_path_;
   int fd_ = -1;
   size_t header_bytes_ = 0, data_bytes_ = 0, written_ = 0;
+  int signal_guard_ = 0;  // util/signals.h: the temp file goes if a signal stops the process
   bool committed_ = false;
 };
 
@@ -121,8 +123,5 @@ std::vector<std::string> write_sharded_safetensors(
     const std::string& dir, const std::vector<TensorDecl>& decls, const TensorProducer& produce,
     size_t max_shard_bytes = size_t{5} << 30,
     const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
-
-// Writes a small text file through `<path>.tmp.<pid>` + fsync + rename.
-void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace lowbit

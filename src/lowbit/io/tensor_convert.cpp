@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "lowbit/util/error.h"
+#include "lowbit/util/finite.h"
 #include "lowbit/util/half.h"
 
 namespace lowbit {
@@ -39,6 +40,42 @@ void tensor_to_f32(const TensorInfo& t, float* dst) {
     default:
       fail(t.file, "tensor {} has dtype {}; only F32, BF16 and F16 are supported", t.name,
            dtype_name(t.dtype));
+  }
+}
+
+void check_finite(const std::string& where, const std::string& name, const float* x, size_t n) {
+  const size_t i = first_nonfinite(x, n);
+  if (i < n) {
+    fail(where, "tensor {} holds a non-finite value ({}) at element {}", name, nonfinite_name(x[i]),
+         i);
+  }
+}
+
+void check_finite(const TensorInfo& t) {
+  const size_t n = static_cast<size_t>(t.numel());
+  size_t i = n;
+  float v = 0;
+  switch (t.dtype) {
+    case DType::F32:
+      i = first_nonfinite_raw_f32(t.data, n);
+      if (i < n) std::memcpy(&v, t.data + i * 4, 4);
+      break;
+    case DType::BF16:
+    case DType::F16: {
+      i = t.dtype == DType::BF16 ? first_nonfinite_bf16(t.data, n) : first_nonfinite_f16(t.data, n);
+      if (i < n) {
+        uint16_t h;
+        std::memcpy(&h, t.data + i * 2, 2);
+        v = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+      }
+      break;
+    }
+    default:
+      return;
+  }
+  if (i < n) {
+    fail(t.file, "tensor {} holds a non-finite value ({}) at element {}", t.name, nonfinite_name(v),
+         i);
   }
 }
 

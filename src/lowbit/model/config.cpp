@@ -4,9 +4,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/util/error.h"
-#include "lowbit/util/mapped_file.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -60,14 +62,19 @@ RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
   if (it == j.end() || it->is_null()) return rs;
   if (!it->is_object()) fail(where, "rope_scaling must be an object or null");
   std::string type;
+  bool typed = false;
   for (const char* key : {"rope_type", "type"}) {
     auto t = it->find(key);
-    if (t != it->end() && t->is_string()) {
-      type = t->get<std::string>();
-      break;
-    }
+    if (t == it->end() || t->is_null()) continue;
+    if (!t->is_string()) fail(where, "rope_scaling.{} must be a string", key);
+    type = t->get<std::string>();
+    typed = true;
+    break;
   }
-  if (type.empty() || type == "default") return rs;
+  // An object without a type would be silently ignored by a loader that reads only the type:
+  // whatever scaling the file meant, this is not a model lowbit can reproduce.
+  if (!typed) fail(where, "rope_scaling has no 'rope_type' (or 'type'): which scaling is meant?");
+  if (type == "default") return rs;
   if (type != "llama3") fail(where, "unsupported rope_scaling type {}", type);
   rs.type = type;
   rs.factor = static_cast<float>(get_num(where, *it, "factor", true, 1.0));
@@ -115,8 +122,7 @@ void validate_config(const std::string& where, const ModelConfig& c) {
 }
 
 ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(where, "invalid JSON");
+  json j = parse_json(where, text);
   if (!j.is_object()) fail(where, "config is not a JSON object");
 
   auto archs = j.find("architectures");
@@ -174,9 +180,7 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
 }
 
 ModelConfig load_hf_config(const std::string& path) {
-  auto f = MappedFile::open(path);
-  std::string text(reinterpret_cast<const char*>(f->data()), f->size());
-  return parse_hf_config(path, text);
+  return parse_hf_config(path, read_file(path, kMaxConfigBytes, "config.json"));
 }
 
 std::string to_hf_config_json(const ModelConfig& c, const std::string& torch_dtype) {

@@ -8,6 +8,7 @@
 
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -29,11 +30,12 @@ bool is_tokenizer_bin(const fs::path& p) {
 std::vector<fs::path> bins_in(const fs::path& dir, bool tokenizers) {
   std::vector<fs::path> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!e.is_regular_file() || e.path().extension() != ".bin") continue;
-    if (is_tokenizer_bin(e.path()) == tokenizers) out.push_back(e.path());
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec) || it->path().extension() != ".bin") continue;
+    if (is_tokenizer_bin(it->path()) == tokenizers) out.push_back(it->path());
   }
-  if (ec) fail(dir.string(), "cannot list: {}", ec.message());
+  if (ec) fail(dir.string(), "cannot list: {}", errno_text(ec.value()));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -73,23 +75,26 @@ std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_siz
 ModelLocation locate_model(const std::string& path, const std::string& tokenizer_path,
                            bool want_tokenizer) {
   ModelLocation loc;
-  std::error_code ec;
   fs::path p(path);
-  if (!fs::exists(p, ec)) fail(path, "no such file or directory");
-  if (fs::is_regular_file(p) &&
+  PathKind kind = path_kind(path);
+  if (kind == PathKind::kMissing) fail(path, "no such file or directory");
+  if (kind == PathKind::kOther) fail(path, "not a regular file or folder");
+  if (kind == PathKind::kFile &&
       (p.filename() == "config.json" || p.extension() == ".safetensors")) {
     p = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    kind = PathKind::kDir;
   }
   loc.tokenizer = tokenizer_path;
-  if (fs::is_directory(p)) {
-    if (fs::exists(p / "config.json")) {
+  if (kind == PathKind::kDir) {
+    if (path_exists((p / "config.json").string())) {
       loc.hf = true;
       loc.weights = p.string();
       if (loc.tokenizer.empty()) {
         // A quantized llama2.c model saved by lowbit keeps its tokenizer.bin beside config.json.
         auto toks = bins_in(p, true);
-        loc.tokenizer =
-            !fs::exists(p / "tokenizer.json") && toks.size() == 1 ? toks[0].string() : p.string();
+        loc.tokenizer = !path_exists((p / "tokenizer.json").string()) && toks.size() == 1
+                            ? toks[0].string()
+                            : p.string();
       }
     } else {
       auto models = bins_in(p, false);

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tensor_convert.h"
 #include "lowbit/kernels/packed_weight.h"
@@ -16,6 +18,7 @@
 #include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -110,9 +113,9 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   const std::string where = qweight ? qweight->file : store.dir();
   if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
   const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
-  QuantizedWeight q = ms.layout == "gptq"
-                          ? from_gptq_tensors(ms.scheme, prefix, lookup, ms.gptq_version)
-                          : from_lowbit_tensors(ms.scheme, prefix, lookup);
+  QuantizedWeight q = ms.layout == "gptq" ? from_gptq_tensors(ms.scheme, prefix, lookup,
+                                                              ms.gptq_version, ms.desc_act)
+                                          : from_lowbit_tensors(ms.scheme, prefix, lookup);
   if (q.out != shape[0] || q.in != shape[1]) {
     fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
          shape_str(shape));
@@ -159,17 +162,15 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
   const bool use_mmap = rt.use_mmap;
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
+  if (!path_exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
   auto w = std::make_shared<ModelWeights>();
   w->cfg = load_hf_config(config_path);
   const ArchSpec* arch = find_arch(w->cfg.architecture);
   TensorStore store = TensorStore::open_dir(dir);
   std::optional<QuantizedCheckpointConfig> qc;
   if (!w->cfg.quant_method.empty()) {
-    auto f = MappedFile::open(config_path);
-    const auto j = nlohmann::json::parse(
-        std::string(reinterpret_cast<const char*>(f->data()), f->size()), nullptr, false);
-    if (j.is_discarded() || !j.contains("quantization_config")) {
+    const auto j = read_json_file(config_path, kMaxConfigBytes, "config.json");
+    if (!j.is_object() || !j.contains("quantization_config")) {
       fail(config_path, "cannot read quantization_config");
     }
     qc = QuantizedCheckpointConfig::parse(config_path, j["quantization_config"]);
@@ -199,6 +200,7 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
         fail(t->file, "tensor {} has shape {}, expected {}", name, shape_str(t->shape),
              shape_str(shape));
       }
+      check_finite(*t);
       if (rt.bf16_linears && is_linear_weight(spec.role)) {
         place_bf16(*t, w.get(), lin);
       } else {

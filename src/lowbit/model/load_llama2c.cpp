@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 
+#include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/load.h"
 #include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
@@ -92,8 +93,15 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path, bool
                          int64_t{c.max_seq_len} * c.head_dim +
                          (c.tied_embeddings ? 0 : vocab * dim);
   const int64_t expected = static_cast<int64_t>(sizeof(h)) + floats * 4;
-  if (static_cast<int64_t>(file->size()) != expected) {
-    fail(path, "truncated llama2.c checkpoint: expected {} bytes, got {}", expected, file->size());
+  const int64_t size = static_cast<int64_t>(file->size());
+  if (size < expected) {
+    fail(path, "truncated llama2.c checkpoint: {} bytes, its header needs {}", size, expected);
+  }
+  if (size > expected) {
+    fail(path,
+         "{} bytes more than a llama2.c checkpoint with this header holds ({} bytes): a "
+         "different format or version, or something appended",
+         size - expected, expected);
   }
 
   const float* p = reinterpret_cast<const float*>(file->data() + sizeof(h));
@@ -146,6 +154,23 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path, bool
     lw.w_up = {w3 + l * hidden * dim, nullptr, hd, d};
   }
   w->lm_head = {wcls, nullptr, c.vocab_size, d};
+  const struct {
+    const char* name;
+    const float* p;
+    int64_t n;
+  } arrays[] = {{"token_embedding_table", w->tok_embeddings, vocab * dim},
+                {"rms_att_weight", rms_att, L * dim},
+                {"wq", wq, L * dim * dim},
+                {"wk", wk, L * kv_dim * dim},
+                {"wv", wv, L * kv_dim * dim},
+                {"wo", wo, L * dim * dim},
+                {"rms_ffn_weight", rms_ffn, L * dim},
+                {"w1", w1, L * hidden * dim},
+                {"w2", w2, L * dim * hidden},
+                {"w3", w3, L * hidden * dim},
+                {"rms_final_weight", w->final_norm, dim},
+                {"wcls", wcls, c.tied_embeddings ? 0 : vocab * dim}};
+  for (const auto& a : arrays) check_finite(path, a.name, a.p, static_cast<size_t>(a.n));
   return w;
 }
 

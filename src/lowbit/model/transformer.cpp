@@ -9,12 +9,15 @@
 #include "lowbit/ops/norm.h"
 #include "lowbit/ops/rope.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/finite.h"
+#include "lowbit/util/memory.h"
+#include "lowbit/util/threads.h"
 
 namespace lowbit {
 
 // Activations for up to `cap` tokens per forward call; grown on demand.
 struct Transformer::Scratch {
-  int cap = 0;
+  int cap = 0, logit_rows = 0;  // sizes already checked by reserve_scratch
   std::vector<float> x, xn, q, k, v, att, gate, up, logits;
 };
 
@@ -25,6 +28,23 @@ void grow(std::vector<float>& buf, size_t n) {
 
 }  // namespace
 
+// Checks the machine has the memory a call of n tokens will grow the activations to.
+void Transformer::reserve_scratch(int n, bool all_logits) {
+  const ModelConfig& c = w_->cfg;
+  if (n <= s_->cap && (!all_logits || n <= s_->logit_rows)) return;
+  const size_t nn = static_cast<size_t>(n);
+  const size_t q_dim = static_cast<size_t>(c.n_heads) * c.head_dim;
+  const size_t kv_dim = static_cast<size_t>(c.n_kv_heads) * c.head_dim;
+  // x, xn, q, k, v, att, gate, up; prefill attention scores (one head at a time); logits.
+  const size_t floats = nn * (2 * c.dim + q_dim + 2 * kv_dim + std::max<size_t>(q_dim, c.dim) +
+                              2 * static_cast<size_t>(c.hidden_dim)) +
+                        nn * static_cast<size_t>(pos_ + n) +
+                        (all_logits ? nn : 1) * static_cast<size_t>(c.vocab_size);
+  require_memory(name_, fmt::format("a forward call of {} tokens", n), floats * sizeof(float));
+  s_->cap = std::max(s_->cap, n);
+  if (all_logits) s_->logit_rows = std::max(s_->logit_rows, n);
+}
+
 KvType parse_kv_type(const std::string& where, const std::string& name) {
   if (name == "f32") return KvType::kF32;
   if (name == "f16") return KvType::kF16;
@@ -34,12 +54,15 @@ KvType parse_kv_type(const std::string& where, const std::string& name) {
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx,
                          const TransformerOptions& opt)
-    : w_(std::move(weights)), max_ctx_(max_ctx), kv_(opt.kv), s_(std::make_unique<Scratch>()) {
+    : w_(std::move(weights)),
+      max_ctx_(max_ctx),
+      kv_(opt.kv),
+      name_(opt.name),
+      s_(std::make_unique<Scratch>()) {
   const ModelConfig& c = w_->cfg;
-  if (max_ctx <= 0) fail("transformer", "context length must be positive, got {}", max_ctx);
+  if (max_ctx <= 0) fail(name_, "context length must be positive, got {}", max_ctx);
   if (c.max_seq_len > 0 && max_ctx > c.max_seq_len) {
-    fail("transformer", "context {} exceeds the model's maximum context {}", max_ctx,
-         c.max_seq_len);
+    fail(name_, "context {} exceeds the model's maximum context {}", max_ctx, c.max_seq_len);
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024) {
     fail("transformer", "unsupported head_dim {}", c.head_dim);
@@ -49,6 +72,11 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ct
   }
   const size_t kv_dim = static_cast<size_t>(c.n_kv_heads) * c.head_dim;
   const size_t cache = static_cast<size_t>(c.n_layers) * max_ctx * kv_dim;
+  const size_t elem = kv_ == KvType::kF32 ? 4 : 2;
+  require_memory(name_,
+                 fmt::format("a KV cache of {} tokens ({} layers x {} values x 2 x {} bytes)",
+                             max_ctx, c.n_layers, kv_dim, elem),
+                 2 * cache * elem);
   if (kv_ == KvType::kF32) {
     k_cache_.assign(cache, 0.0f);
     v_cache_.assign(cache, 0.0f);
@@ -68,15 +96,17 @@ void Transformer::rewind(int pos) {
 
 const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   const ModelConfig& c = w_->cfg;
-  if (n <= 0) fail("transformer", "forward needs at least one token");
+  if (n <= 0) fail(name_, "forward needs at least one token");
   if (pos_ + n > max_ctx_) {
-    fail("transformer", "{} tokens at position {} exceed the context length {}", n, pos_, max_ctx_);
+    fail(name_, "{} tokens at position {} exceed the context length {}", n, pos_, max_ctx_);
   }
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
-      fail("transformer", "token id {} out of range [0, {})", tokens[t], c.vocab_size);
+      fail(name_, "token id {} out of range [0, {})", tokens[t], c.vocab_size);
     }
   }
+  adapt_threads();
+  reserve_scratch(n, all_logits);
   const int dim = c.dim, hd = c.head_dim;
   const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
   const size_t nn = static_cast<size_t>(n);
@@ -145,6 +175,13 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   ops::rmsnorm(last, w_->final_norm, s.xn.data(), rows, dim, c.norm_eps);
   grow(s.logits, static_cast<size_t>(rows) * c.vocab_size);
   ops::linear(w_->lm_head, s.xn.data(), rows, s.logits.data());
+  const size_t count = static_cast<size_t>(rows) * c.vocab_size;
+  const size_t bad = first_nonfinite(s.logits.data(), count);
+  if (bad < count) {
+    const int position = pos_ - rows + static_cast<int>(bad / static_cast<size_t>(c.vocab_size));
+    fail(name_, "non-finite logits ({}) at position {}: the weights or activations overflowed",
+         nonfinite_name(s.logits[bad]), position);
+  }
   return s.logits.data();
 }
 

@@ -22,11 +22,13 @@ KvType parse_kv_type(const std::string& where, const std::string& name);
 
 struct TransformerOptions {
   KvType kv = KvType::kF32;
+  std::string name = "transformer";  // the model, as errors name it (e.g. the path given)
 };
 
 class Transformer {
  public:
-  // max_ctx: KV cache length (≤ cfg.max_seq_len unless allow_longer).
+  // max_ctx: KV cache length (≤ cfg.max_seq_len). The cache is allocated here, after checking the
+  // machine has the memory for it (Error naming the model and the size otherwise).
   Transformer(std::shared_ptr<const ModelWeights> weights, int max_ctx,
               const TransformerOptions& opt = {});
   ~Transformer();
@@ -41,11 +43,13 @@ class Transformer {
 
   // Runs `n` tokens at positions pos()..pos()+n-1, appends them to the KV cache and returns the
   // logits: all n rows ([n, vocab], row-major) when all_logits, else only the last row ([vocab]).
-  // The returned pointer stays valid until the next call.
+  // The returned pointer stays valid until the next call. A NaN or Inf among the returned logits
+  // is an Error naming the position (the weights or activations overflowed), never a result.
   const float* forward(const int* tokens, int n, bool all_logits = false);
 
  private:
   struct Scratch;
+  void reserve_scratch(int n, bool all_logits);
   std::shared_ptr<const ModelWeights> w_;
   int max_ctx_ = 0;
   int pos_ = 0;
@@ -54,6 +58,7 @@ class Transformer {
   std::vector<float> k_cache_, v_cache_;
   std::vector<uint16_t> k_half_, v_half_;
   std::vector<float> rope_inv_freq_;  // [head_dim/2]
+  std::string name_;
   std::unique_ptr<Scratch> s_;
 };
 

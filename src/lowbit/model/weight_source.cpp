@@ -116,6 +116,7 @@ std::vector<float> WeightSource::read(TensorRole role, int layer) const {
     std::memcpy(out.data(), p, out.size() * sizeof(float));
   } else {
     tensor_to_f32(hf_tensor(role, layer), out.data());
+    check_finite(path_, name(role, layer), out.data(), out.size());
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "lowbit/io/json_int.h"
+#include "lowbit/io/json_read.h"
 #include "lowbit/quant/minifloat.h"
 #include "lowbit/quant/pack.h"
 #include "lowbit/util/error.h"
@@ -207,7 +208,8 @@ std::vector<PackedTensor> to_gptq_tensors(const QuantizedWeight& w, const std::s
 }
 
 QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefix,
-                                  const TensorLookup& lookup, int version) {
+                                  const TensorLookup& lookup, int version,
+                                  std::optional<bool> desc_act) {
   const TensorInfo& qweight = require(lookup, prefix + ".qweight", prefix);
   const std::string where = where_of(qweight);
   validate_scheme(where, s);
@@ -236,7 +238,17 @@ QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefi
   expect_shape(scales, {groups, out});
   const std::vector<float> scale_values = read_scales(scales, &w.scheme.scale_type);
   const TensorInfo* g_idx = lookup(prefix + ".g_idx");
+  if (g_idx == nullptr && desc_act.value_or(false)) {
+    fail(where,
+         "quantization_config says desc_act (act-order) but {}.g_idx is missing: the column "
+         "order is unknown",
+         prefix);
+  }
   w.g_idx = g_idx != nullptr ? read_g_idx(*g_idx, in) : default_g_idx(s, in);
+  if (g_idx != nullptr && desc_act.has_value() && !*desc_act && w.g_idx != default_g_idx(s, in)) {
+    fail(where, "{}.g_idx reorders the columns but quantization_config says desc_act is false",
+         prefix);
+  }
 
   w.q = unpack_gptq_qweight(read_raw<int32_t>(qweight).data(), out, in, bits);
   const std::vector<uint8_t> zeros =
@@ -248,9 +260,15 @@ QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefi
       p.scale = scale_values[static_cast<size_t>(g) * out + o];
       // v1: loaders add 1 back (a stored 2^b − 1 thus reads as 2^b, as in their kernels).
       p.zero = static_cast<float>(zeros[static_cast<size_t>(g) * out + o] + (version == 1));
+      if (s.sym && p.zero != static_cast<float>(1 << (bits - 1))) {
+        fail(where,
+             "quantization_config says sym but {}.qzeros holds zero point {} (row {}, group {}), "
+             "not {}",
+             prefix, p.zero, o, g, 1 << (bits - 1));
+      }
     }
   }
-  w.check(where);
+  w.check(where + ": " + prefix);
   return w;
 }
 
@@ -302,6 +320,10 @@ QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& pre
   w.q = unpack_rows(qweight.data, w.out, w.in, s.bits);
   w.params.resize(scale_values.size());
   std::vector<uint8_t> zeros;
+  if ((s.type != WeightType::kInt || s.sym) && lookup(prefix + ".zeros") != nullptr) {
+    fail(where, "{}.zeros is present but the module's scheme ({}) has no zero points", prefix,
+         scheme_name(s));
+  }
   if (s.type == WeightType::kInt && !s.sym) {
     const TensorInfo& z = require(lookup, prefix + ".zeros", where);
     expect_dtype(z, DType::U8);
@@ -317,7 +339,7 @@ QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& pre
       w.params[i].zero = static_cast<float>(1 << (s.bits - 1));
     }
   }
-  w.check(where);
+  w.check(where + ": " + prefix);
   return w;
 }
 
@@ -342,9 +364,10 @@ nlohmann::json gptq_quantization_config(const QuantScheme& s, bool desc_act, boo
   };
 }
 
-nlohmann::json lowbit_quantization_config(const QuantScheme& s) {
+nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act) {
   validate_scheme("lowbit_quantization_config", s);
   return {
+      {"desc_act", desc_act},
       {"quant_method", "lowbit"},
       {"format_version", 1},
       {"weight_type", weight_type_name(s.type, s.bits)},
@@ -389,7 +412,7 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
     validate_scheme(where, s);
     return s;
   } catch (const nlohmann::json::exception& e) {
-    fail(where, "bad quantization_config: {}", e.what());
+    fail(where, "bad quantization_config: {}", json_error_text(e));
   }
 }
 

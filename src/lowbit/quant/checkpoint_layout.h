@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,9 +47,12 @@ std::vector<PackedTensor> to_gptq_tensors(const QuantizedWeight& w, const std::s
                                           int version = 1);
 // Reads <prefix>.qweight/.qzeros/.scales/.g_idx (g_idx optional: i / group_size) written in
 // checkpoint format `version`; bits, group size and sym come from `s` (the quantization_config).
-// Shapes are validated against each other; throws Error("<file>: ...") on any mismatch.
+// Shapes are validated against each other, and the tensors against what the config promises:
+// sym means every zero point is 2^(bits-1); desc_act (when known) true needs a g_idx, false
+// allows only the plain order i / group_size. Throws Error("<file>: ...") on any mismatch.
 QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefix,
-                                  const TensorLookup& lookup, int version = 1);
+                                  const TensorLookup& lookup, int version = 1,
+                                  std::optional<bool> desc_act = std::nullopt);
 
 std::vector<PackedTensor> to_lowbit_tensors(const QuantizedWeight& w, const std::string& prefix);
 QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& prefix,
@@ -57,7 +61,7 @@ QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& pre
 // quantization_config blocks (config.json; the GPTQ one is also quantize_config.json).
 nlohmann::json gptq_quantization_config(const QuantScheme& s, bool desc_act, bool static_groups,
                                         int version = 1);
-nlohmann::json lowbit_quantization_config(const QuantScheme& s);
+nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act = false);
 // Parses either block back into a scheme (and, for GPTQ, the checkpoint format version 1 or 2).
 // Throws Error("<where>: ...") on missing or invalid keys.
 QuantScheme scheme_from_quantization_config(const std::string& where, const nlohmann::json& cfg,

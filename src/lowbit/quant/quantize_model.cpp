@@ -1,7 +1,10 @@
 #include "lowbit/quant/quantize_model.h"
 
 #include <cblas.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,8 +17,12 @@
 #include <numeric>
 #include <optional>
 
+#include "lowbit/eval/text_sets.h"
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
+#include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
 #include "lowbit/ops/norm.h"
@@ -26,8 +33,11 @@
 #include "lowbit/quant/pack.h"
 #include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 #include "lowbit/util/half.h"
+#include "lowbit/util/memory.h"
 #include "lowbit/util/progress.h"
+#include "lowbit/util/threads.h"
 
 namespace lowbit {
 
@@ -190,6 +200,51 @@ std::string module_name(const WeightSource& src, TensorRole role, int layer) {
   return n;
 }
 
+json layer_json(const LayerReport& l) {
+  json j = {{"name", l.name},
+            {"scheme", l.scheme},
+            {"layout", l.layout},
+            {"params", l.params},
+            {"bits_per_weight", l.bits_per_weight},
+            {"rel_error", l.rel_error},
+            {"error_kind", l.error_kind},
+            {"seconds", l.seconds}};
+  if (!l.note.empty()) j["note"] = l.note;
+  if (l.awq_alpha >= 0) j["awq_alpha"] = l.awq_alpha;
+  return j;
+}
+
+LayerReport layer_from_json(const json& j) {
+  LayerReport l;
+  l.name = j.at("name").get<std::string>();
+  l.scheme = j.at("scheme").get<std::string>();
+  l.layout = j.at("layout").get<std::string>();
+  l.params = j.at("params").get<int64_t>();
+  l.bits_per_weight = j.at("bits_per_weight").get<double>();
+  l.rel_error = j.at("rel_error").get<double>();
+  l.error_kind = j.at("error_kind").get<std::string>();
+  l.seconds = j.at("seconds").get<double>();
+  l.note = j.value("note", "");
+  l.awq_alpha = j.value("awq_alpha", -1.0f);
+  return l;
+}
+
+// Path, size and modification time of an input file: a resume only continues a run whose
+// inputs are unchanged.
+json file_identity(const std::string& path) {
+  struct stat st {};
+  std::error_code ec;
+  const std::string abs = fs::weakly_canonical(fs::absolute(path, ec), ec).string();
+  if (::stat(path.c_str(), &st) != 0) return {{"path", abs}};
+  return {{"path", abs},
+          {"size", static_cast<int64_t>(st.st_size)},
+          {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec}};
+}
+
+std::string shard_name(int index, int n_shards) {
+  return fmt::format("model-{:05}-of-{:05}.safetensors", index + 1, n_shards);
+}
+
 class Pipeline {
  public:
   Pipeline(const std::string& model, const std::string& out, const QuantizeOptions& opt)
@@ -198,19 +253,39 @@ class Pipeline {
     rep_.algo = quant_algo_name(opt.algo);
     rep_.format = opt.format;
     rep_.n_layers = cfg_.n_layers;
+    n_shards_ = cfg_.n_layers + 1;
     check_options();
-    dir_ = std::make_unique<OutputDir>(out, opt.force);
+    OutputDirOptions oo;
+    oo.force = opt.force;
+    oo.command = "quantize";
+    oo.inputs = opt.inputs;
+    oo.inputs.push_back(model);
+    oo.inputs.push_back(src_->path());
+    oo.inputs.push_back(opt.tokenizer);
+    if (calibrating()) oo.inputs.push_back(calib_path());
+    oo.keep_on_signal = "the layers finished so far; the same command resumes from them";
+    fingerprint_ = fingerprint();
+    oo.adopt = [this](const std::string& stale) { return can_resume(stale); };
+    dir_ = std::make_unique<OutputDir>(out, oo);
     rep_.out = dir_->out();
+    if (dir_->adopted()) restore();
   }
 
-  QuantizeReport run() {
+  QuantizeReport run(const std::function<void(const QuantizeReport&)>& before_commit) {
     const auto t0 = Clock::now();
     if (calibrating()) prepare_calibration();
     const int n_linears = cfg_.n_layers * 7 + 1;
     progress_ = std::make_unique<Progress>(
         fmt::format("quantize {} {}", rep_.algo, scheme_name(opt_.recipe.base)), n_linears);
-    n_shards_ = cfg_.n_layers + 1;
-    for (int l = 0; l < cfg_.n_layers; ++l) quantize_layer(l);
+    if (layers_done_ > 0) {
+      progress_->update(int64_t{layers_done_} * 7, "resumed");
+      replay_finished_layers();
+    }
+    for (int l = layers_done_; l < cfg_.n_layers; ++l) {
+      quantize_layer(l);
+      save_resume_state(l + 1);
+      test_fault_after_layer(l);
+    }
     write_final_shard();
     progress_->finish();
     write_configs();
@@ -218,19 +293,201 @@ class Pipeline {
       rep_.warnings.push_back(fmt::format("recipe pattern '{}' matched no layer", p));
     }
     summarize();
-    dir_->commit();
     rep_.out_bytes = 0;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(rep_.out, ec)) {
-      if (e.is_regular_file()) rep_.out_bytes += static_cast<int64_t>(e.file_size());
+    for (fs::directory_iterator it(dir_->tmp(), ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code fec;
+      const std::string name = it->path().filename().string();
+      if (name == kResumeStateName || name == ".lock" || !it->is_regular_file(fec)) continue;
+      rep_.out_bytes += static_cast<int64_t>(it->file_size(fec));
     }
     rep_.seconds = since(t0);
     rep_.peak_rss_bytes = peak_rss_bytes();
+    if (before_commit) before_commit(rep_);
+    dir_->commit({kResumeStateName});
     return rep_;
   }
 
  private:
   bool calibrating() const { return opt_.calibrate; }
+
+  std::string calib_path() const { return resolve_text_path(calib_text_source(opt_.calib.text)); }
+
+  // Everything that decides the output: a resume continues only a run with the same fingerprint.
+  json fingerprint() const {
+    json f;
+    f["lowbit"] = "0.1.0";
+    json files = json::array();
+    if (src_->is_hf()) {
+      std::vector<std::string> names;
+      std::error_code ec;
+      for (fs::directory_iterator it(src_->hf_dir(), ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string n = it->path().filename().string();
+        if (n == "config.json" || it->path().extension() == ".safetensors" ||
+            n == "model.safetensors.index.json") {
+          names.push_back(it->path().string());
+        }
+      }
+      std::sort(names.begin(), names.end());
+      for (const std::string& n : names) files.push_back(file_identity(n));
+    } else {
+      files.push_back(file_identity(src_->llama2c_file()));
+    }
+    f["model"] = files;
+    f["tokenizer"] = opt_.tokenizer.empty() ? json("") : file_identity(opt_.tokenizer);
+    f["algo"] = quant_algo_name(opt_.algo);
+    f["format"] = opt_.format;
+    f["gptq_version"] = opt_.gptq_version;
+    f["clip_search"] = opt_.clip_search;
+    f["awq_clip"] = opt_.awq_clip;
+    f["sample_rows"] = opt_.sample_rows;
+    f["calibrate"] = opt_.calibrate;
+    f["gptq"] = {opt_.gptq.percdamp, opt_.gptq.block_size, opt_.gptq.act_order,
+                 opt_.gptq.static_groups};
+    f["awq"] = {opt_.awq.n_grid, opt_.awq.clip_grid, opt_.awq.clip_max_shrink,
+                opt_.awq.clip_tokens};
+    json rules = json::array();
+    for (const RecipeRule& r : opt_.recipe.rules) rules.push_back({r.pattern, r.skip, r.fields});
+    f["recipe"] = {{"default", module_entry(opt_.recipe.base, "")}, {"rules", rules}};
+    if (calibrating()) {
+      f["calib"] = {{"text", file_identity(calib_path())},
+                    {"nsamples", opt_.calib.nsamples},
+                    {"seqlen", opt_.calib.seqlen},
+                    {"seed", opt_.calib.seed}};
+    }
+    return f;
+  }
+
+  bool can_resume(const std::string& stale) const {
+    if (!opt_.resume) return false;
+    const std::string path = (fs::path(stale) / kResumeStateName).string();
+    if (!path_exists(path)) return false;
+    try {
+      const json j = read_json_file(path, kMaxConfigBytes * 4, "resume state");
+      return j.is_object() && j.value("fingerprint", json()) == fingerprint_ &&
+             j.value("n_shards", 0) == n_shards_ && j.value("layers_done", 0) >= 1 &&
+             j.value("layers_done", 0) <= cfg_.n_layers;
+    } catch (const std::exception&) {
+      return false;  // unreadable: start over (the folder is removed)
+    }
+  }
+
+  // State of the finished layers, written after each one (a kill leaves at most the layer in
+  // progress to redo).
+  void save_resume_state(int layers_done) {
+    json layers = json::array();
+    for (const LayerReport& l : rep_.layers) layers.push_back(layer_json(l));
+    const json st = {{"fingerprint", fingerprint_},
+                     {"n_shards", n_shards_},
+                     {"layers_done", layers_done},
+                     {"layers", layers},
+                     {"block_seconds", rep_.block_seconds},
+                     {"fallbacks", rep_.fallbacks},
+                     {"modules", modules_},
+                     {"weight_map", weight_map_},
+                     {"total_bytes", total_bytes_}};
+    write_file_atomic(dir_->file(kResumeStateName), st.dump() + "\n");
+  }
+
+  void restore() {
+    const json j =
+        read_json_file(dir_->file(kResumeStateName), kMaxConfigBytes * 4, "resume state");
+    try {
+      layers_done_ = j.at("layers_done").get<int>();
+      for (const json& l : j.at("layers")) rep_.layers.push_back(layer_from_json(l));
+      rep_.block_seconds = j.at("block_seconds").get<std::vector<double>>();
+      rep_.fallbacks = j.at("fallbacks").get<std::vector<std::string>>();
+      modules_ = j.at("modules");
+      weight_map_ = j.at("weight_map").get<std::map<std::string, std::string>>();
+      total_bytes_ = j.at("total_bytes").get<size_t>();
+    } catch (const json::exception& e) {
+      fail(dir_->file(kResumeStateName), "unreadable resume state: {}", json_error_text(e));
+    }
+    // Temp files of a shard that was being written when the run died.
+    std::error_code ec;
+    for (fs::directory_iterator it(dir_->tmp(), ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().find(".tmp.") != std::string::npos) {
+        std::error_code rec;
+        fs::remove(it->path(), rec);
+      }
+    }
+    std::fprintf(stderr, "lowbit: resuming %s: %d of %d decoder layers were finished before\n",
+                 dir_->tmp().c_str(), layers_done_, cfg_.n_layers);
+  }
+
+  // The calibration hidden states after the layers a resumed run had finished: each layer read
+  // back from its shard (quantized linears dequantized) and run forward, as the layer's own pass
+  // computed them.
+  void replay_finished_layers() {
+    if (!calibrating()) return;
+    const QuantizedCheckpointConfig qcfg = QuantizedCheckpointConfig::parse(
+        dir_->file(kResumeStateName),
+        quantization_config_for(opt_.recipe.base, modules_, opt_.gptq.act_order,
+                                opt_.gptq.static_groups, opt_.gptq_version,
+                                quant_algo_name(opt_.algo)));
+    for (int l = 0; l < layers_done_; ++l) {
+      auto shard = SafetensorsFile::open(dir_->file(shard_name(l, n_shards_)));
+      const TensorLookup lookup = [&](const std::string& n) { return shard->find(n); };
+      auto fp = [&](const std::string& n) {
+        const TensorInfo* t = shard->find(n);
+        if (t == nullptr) fail(shard->path(), "missing tensor {}", n);
+        std::vector<float> v(static_cast<size_t>(t->numel()));
+        tensor_to_f32(*t, v.data());
+        return v;
+      };
+      LayerTensors T;
+      T.attn_norm = fp(src_->name(TensorRole::kAttnNorm, l));
+      T.ffn_norm = fp(src_->name(TensorRole::kFfnNorm, l));
+      if (cfg_.qkv_bias) {
+        T.bq = fp(src_->name(TensorRole::kBq, l));
+        T.bk = fp(src_->name(TensorRole::kBk, l));
+        T.bv = fp(src_->name(TensorRole::kBv, l));
+      }
+      for (LinearRef& lin : linears(T, l)) {
+        const ModuleStorage ms =
+            qcfg.module(lin.name, shard->find(lin.name + ".qweight") != nullptr);
+        if (ms.layout == "fp") {
+          *lin.w = fp(lin.name + ".weight");
+        } else {
+          const QuantizedWeight q =
+              ms.layout == "gptq"
+                  ? from_gptq_tensors(ms.scheme, lin.name, lookup, ms.gptq_version, ms.desc_act)
+                  : from_lowbit_tensors(ms.scheme, lin.name, lookup);
+          *lin.w = q.dequantize();
+        }
+      }
+      forward_outputs(T);
+    }
+  }
+
+  // x_ ← the layer's outputs over every calibration sample, with the weights in T.
+  void forward_outputs(LayerTensors& T) {
+    const ModelConfig& c = cfg_;
+    const int L = calib_.seqlen, S = calib_.nsamples;
+    const int q_dim = c.n_heads * c.head_dim;
+    LayerStages st(c);
+    std::vector<float> xn(size_t(L) * c.dim), att(size_t(L) * q_dim), act(size_t(L) * c.hidden_dim);
+    const LayerWeights W = T.view(c);
+    for (int s = 0; s < S; ++s) {
+      float* x = rows(x_, s, c.dim);
+      st.attn_in(W, x, L, xn.data());
+      st.attn_out(W, xn.data(), L, att.data());
+      st.add_attn(W, att.data(), L, x);
+      st.mlp_in(W, x, L, xn.data());
+      st.mlp_act(W, xn.data(), L, act.data());
+      st.add_mlp(W, act.data(), L, x);
+    }
+  }
+
+  // Tests of the resume path stop the run here as a kill would (docs/RELIABILITY.md):
+  // LOWBIT_TEST_SIGNAL_AFTER_LAYER="<layer> <signal number>".
+  static void test_fault_after_layer(int l) {
+    const char* env = std::getenv("LOWBIT_TEST_SIGNAL_AFTER_LAYER");
+    int layer = -1, sig = 0;
+    if (env == nullptr || std::sscanf(env, "%d %d", &layer, &sig) != 2 || layer != l) return;
+    ::kill(::getpid(), sig);  // process-directed, as a kill from outside
+    for (;;) ::pause();       // a caught signal: the watcher thread ends the process
+  }
 
   void check_options() {
     if (opt_.format != "gptq" && opt_.format != "lowbit") {
@@ -255,6 +512,20 @@ class Pipeline {
     if (co.seqlen == 0) co.seqlen = std::min(512, cfg_.max_seq_len);
     if (co.seqlen > cfg_.max_seq_len) {
       fail("--seqlen", "{} exceeds the model's maximum context {}", co.seqlen, cfg_.max_seq_len);
+    }
+    {
+      const uint64_t n = uint64_t(co.nsamples) * uint64_t(co.seqlen);
+      const uint64_t q_dim = uint64_t(cfg_.n_heads) * cfg_.head_dim, hid = cfg_.hidden_dim;
+      // Hidden states, attention outputs, the MLP activations (stashed up to a budget), the
+      // largest Hessian and one decoder layer's fp32 weights twice (original and quantized).
+      const uint64_t layer_params = 2 * uint64_t(cfg_.dim) * (q_dim + 3 * hid) +
+                                    2 * uint64_t(cfg_.dim) * cfg_.n_kv_heads * cfg_.head_dim;
+      const uint64_t bytes =
+          4 *
+          (n * (cfg_.dim + q_dim) + std::min<uint64_t>(n * hid, opt_stash_bytes() / 4) + hid * hid +
+           2 * layer_params + uint64_t(opt_.sample_rows) * (2 * cfg_.dim + q_dim + hid));
+      require_memory(rep_.model,
+                     fmt::format("calibrating on {} x {} tokens", co.nsamples, co.seqlen), bytes);
     }
     calib_ = make_calibration_set(*tok, co);
     rep_.calib_path = calib_.path;
@@ -621,18 +892,7 @@ class Pipeline {
       quantize_linear(lins[i], plans[i], &in, clip.empty() ? nullptr : clip.data(), alpha[i],
                       DType::F32, out);
     }
-    // Outputs with the quantized weights.
-    std::vector<float> xn(size_t(L) * c.dim), att(size_t(L) * q_dim), act(size_t(L) * c.hidden_dim);
-    const LayerWeights W = T.view(c);
-    for (int s = 0; s < S; ++s) {
-      float* x = rows(x_, s, c.dim);
-      st.attn_in(W, x, L, xn.data());
-      st.attn_out(W, xn.data(), L, att.data());
-      st.add_attn(W, att.data(), L, x);
-      st.mlp_in(W, x, L, xn.data());
-      st.mlp_act(W, xn.data(), L, act.data());
-      st.add_mlp(W, act.data(), L, x);
-    }
+    forward_outputs(T);  // outputs with the quantized weights
     norms_f32_ = true;
   }
 
@@ -670,7 +930,7 @@ class Pipeline {
   // ---- output ------------------------------------------------------------------------------
 
   void write_shard(int index, const std::vector<PackedTensor>& tensors) {
-    const std::string fname = fmt::format("model-{:05}-of-{:05}.safetensors", index + 1, n_shards_);
+    const std::string fname = shard_name(index, n_shards_);
     std::vector<TensorToWrite> views;
     for (const PackedTensor& t : tensors) {
       views.push_back(t.view());
@@ -747,9 +1007,7 @@ class Pipeline {
     nlohmann::ordered_json config;
     if (src_->is_hf()) {
       const std::string path = (fs::path(src_->hf_dir()) / "config.json").string();
-      auto f = MappedFile::open(path);
-      config = nlohmann::ordered_json::parse(
-          std::string(reinterpret_cast<const char*>(f->data()), f->size()));
+      config = read_json_file<nlohmann::ordered_json>(path, kMaxConfigBytes, "config.json");
     } else {
       config = nlohmann::ordered_json::parse(to_hf_config_json(cfg_, torch_dtype()));
     }
@@ -765,10 +1023,7 @@ class Pipeline {
 
   void copy_tokenizer() {
     auto copy = [&](const fs::path& from) {
-      std::error_code ec;
-      fs::copy_file(from, fs::path(dir_->tmp()) / from.filename(),
-                    fs::copy_options::overwrite_existing, ec);
-      if (ec) fail(dir_->tmp(), "cannot copy {}: {}", from.string(), ec.message());
+      copy_file(from.string(), (fs::path(dir_->tmp()) / from.filename()).string());
     };
     static const char* kFiles[] = {"tokenizer.json",
                                    "tokenizer_config.json",
@@ -782,15 +1037,18 @@ class Pipeline {
     if (tok.empty()) tok = locate_model(rep_.model, "", !src_->is_hf()).tokenizer;
     if (tok.empty()) return;
     fs::path t(tok);
-    if (fs::is_directory(t)) {
+    const PathKind kind = path_kind(tok);
+    if (kind == PathKind::kDir) {
       for (const char* f : kFiles) {
-        if (fs::exists(t / f)) copy(t / f);
+        if (path_exists((t / f).string())) copy(t / f);
       }
-    } else if (fs::exists(t)) {
+    } else if (kind != PathKind::kMissing) {
       copy(t);
       const fs::path dir = t.parent_path();
       for (const char* f : {"tokenizer_config.json", "special_tokens_map.json"}) {
-        if (t.extension() == ".json" && fs::exists(dir / f) && t.filename() != f) copy(dir / f);
+        if (t.extension() == ".json" && path_exists((dir / f).string()) && t.filename() != f) {
+          copy(dir / f);
+        }
       }
     }
   }
@@ -821,6 +1079,8 @@ class Pipeline {
   int64_t n_rows_ = 0;
   std::vector<float> x_;  // hidden states of the calibration tokens [N, dim]
   int n_shards_ = 0;
+  int layers_done_ = 0;  // decoder layers a resumed run had finished
+  json fingerprint_;
   bool norms_f32_ = false;
   std::map<std::string, std::string> weight_map_;
   size_t total_bytes_ = 0;
@@ -830,26 +1090,15 @@ class Pipeline {
 }  // namespace
 
 QuantizeReport quantize_model(const std::string& model, const std::string& out,
-                              const QuantizeOptions& opt) {
+                              const QuantizeOptions& opt,
+                              const std::function<void(const QuantizeReport&)>& before_commit) {
   Pipeline p(model, out, opt);
-  return p.run();
+  return p.run(before_commit);
 }
 
 json report_json(const QuantizeReport& r) {
   json layers = json::array();
-  for (const LayerReport& l : r.layers) {
-    json j = {{"name", l.name},
-              {"scheme", l.scheme},
-              {"layout", l.layout},
-              {"params", l.params},
-              {"bits_per_weight", l.bits_per_weight},
-              {"rel_error", l.rel_error},
-              {"error_kind", l.error_kind},
-              {"seconds", l.seconds}};
-    if (!l.note.empty()) j["note"] = l.note;
-    if (l.awq_alpha >= 0) j["awq_alpha"] = l.awq_alpha;
-    layers.push_back(j);
-  }
+  for (const LayerReport& l : r.layers) layers.push_back(layer_json(l));
   json j = {{"model", r.model},
             {"out", r.out},
             {"algo", r.algo},

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -48,7 +49,15 @@ struct QuantizeOptions {
   bool calibrate = true;   // RTN may run without calibration data (GPTQ and AWQ need it)
   CalibOptions calib;
   std::string tokenizer;  // overrides the tokenizer found beside the model
-  bool force = false;     // replace an existing output folder
+  bool force = false;     // replace an existing output folder lowbit wrote (io/output_dir.h)
+  // Resume: a temp folder that an interrupted run with the same input and options left for this
+  // output is taken over, and the decoder layers it finished are not quantized again (their
+  // outputs are recomputed from the saved shards). false: such a folder is removed instead.
+  bool resume = true;
+  // Further files the command reads (a recipe, a JSON report path is checked separately): the
+  // output folder may not be, contain or lie inside any of them, nor the model, tokenizer or
+  // calibration text.
+  std::vector<std::string> inputs;
 };
 
 struct LayerReport {
@@ -81,8 +90,14 @@ struct QuantizeReport {
   int64_t out_bytes = 0;  // size of the written folder
 };
 
+// Quantizes `model` into the folder `out`. `before_commit` (optional) sees the finished report
+// before the folder is renamed into place: a failure there (the caller cannot print or save the
+// report) leaves no output folder.
 QuantizeReport quantize_model(const std::string& model, const std::string& out,
-                              const QuantizeOptions& opt);
+                              const QuantizeOptions& opt,
+                              const std::function<void(const QuantizeReport&)>& before_commit = {});
+// The temp folder's resume state of a run, and the layers it had finished (for tests/reports).
+constexpr const char* kResumeStateName = "resume.json";
 
 nlohmann::json report_json(const QuantizeReport& r);
 // The human-readable table (one row per linear, then totals).

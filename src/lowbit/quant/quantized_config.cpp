@@ -1,5 +1,6 @@
 #include "lowbit/quant/quantized_config.h"
 
+#include "lowbit/io/json_read.h"
 #include "lowbit/quant/checkpoint_layout.h"
 #include "lowbit/quant/recipe.h"
 #include "lowbit/tokenizer/regex.h"
@@ -65,7 +66,7 @@ json quantization_config_for(const QuantScheme& base, const json& modules, bool 
       qc["lm_head"] = true;
     }
   } else {
-    qc = lowbit_quantization_config(base);
+    qc = lowbit_quantization_config(base, desc_act);
   }
   qc["lowbit_algo"] = algo;
   qc["lowbit_modules"] = modules;
@@ -77,7 +78,7 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& wh
   try {
     return parse_unchecked(where, qc);
   } catch (const json::exception& e) {  // a field of the wrong JSON type
-    fail(where, "bad quantization_config: {}", e.what());
+    fail(where, "bad quantization_config: {}", json_error_text(e));
   }
 }
 
@@ -85,7 +86,7 @@ ModuleStorage QuantizedCheckpointConfig::module(const std::string& name, bool ha
   try {
     return module_unchecked(name, has_qweight);
   } catch (const json::exception& e) {
-    fail(where_, "bad quantization_config for module {}: {}", name, e.what());
+    fail(where_, "bad quantization_config for module {}: {}", name, json_error_text(e));
   }
 }
 
@@ -100,6 +101,15 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse_unchecked(const std::
          c.method_);
   }
   c.base_ = scheme_from_quantization_config(where, qc, &c.gptq_version_);
+  for (const char* key : {"desc_act", "lm_head"}) {
+    if (qc.contains(key) && !qc[key].is_boolean()) fail(where, "'{}' must be true or false", key);
+  }
+  if (qc.contains("desc_act")) {
+    c.desc_act_ = qc["desc_act"].get<bool>();
+  } else if (c.method_ == "gptq") {
+    c.desc_act_ = false;  // the GPTQ default
+  }
+  c.lm_head_ = qc.value("lm_head", false);
   if (qc.contains("lowbit_modules")) {
     if (!qc["lowbit_modules"].is_object()) fail(where, "lowbit_modules is not an object");
     c.modules_ = qc["lowbit_modules"];
@@ -137,6 +147,7 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
                                                           bool has_qweight) const {
   ModuleStorage m;
   m.gptq_version = gptq_version_;
+  m.desc_act = desc_act_;
   if (!modules_.is_null()) {
     if (!modules_.contains(name)) {
       if (has_qweight) fail(where_, "lowbit_modules has no entry for quantized module {}", name);
@@ -144,12 +155,20 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
     }
     const json& e = modules_[name];
     m.layout = e.value("layout", "fp");
+    if (m.layout == "fp" && has_qweight) {
+      fail(where_, "lowbit_modules says {} is floating point but {}.qweight is present", name,
+           name);
+    }
     if (m.layout == "fp") return m;
     if (m.layout != "gptq" && m.layout != "lowbit") {
       fail(where_, "module {}: unknown layout '{}'", name, m.layout);
     }
     m.scheme = scheme_from_entry(where_ + ": module " + name, e);
     return m;
+  }
+  if (method_ == "gptq" && name == "lm_head" && has_qweight != lm_head_) {
+    fail(where_, "quantization_config says lm_head is {}quantized but lm_head.qweight is {}",
+         lm_head_ ? "" : "not ", has_qweight ? "present" : "missing");
   }
   if (!has_qweight) return m;
   m.layout = method_ == "gptq" ? "gptq" : "lowbit";

@@ -34,6 +34,9 @@ struct ModuleStorage {
   std::string layout = "fp";  // "gptq", "lowbit" or "fp"
   QuantScheme scheme;
   int gptq_version = 1;
+  // desc_act of the config: whether columns are stored in act-order (a g_idx is then required);
+  // unknown for lowbit blocks written before it was recorded.
+  std::optional<bool> desc_act;
 };
 
 class QuantizedCheckpointConfig {
@@ -53,6 +56,8 @@ class QuantizedCheckpointConfig {
   std::string where_, method_;
   QuantScheme base_;
   int gptq_version_ = 1;
+  std::optional<bool> desc_act_;
+  bool lm_head_ = false;    // GPTQ block: "lm_head" (quantized lm_head)
   nlohmann::json modules_;  // lowbit_modules or null
   struct Dynamic {
     std::string regex;

@@ -3,8 +3,9 @@
 #include <fnmatch.h>
 
 #include "lowbit/io/json_int.h"
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/util/error.h"
-#include "lowbit/util/mapped_file.h"
 
 namespace lowbit {
 
@@ -87,7 +88,7 @@ QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const j
       s.bits = bits;
     }
   } catch (const json::exception& e) {
-    fail(where, "bad value: {}", e.what());
+    fail(where, "bad value: {}", json_error_text(e));
   }
   validate_scheme(where, s);
   return s;
@@ -100,10 +101,7 @@ void Recipe::validate_rules() const {
 }
 
 Recipe load_recipe_file(const std::string& path, const QuantScheme& base) {
-  auto file = MappedFile::open(path);
-  const std::string text(reinterpret_cast<const char*>(file->data()), file->size());
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(path, "not valid JSON");
+  const json j = read_json_file(path, kMaxRecipeBytes, "recipe");
   if (!j.is_object()) fail(path, "a recipe must be a JSON object with 'default' and 'rules'");
   Recipe r;
   r.base = base;

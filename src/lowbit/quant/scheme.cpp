@@ -7,6 +7,7 @@
 #include "lowbit/quant/group_quant.h"
 #include "lowbit/quant/minifloat.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/finite.h"
 #include "lowbit/util/half.h"
 
 namespace lowbit {
@@ -178,6 +179,12 @@ void QuantizedWeight::check(const std::string& where) const {
     fail(where, "g_idx has {} entries, expected {}", g_idx.size(), in);
   for (int32_t g : g_idx) {
     if (g < 0 || g >= n_groups) fail(where, "g_idx entry {} outside [0, {})", g, n_groups);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!std::isfinite(params[i].scale)) {
+      fail(where, "non-finite scale ({}) in row {}, group {}", nonfinite_name(params[i].scale),
+           i / static_cast<size_t>(n_groups), i % static_cast<size_t>(n_groups));
+    }
   }
   const int max_code = scheme.bits >= 8 ? 255 : (1 << scheme.bits) - 1;
   for (uint8_t c : q) {

@@ -12,6 +12,7 @@
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 #include "lowbit/util/half.h"
 #include "lowbit/util/progress.h"
 
@@ -155,23 +156,21 @@ void stream_tensor(const TensorRecipe& r, int64_t n, DType dtype, SafetensorsWri
 }
 
 void copy_tokenizer(const std::string& src, const fs::path& dst_dir) {
-  std::error_code ec;
-  if (fs::is_directory(src)) {
+  const PathKind kind = path_kind(src);
+  if (kind == PathKind::kDir) {
     int copied = 0;
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "tokenizer.model"}) {
       const fs::path p = fs::path(src) / name;
-      if (!fs::exists(p)) continue;
-      fs::copy_file(p, dst_dir / name, ec);
-      if (ec) fail(p.string(), "cannot copy: {}", ec.message());
+      if (!path_exists(p.string())) continue;
+      copy_file(p.string(), (dst_dir / name).string());
       ++copied;
     }
     if (copied == 0) fail(src, "no tokenizer.json / tokenizer.model in this folder");
-  } else if (fs::is_regular_file(src)) {
+  } else if (kind == PathKind::kFile) {
     const fs::path p(src);
     const std::string name = p.extension() == ".json" ? "tokenizer.json" : p.filename().string();
-    fs::copy_file(p, dst_dir / name, ec);
-    if (ec) fail(src, "cannot copy: {}", ec.message());
+    copy_file(src, (dst_dir / name).string());
   } else {
     fail(src, "tokenizer not found");
   }
@@ -241,7 +240,11 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
   if (opt.layers > 0) res.cfg.n_layers = opt.layers;
   validate_config("synth", res.cfg);
 
-  OutputDir dir(opt.out_dir, opt.force);
+  OutputDirOptions oo;
+  oo.force = opt.force;
+  oo.inputs = {opt.tokenizer};
+  oo.command = "synth";
+  OutputDir dir(opt.out_dir, oo);
   const fs::path tmp = dir.tmp();
 
   {

@@ -1,11 +1,12 @@
 #include "lowbit/tokenizer/hf_tokenizer.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "lowbit/io/json_read.h"
+#include "lowbit/io/limits.h"
 #include "lowbit/tokenizer/json_util.h"
 #include "lowbit/tokenizer/unicode.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -37,14 +38,10 @@ std::string config_token(const json& cfg, const char* key) {
   return "";
 }
 
-json read_json_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return nullptr;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(path, "not valid JSON");
-  return j;
+// A config file beside tokenizer.json (null when there is none).
+json read_optional_json(const std::string& path) {
+  if (!path_exists(path)) return nullptr;
+  return read_json_file(path, kMaxTokenizerConfigBytes, "tokenizer config file");
 }
 
 }  // namespace
@@ -52,8 +49,7 @@ json read_json_file(const std::string& path) {
 std::shared_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& json_text,
                                                     const std::string& where,
                                                     const std::string& config_dir) {
-  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(where, "not valid JSON (truncated or corrupt tokenizer.json?)");
+  json j = parse_json(where, json_text);
   if (!j.is_object()) fail(where, "tokenizer.json is not a JSON object");
   const json* model = find(j, "model");
   if (!model) fail(where, "no 'model' in tokenizer.json");
@@ -69,7 +65,7 @@ std::shared_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& json_text
     t->post_ = parse_post_processor(j.value("post_processor", json()), where);
     t->decoder_ = parse_decoder(j.value("decoder", json()), where, &t->has_decoder_);
   } catch (const json::exception& e) {
-    fail(where, "malformed tokenizer.json: {}", e.what());
+    fail(where, "malformed tokenizer.json: {}", json_error_text(e));
   }
 
   std::vector<AddedToken> raw, normalized;
@@ -94,8 +90,8 @@ std::shared_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& json_text
 void HfTokenizer::load_config(const std::string& config_dir, const std::string& where) {
   json cfg, map;
   if (!config_dir.empty()) {
-    cfg = read_json_file(config_dir + "/tokenizer_config.json");
-    map = read_json_file(config_dir + "/special_tokens_map.json");
+    cfg = read_optional_json(config_dir + "/tokenizer_config.json");
+    map = read_optional_json(config_dir + "/special_tokens_map.json");
   }
   auto named = [&](const char* key) {
     std::string name = config_token(cfg, key);

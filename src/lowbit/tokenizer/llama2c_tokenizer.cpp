@@ -38,6 +38,12 @@ std::shared_ptr<Llama2cTokenizer> Llama2cTokenizer::from_file(const std::string&
     off += len;
   }
   if (t->pieces_.size() < 3) fail(path, "llama2.c tokenizer has only {} tokens", t->pieces_.size());
+  if (off < size) {
+    fail(path,
+         "holds more than the model's {} tokens ({} bytes left after token {}): not this "
+         "model's tokenizer",
+         vocab_size, size - off, vocab_size - 1);
+  }
   for (size_t i = 0; i < t->pieces_.size(); ++i)
     t->ids_.emplace(t->pieces_[i], static_cast<int>(i));
   t->byte_fallback_ =

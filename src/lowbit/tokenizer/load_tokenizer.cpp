@@ -1,13 +1,13 @@
 // Picks the tokenizer kind from a path: folder, tokenizer.json, llama2.c .bin, and reports the
 // unsupported ones (tiktoken / SentencePiece .model without tokenizer.json) clearly.
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "lowbit/io/limits.h"
 #include "lowbit/tokenizer/hf_tokenizer.h"
 #include "lowbit/tokenizer/llama2c_tokenizer.h"
 #include "lowbit/tokenizer/tokenizer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
 
 namespace lowbit {
 
@@ -15,13 +15,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, "cannot open tokenizer file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) fail(path, "read error");
-  return ss.str();
+std::string read_tokenizer_file(const std::string& path) {
+  return read_file(path, kMaxTokenizerJsonBytes, "tokenizer file");
 }
 
 bool starts_with_json(const std::string& s) {
@@ -33,7 +28,7 @@ bool starts_with_json(const std::string& s) {
 }
 
 [[noreturn]] void unsupported_model_file(const std::string& path) {
-  std::string head = read_file(path).substr(0, 256);
+  std::string head = read_tokenizer_file(path).substr(0, 256);
   bool tiktoken = head.find(' ') != std::string::npos && head.find('\0') == std::string::npos &&
                   head.find('\n') != std::string::npos;
   if (tiktoken) {
@@ -55,27 +50,25 @@ std::shared_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& bin_path, i
 }
 
 std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
+  const PathKind kind = path_kind(path);
+  if (kind == PathKind::kDir) {
     std::string json_path = path + "/tokenizer.json";
-    if (fs::exists(json_path, ec))
-      return HfTokenizer::from_json(read_file(json_path), json_path, path);
-    if (fs::exists(path + "/tokenizer.model", ec))
-      unsupported_model_file(path + "/tokenizer.model");
-    for (const char* bin : {"tokenizer.bin"}) {
-      if (fs::exists(path + "/" + bin, ec))
-        return Llama2cTokenizer::from_file(path + "/" + bin, -1);
-    }
+    if (path_exists(json_path))
+      return HfTokenizer::from_json(read_tokenizer_file(json_path), json_path, path);
+    if (path_exists(path + "/tokenizer.model")) unsupported_model_file(path + "/tokenizer.model");
+    if (path_exists(path + "/tokenizer.bin"))
+      return Llama2cTokenizer::from_file(path + "/tokenizer.bin", -1);
     fail(path, "no tokenizer.json (or tokenizer.bin) in this folder");
   }
-  if (!fs::exists(path, ec)) fail(path, "no such tokenizer file or folder");
+  if (kind == PathKind::kMissing) fail(path, "no such tokenizer file or folder");
   std::string ext = fs::path(path).extension().string();
   if (ext == ".json") {
-    return HfTokenizer::from_json(read_file(path), path, fs::path(path).parent_path().string());
+    return HfTokenizer::from_json(read_tokenizer_file(path), path,
+                                  fs::path(path).parent_path().string());
   }
   if (ext == ".model") unsupported_model_file(path);
   if (ext == ".bin") return Llama2cTokenizer::from_file(path, -1);
-  std::string text = read_file(path);
+  std::string text = read_tokenizer_file(path);
   if (starts_with_json(text)) {
     return HfTokenizer::from_json(text, path, fs::path(path).parent_path().string());
   }

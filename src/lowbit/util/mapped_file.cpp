@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,34 +11,27 @@
 #include <utility>
 
 #include "lowbit/util/error.h"
+#include "lowbit/util/file.h"
+#include "lowbit/util/signals.h"
 
 namespace lowbit {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail(path, "cannot open: {}", std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    fail(path, "cannot stat: {}", std::strerror(e));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    fail(path, "is a directory, expected a file");
-  }
+  uint64_t size = 0;
+  const int fd = open_regular(path, &size);
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = static_cast<size_t>(st.st_size);
+  f->size_ = static_cast<size_t>(size);
   if (f->size_ > 0) {
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
-      fail(path, "cannot mmap: {}", std::strerror(e));
+      fail(path, "cannot mmap: {}", errno_text(e));
     }
     f->data_ = static_cast<const uint8_t*>(p);
     f->mapped_ = true;
+    signals::register_mapping(p, f->size_, path);
   }
   ::close(fd);
   return f;
@@ -67,7 +59,10 @@ void MappedFile::release(const void* p, size_t n) const {
 }
 
 MappedFile::~MappedFile() {
-  if (mapped_ && data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_ && data_ != nullptr) {
+    signals::unregister_mapping(data_);
+    munmap(const_cast<uint8_t*>(data_), size_);
+  }
 }
 
 }  // namespace lowbit

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 namespace lowbit {
 
@@ -25,7 +26,19 @@ Progress::Progress(std::string label, int64_t total) : label_(std::move(label)),
   if (enabled_) draw(false);
 }
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  // Unwinding from an error: end the line as it stands, without pretending the work finished.
+  if (std::uncaught_exceptions() > 0 && !finished_) {
+    finished_ = true;
+    if (enabled_) {
+      note_ += " (stopped)";
+      draw(false);
+      std::fputc('\n', stderr);
+    }
+    return;
+  }
+  finish();
+}
 
 void Progress::update(int64_t done, const std::string& note) {
   done_ = done;
