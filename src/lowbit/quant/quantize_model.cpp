@@ -98,6 +98,7 @@ struct InputPoint {
   }
 
   void add(const float* X, int rows) {
+    adapt_threads();  // once per calibration sample: the threads follow the machine's load
     if (hessian) hessian->add(X, rows);
     if (!sumsq.empty()) {
       for (int r = 0; r < rows; ++r) {
@@ -469,6 +470,7 @@ class Pipeline {
     std::vector<float> xn(size_t(L) * c.dim), att(size_t(L) * q_dim), act(size_t(L) * c.hidden_dim);
     const LayerWeights W = T.view(c);
     for (int s = 0; s < S; ++s) {
+      adapt_threads();
       float* x = rows(x_, s, c.dim);
       st.attn_in(W, x, L, xn.data());
       st.attn_out(W, xn.data(), L, att.data());
@@ -637,6 +639,7 @@ class Pipeline {
   void quantize_linear(const LinearRef& lin, const Plan& plan, const InputPoint* input,
                        const float* clip_ratios, float awq_alpha, DType fp_dtype,
                        std::vector<PackedTensor>* tensors) {
+    adapt_threads();
     const auto t0 = Clock::now();
     LayerReport r;
     r.name = lin.name;

@@ -93,9 +93,13 @@ void apply(int t) {
   openblas_set_num_threads(t);
 }
 
-// Threads for `others` cores taken by other programs.
-int threads_for(int others) {
-  const int t = std::clamp(g.allowed - others, 1, std::max(1, wanted()));
+int cores_taken(double others) {
+  return std::max(0, static_cast<int>(std::ceil(others - kTakenShare)));
+}
+
+// Threads for `taken` cores held by other programs.
+int threads_for(int taken) {
+  const int t = std::clamp(g.allowed - taken, 1, std::max(1, wanted()));
   if (t < wanted()) ++g.lowered;
   return t;
 }
@@ -167,10 +171,14 @@ void adapt_threads() {
   g.t_last = now;
   g.busy_last = busy;
   g.self_last = self;
-  g.others = std::max(0, static_cast<int>(std::ceil(others - kTakenShare)));
+  g.others = cores_taken(others);
   apply(threads_for(g.others));
 }
 
 int threads_lowered_count() { return g.lowered; }
+
+int threads_for_load(int allowed, int wanted, double others) {
+  return std::clamp(allowed - cores_taken(others), 1, std::max(1, wanted));
+}
 
 }  // namespace lowbit

@@ -23,4 +23,9 @@ void adapt_threads();
 // How many times adapt_threads() ran fewer threads than asked (a busy machine), for reports.
 int threads_lowered_count();
 
+// The rule itself: threads to run on `allowed` cores when `wanted` are asked for and other
+// programs kept `others` cores busy (CPU-seconds per second) over the last window. A core that
+// others use for more than a third of the time counts as taken.
+int threads_for_load(int allowed, int wanted, double others);
+
 }  // namespace lowbit
