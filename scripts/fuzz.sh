@@ -31,6 +31,10 @@ cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Seeds cut from ../shared join each run's corpus (they are never committed).
+if [ -d "${SHARED:-../shared}" ] && command -v python3 >/dev/null; then
+  python3 fuzz/make_seeds.py --shared "${SHARED:-../shared}" --shared-only "$work"
+fi
 failed=()
 for t in "${targets[@]}"; do
   name="${t%_fuzz}"

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -139,6 +140,75 @@ TEST(Config, Errors) {
     EXPECT_STREQ(e.what(), "cfg/config.json: not valid JSON (truncated or corrupt?)");
   }
   EXPECT_THROW(load_hf_config("/nonexistent/config.json"), Error);
+}
+
+// Found by fuzz/config_fuzz (regress_norm_eps_overflows_float): a number beyond float's range
+// became inf and was accepted (inf passes "> 0"), and written back as null. Token ids were cut to
+// 32 bits the same silent way.
+TEST(Config, NumbersOutOfRangeAreErrors) {
+  json j = llama_json();
+  j["rms_norm_eps"] = 1e53;
+  EXPECT_EQ(error_of(j), "cfg/config.json: field rms_norm_eps = 1e+53 is out of range");
+  j = llama_json();
+  j["rope_theta"] = -1e39;
+  EXPECT_EQ(error_of(j), "cfg/config.json: field rope_theta = -1e+39 is out of range");
+  j = llama_json();
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 1e300}};
+  EXPECT_EQ(error_of(j), "cfg/config.json: field high_freq_factor = 1e+300 is out of range");
+  // 1e400 overflows double too: still a one-line error, whatever the JSON reader makes of it.
+  const std::string text = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+    "intermediate_size": 172, "num_hidden_layers": 5, "num_attention_heads": 8,
+    "vocab_size": 512, "max_position_embeddings": 512, "rms_norm_eps": 1e400})";
+  EXPECT_THROW(parse_hf_config("cfg/config.json", text), Error);
+  // Token ids were cut to 32 bits (4294967297 read as 1); unsigned values past INT64_MAX wrapped.
+  j = llama_json();
+  j["eos_token_id"] = {4294967297LL, 2};
+  EXPECT_EQ(error_of(j), "cfg/config.json: field eos_token_id = 4294967297 is out of range");
+  j = llama_json();
+  j["bos_token_id"] = -4294967295LL;
+  EXPECT_EQ(error_of(j), "cfg/config.json: field bos_token_id = -4294967295 is out of range");
+  j = llama_json();
+  j["hidden_size"] = 18446744073709551615ULL;
+  EXPECT_EQ(error_of(j),
+            "cfg/config.json: field hidden_size = 18446744073709551615 is out of range");
+  // The largest float still loads.
+  j = llama_json();
+  j["rope_theta"] = 3.4028234663852886e38;
+  EXPECT_EQ(parse_hf_config("c", j.dump()).rope_theta, std::numeric_limits<float>::max());
+}
+
+// Found by fuzz/json_read_fuzz (regress_nul_ends_json): nlohmann stops at a NUL byte as if the
+// input ended there, so "{...}\0<anything>" was read as the part before it.
+TEST(Config, NulByteIsNotTheEndOfTheFile) {
+  const std::string text = llama_json().dump();
+  try {
+    parse_hf_config("cfg/config.json", text + std::string("\0\0garbage", 9));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(
+        std::string(e.what()),
+        fmt::format("cfg/config.json: not valid JSON (a NUL byte at offset {})", text.size()));
+  }
+}
+
+// Found by fuzz/config_fuzz (regress_mistral_attention_bias): to_hf_config_json wrote
+// attention_bias for Llama only, so a Mistral config with q/k/v biases came back without them.
+TEST(Config, WriteThenParseKeepsAttentionBiasOfEveryFamily) {
+  json j = llama_json();
+  j["architectures"] = {"MistralForCausalLM"};
+  j["attention_bias"] = true;
+  const ModelConfig a = parse_hf_config("a", j.dump());
+  ASSERT_TRUE(a.qkv_bias);
+  EXPECT_TRUE(parse_hf_config("b", to_hf_config_json(a)).qkv_bias);
+  // Without biases nothing changes for Mistral (no key) nor Qwen2 (biases are its default).
+  j["attention_bias"] = false;
+  EXPECT_EQ(to_hf_config_json(parse_hf_config("c", j.dump())).find("attention_bias"),
+            std::string::npos);
+  j["architectures"] = {"Qwen2ForCausalLM"};
+  j.erase("attention_bias");
+  const ModelConfig q = parse_hf_config("d", j.dump());
+  EXPECT_EQ(to_hf_config_json(q).find("attention_bias"), std::string::npos);
+  EXPECT_TRUE(parse_hf_config("e", to_hf_config_json(q)).qkv_bias);
 }
 
 TEST(Config, WriteThenParseRoundTrip) {

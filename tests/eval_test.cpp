@@ -436,6 +436,21 @@ TEST(EvalLambada, LoadsJsonlAndAggregates) {
   std::remove(path.c_str());
 }
 
+TEST(EvalLambada, ParsesTextLikeTheFile) {
+  const LambadaSet set = parse_lambada("mem.jsonl", "{\"text\": \"a b c\"}\r\n\n{\"text\": \"x\"}");
+  ASSERT_EQ(set.docs.size(), 1u);
+  EXPECT_EQ(set.docs[0].context, "a b");
+  EXPECT_EQ(set.docs[0].target, " c");
+  EXPECT_EQ(set.n_skipped, 1);
+  EXPECT_EQ(test::error_of([] { parse_lambada("mem.jsonl", "\n \n"); }),
+            "mem.jsonl: empty text file");
+  // Found by fuzz/json_read_fuzz (regress_nul_ends_json): a NUL byte ended the line's JSON for
+  // nlohmann, so a line with junk after one was read as the part before it.
+  const std::string text("{\"text\": \"a b\"}\0junk\n", 21);
+  EXPECT_EQ(test::error_of([&] { parse_lambada("mem.jsonl", text); }),
+            "mem.jsonl:1: not valid JSON (a NUL byte at offset 15)");
+}
+
 // --- text sets and output -------------------------------------------------------------------
 
 TEST(EvalTextSets, WikitextJoinRule) {

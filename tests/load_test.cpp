@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "lowbit/model/arch.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
+#include "lowbit/util/mapped_file.h"
 #include "test_util.h"
 
 namespace lowbit {
@@ -257,6 +259,43 @@ std::vector<char> read_all(const std::string& p) {
 void write_all(const std::string& p, const std::vector<char>& b) {
   std::ofstream f(p, std::ios::binary);
   f.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+// A llama2.c checkpoint of the given header with weights i/64 (finite, exact).
+std::vector<uint8_t> llama2c_bytes(int dim, int hidden, int layers, int heads, int kv_heads,
+                                   int vocab, int seq) {
+  const int64_t head = dim / heads, kv = int64_t{kv_heads} * head, v = std::abs(vocab);
+  const int64_t floats = v * dim + layers * dim + 2 * layers * dim * dim + 2 * layers * kv * dim +
+                         layers * dim + 3 * int64_t{layers} * hidden * dim + dim + seq * head +
+                         (vocab > 0 ? 0 : v * dim);
+  const int32_t header[7] = {dim, hidden, layers, heads, kv_heads, vocab, seq};
+  std::vector<uint8_t> b(sizeof(header) + static_cast<size_t>(floats) * 4);
+  std::memcpy(b.data(), header, sizeof(header));
+  for (int64_t i = 0; i < floats; ++i) {
+    const float x = static_cast<float>(i % 64) / 64.0f;
+    std::memcpy(b.data() + sizeof(header) + i * 4, &x, 4);
+  }
+  return b;
+}
+
+TEST(LoadLlama2c, FromMemoryLoadsAndNamesItsPath) {
+  const std::vector<uint8_t> bytes = llama2c_bytes(8, 16, 2, 2, 1, -16, 4);
+  auto w = load_llama2c_weights(MappedFile::from_memory("mem/model.bin", bytes));
+  EXPECT_EQ(w->cfg.dim, 8);
+  EXPECT_EQ(w->cfg.n_kv_heads, 1);
+  EXPECT_EQ(w->cfg.vocab_size, 16);
+  EXPECT_FALSE(w->cfg.tied_embeddings);
+  EXPECT_EQ(w->layers.size(), 2u);
+  EXPECT_EQ(w->tok_embeddings[65], 1.0f / 64);
+  // The copying path reads the same numbers.
+  auto c = load_llama2c_weights(MappedFile::from_memory("mem/model.bin", bytes), false);
+  EXPECT_TRUE(same_floats(c->layers[1].wk.w, w->layers[1].wk.w, 4 * 8));
+  EXPECT_TRUE(same_floats(c->lm_head.w, w->lm_head.w, 16 * 8));
+  std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 4);
+  EXPECT_EQ(error_of([&] { load_llama2c_weights(MappedFile::from_memory("mem/model.bin", cut)); }),
+            fmt::format("mem/model.bin: truncated llama2.c checkpoint: {} bytes, its header "
+                        "needs {}",
+                        cut.size(), bytes.size()));
 }
 
 TEST(LoadLlama2c, RejectsTruncatedAndBadHeaders) {

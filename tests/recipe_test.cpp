@@ -382,6 +382,20 @@ TEST(RecipeFile, InvalidFilesNameTheFileAndTheProblem) {
             std::string::npos);
 }
 
+TEST(RecipeFile, ParseRecipeReadsTextLikeTheFile) {
+  const Recipe r = parse_recipe(
+      "mem.json",
+      R"({"default": {"group_size": 32}, "rules": [{"match": "*.o_proj", "skip": true}]})",
+      int4_g128());
+  EXPECT_EQ(r.base.group_size, 32);
+  ASSERT_EQ(r.rules.size(), 1u);
+  EXPECT_FALSE(r.scheme_for("model.layers.3.self_attn.o_proj").has_value());
+  EXPECT_EQ(error_of([] { parse_recipe("mem.json", R"({"rules": 1})", int4_g128()); }),
+            "mem.json: 'rules' must be an array");
+  EXPECT_EQ(error_of([] { parse_recipe("mem.json", std::string("{}\0", 3), int4_g128()); }),
+            "mem.json: not valid JSON (a NUL byte at offset 2)");
+}
+
 // --- unmatched --------------------------------------------------------------------------------
 
 TEST(RecipeUnmatched, ListsRulesThatMatchedNothing) {

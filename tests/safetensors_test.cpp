@@ -105,6 +105,20 @@ TEST(Safetensors, RejectsEveryMalformedInput) {
   expect_bad(make_file(R"({"__metadata__":{"k":1}})"), "not a string");
 }
 
+// Found by fuzz/json_read_fuzz (regress_nul_ends_json): nlohmann's lexer stops at a NUL byte as
+// if the input ended there, so a header padded with NULs (or anything after one) passed. The
+// reference loader refuses it ("trailing characters"): padding must be spaces.
+TEST(Safetensors, NulByteInHeaderIsError) {
+  const std::string entry = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  expect_bad(make_file(entry + std::string(4, '\0'), 8),
+             fmt::format("invalid safetensors header: a NUL byte at offset {} (padding must be "
+                         "spaces)",
+                         8 + entry.size()));
+  expect_bad(make_file(std::string("{}\0{\"b\":1}", 10)), "a NUL byte at offset 10");
+  // Space padding is fine.
+  EXPECT_EQ(SafetensorsFile::from_memory("ok", make_file(entry + "    ", 8))->tensors().size(), 1u);
+}
+
 TEST(Safetensors, OpenReportsPathOfMissingOrBadFile) {
   TempDir dir("open");
   try {
@@ -292,6 +306,11 @@ TEST(Safetensors, ShardedFolderErrors) {
   expect_store_error(dir.path.string(), "invalid shard file name");
   std::ofstream(dir / "model.safetensors.index.json") << "{not json";
   expect_store_error(dir.path.string(), "model.safetensors.index.json");
+  // A NUL in a shard name would cut it short at the file system ("model-00001-of-00004...").
+  std::ofstream(dir / "model.safetensors.index.json")
+      << R"({"weight_map":{"t0":"model-00001-of-00004.safetensors\u0000.evil"}})";
+  expect_store_error(dir.path.string(),
+                     R"(invalid shard file name '"model-00001-of-00004.safetensors\u0000.evil"')");
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/tokenizer/llama2c_tokenizer.h"
 #include "lowbit/util/error.h"
+#include "lowbit/util/mapped_file.h"
 #include "test_util.h"
 
 namespace {
@@ -239,6 +241,33 @@ TEST(Tokenizer, Llama2cTruncatedFileIsError) {
   std::ofstream(path, std::ios::binary) << data.substr(0, data.size() / 2);
   expect_error([&] { lowbit::load_llama2c_tokenizer(path, 512); }, {path, "truncated"});
   fs::remove(path);
+}
+
+TEST(Tokenizer, Llama2cFromMappedReadsBytesInMemory) {
+  // max_token_length, then per token: f32 score, i32 length, bytes.
+  std::string bytes;
+  auto put = [&bytes](const void* p, size_t n) { bytes.append(static_cast<const char*>(p), n); };
+  const int32_t max_len = 5;
+  put(&max_len, 4);
+  const std::vector<std::string> pieces = {"<unk>", "<s>", "</s>", " ", "a", "b", "ab"};
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const float score = -static_cast<float>(i);
+    const int32_t len = static_cast<int32_t>(pieces[i].size());
+    put(&score, 4);
+    put(&len, 4);
+    put(pieces[i].data(), pieces[i].size());
+  }
+  auto file = lowbit::MappedFile::from_memory("mem/tok.bin",
+                                              std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  auto tok = lowbit::Llama2cTokenizer::from_mapped(*file, -1);
+  EXPECT_EQ(tok->vocab_size(), 7);
+  EXPECT_EQ(tok->encode("ab", true), (std::vector<int>{1, 3, 6}));
+  EXPECT_EQ(tok->decode(tok->encode("ab", true)), "ab");
+  EXPECT_EQ(lowbit::Llama2cTokenizer::from_mapped(*file, 7)->vocab_size(), 7);
+  expect_error([&] { lowbit::Llama2cTokenizer::from_mapped(*file, 8); },
+               {"mem/tok.bin: truncated llama2.c tokenizer: no score for token 7"});
+  expect_error([&] { lowbit::Llama2cTokenizer::from_mapped(*file, 6); },
+               {"mem/tok.bin: holds more than the model's 6 tokens"});
 }
 
 TEST(Tokenizer, SpeedWikiText2Llama2) {

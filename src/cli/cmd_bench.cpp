@@ -180,7 +180,9 @@ int run_bench(BenchArgs a) {
   if (a.threads <= 0)
     a.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (a.probe_mb < 1) fail("--probe-mb", "must be >= 1, got {}", a.probe_mb);
-  if (!a.json_path.empty()) check_output_path(a.json_path, {a.model}, /*folder=*/false);
+  if (!a.json_path.empty()) {
+    check_output_path(a.json_path, model_input_paths(a.model), /*folder=*/false);
+  }
   if (!a.no_probe) {
     require_memory("--probe-mb", "the bandwidth probe (three buffers of --probe-mb)",
                    uint64_t{3} * static_cast<uint64_t>(a.probe_mb) << 20);
@@ -192,7 +194,7 @@ int run_bench(BenchArgs a) {
   opt.reps = a.reps;
   opt.threads = a.threads;
   opt.seed = a.seed;
-  opt.tf = transformer_options(a.rt);
+  opt.tf = transformer_options(a.rt, a.model);
 
   MachineProbe probe;
   if (!a.no_probe) {

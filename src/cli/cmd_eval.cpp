@@ -47,7 +47,11 @@ struct EvalArgs {
 void start(const EvalArgs& a, const std::string& text) {
   set_num_threads(a.threads);
   if (a.json.empty()) return;
-  std::vector<std::string> inputs = {a.model, a.base, text};
+  std::vector<std::string> inputs = model_input_paths(a.model);
+  if (!a.base.empty()) {
+    for (const std::string& p : model_input_paths(a.base)) inputs.push_back(p);
+  }
+  inputs.push_back(text);
   try {
     inputs.push_back(resolve_text_path(text));  // a named text set: its file
   } catch (const Error&) {
@@ -81,7 +85,7 @@ int run_ppl(const EvalArgs& a) {
   const std::string text = load_text_set(a.text);
   const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
-  Transformer model(m.weights, ctx, transformer_options(a.rt));
+  Transformer model(m.weights, ctx, transformer_options(a.rt, a.model));
   const PplResult r = perplexity(model, tokens, plan, m.tokenizer->bos_id());
   nlohmann::json j = to_json(r);
   j["model"] = a.model;
@@ -112,7 +116,10 @@ int run_kld(const EvalArgs& a) {
   if (tokenize_for_convention(conv, *cand.tokenizer, text) != tokens)
     fail(a.model, "its tokenizer encodes the text differently from the base model's");
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
-  Transformer tb(base.weights, ctx), tm(cand.weights, ctx, transformer_options(a.rt));
+  TransformerOptions base_opt;
+  base_opt.name = a.base;
+  Transformer tb(base.weights, ctx, base_opt),
+      tm(cand.weights, ctx, transformer_options(a.rt, a.model));
   const KldResult r = kl_divergence(tb, tm, tokens, plan, base.tokenizer->bos_id());
   nlohmann::json j = to_json(r);
   j["base"] = a.base;
@@ -142,7 +149,7 @@ int run_lambada(const EvalArgs& a) {
   start(a, a.data);
   LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const LambadaSet set = load_lambada(resolve_text_path(a.data));
-  Transformer model(m.weights, default_ctx(m.weights->cfg), transformer_options(a.rt));
+  Transformer model(m.weights, default_ctx(m.weights->cfg), transformer_options(a.rt, a.model));
   LambadaOptions opt;
   opt.limit = a.limit;
   opt.add_special = !a.no_bos;

@@ -44,7 +44,7 @@ int run_generate(const GenerateOptions& o) {
     fail(o.model, "the prompt of {} tokens does not fit the context of {} tokens{}", ids.size(),
          ctx, o.ctx > 0 ? "" : " the model allows");
   }
-  Transformer tf(m.weights, ctx, transformer_options(o.rt));
+  Transformer tf(m.weights, ctx, transformer_options(o.rt, o.model));
   Sampler sampler(o.sp);
 
   // Echo the prompt text as the model sees it, then stream the continuation.

@@ -12,6 +12,7 @@
 #include "cli/validators.h"
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
+#include "lowbit/model/load.h"
 #include "lowbit/quant/quantize_model.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/threads.h"
@@ -73,7 +74,9 @@ int run_quantize(QuantizeArgs& a) {
   o.calibrate = o.algo != QuantAlgo::kRtn || a.calib_given;
   o.inputs = {a.recipe};
   if (!a.json_path.empty()) {
-    check_output_path(a.json_path, {a.model, o.tokenizer, a.recipe}, /*folder=*/false);
+    std::vector<std::string> inputs = model_input_paths(a.model, o.tokenizer);
+    inputs.push_back(a.recipe);
+    check_output_path(a.json_path, inputs, /*folder=*/false);
     if (path_within(a.json_path, a.out)) {
       fail(a.json_path, "lies inside the output folder {}; write the report elsewhere", a.out);
     }

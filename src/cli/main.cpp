@@ -1,5 +1,6 @@
 // lowbit: one CLI over liblowbit. Thin: parsing and printing only.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,14 @@ void reserve_std_fds() {
   }
 }
 
+bool same_destination(int a, int b) {
+  struct stat sa {
+  }, sb{};
+  if (fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return false;
+  if (isatty(a) && isatty(b)) return true;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 // One line on stderr, however the message came: newlines folded, very long messages (a huge
 // pattern quoted back) shortened in the middle.
 void print_error(std::string msg) {
@@ -42,8 +51,9 @@ void print_error(std::string msg) {
   if (msg.size() > kMax)
     msg = msg.substr(0, kMax / 2) + " ... " + msg.substr(msg.size() - kMax / 2);
   std::fflush(stdout);
-  // A streamed line (generate) on the same terminal: end it so the error starts a line.
-  if (lowbit::cli::out_line_open() && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) {
+  // A streamed line (generate) going to the same terminal, file or pipe as stderr: end it so
+  // that the error starts a line of its own.
+  if (lowbit::cli::out_line_open() && same_destination(STDOUT_FILENO, STDERR_FILENO)) {
     std::fputc('\n', stderr);
   }
   std::fprintf(stderr, "lowbit: %s\n", msg.c_str());

@@ -45,8 +45,9 @@ RuntimeOptions apply_runtime_args(const RuntimeArgs& a) {
   return rt;
 }
 
-TransformerOptions transformer_options(const RuntimeArgs& a) {
+TransformerOptions transformer_options(const RuntimeArgs& a, const std::string& model) {
   TransformerOptions t;
+  t.name = model;
   t.kv = parse_kv_type("--kv-cache", a.kv);
   return t;
 }

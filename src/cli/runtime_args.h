@@ -23,7 +23,7 @@ void add_runtime_options(CLI::App* sub, RuntimeArgs* a);
 // Validates the flags (Error naming the flag), applies the process-wide ones (activation mode,
 // instruction set) and returns the load options.
 RuntimeOptions apply_runtime_args(const RuntimeArgs& a);
-// The forward pass options (--kv-cache).
-TransformerOptions transformer_options(const RuntimeArgs& a);
+// The forward pass options (--kv-cache); `model` names the model in its errors.
+TransformerOptions transformer_options(const RuntimeArgs& a, const std::string& model = "model");
 
 }  // namespace lowbit::cli

@@ -24,7 +24,10 @@ std::optional<LambadaDoc> split_lambada(const std::string& text) {
 }
 
 LambadaSet load_lambada(const std::string& path) {
-  const std::string content = read_file(path, kMaxTextBytes, "LAMBADA file");
+  return parse_lambada(path, read_file(path, kMaxTextBytes, "LAMBADA file"));
+}
+
+LambadaSet parse_lambada(const std::string& path, std::string_view content) {
   LambadaSet set;
   int64_t line_no = 0;
   for (size_t pos = 0; pos < content.size();) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lowbit {
@@ -39,6 +40,8 @@ struct LambadaSet {
 // Reads a jsonl file of {"text": ...} lines (blank lines ignored). Throws Error("<path>:<line>:
 // ...") for malformed lines and Error("<path>: empty text file") for a file without documents.
 LambadaSet load_lambada(const std::string& path);
+// The same over the text of such a file; `path` names it in errors.
+LambadaSet parse_lambada(const std::string& path, std::string_view content);
 
 struct LambadaRequest {
   std::vector<int> context, continuation;

@@ -47,6 +47,10 @@ std::string json_error_text(const nlohmann::json::exception& e) {
 template <typename Json>
 Json parse_json(const std::string& where, std::string_view text, int max_depth) {
   check_json_depth(where, text, max_depth);
+  // nlohmann's lexer takes a NUL byte for the end of the input and would accept "{...}\0<junk>"
+  // (a file padded or overwritten with zeros); JSON text never holds one, not even in a string.
+  const size_t nul = text.find('\0');
+  if (nul != std::string_view::npos) fail(where, "not valid JSON (a NUL byte at offset {})", nul);
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) fail(where, "not valid JSON (truncated or corrupt?)");
   return j;

@@ -18,7 +18,8 @@ constexpr int kMaxJsonDepth = 64;
 void check_json_depth(const std::string& where, std::string_view text, int max_depth);
 
 // Parses `text` (depth-checked first). Throws Error("<where>: not valid JSON (...)") on a syntax
-// error; `json` is nlohmann::json or nlohmann::ordered_json.
+// error or a NUL byte anywhere (nlohmann alone would stop reading there and accept the part
+// before it); `json` is nlohmann::json or nlohmann::ordered_json.
 template <typename Json = nlohmann::json>
 Json parse_json(const std::string& where, std::string_view text, int max_depth = kMaxJsonDepth);
 

@@ -25,14 +25,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kLockName = ".lock";
-
-// Absolute, with symlinks and ".." resolved as far as the path exists, no trailing separator.
+// Absolute, with symlinks and ".." resolved as far as the path exists, no trailing separator. A
+// link that resolves to no path (/dev/stdout -> "pipe:[123]") is taken as it is written.
 fs::path resolved(const std::string& p) {
   std::error_code ec;
   fs::path r = fs::absolute(p, ec);
-  if (!ec) r = fs::weakly_canonical(r, ec);
   if (ec) fail(p, "{}", errno_text(ec.value()));
+  const fs::path c = fs::weakly_canonical(r, ec);
+  if (ec && ec.value() == ELOOP) fail(p, "{}", errno_text(ec.value()));
+  r = ec ? r.lexically_normal() : c;
   while (r.has_relative_path() && r.filename().empty()) r = r.parent_path();
   return r;
 }

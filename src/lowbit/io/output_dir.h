@@ -20,6 +20,8 @@ namespace lowbit {
 
 // The manifest file name inside every folder lowbit writes.
 constexpr const char* kManifestName = ".lowbit-output";
+// The lock a live run holds inside its temp folder (removed before the folder is committed).
+constexpr const char* kLockName = ".lock";
 
 // Throws Error when `out` (a folder when `folder`, else a file) equals, contains or lies inside
 // one of `inputs` (existing paths; empty entries are skipped), or when a file output is an

@@ -295,6 +295,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
   // Parsed entries take a few times the header's size (names, shapes, the index).
   require_memory(where, fmt::format("its {}-byte safetensors header", n), n * 8);
   const char* hbegin = reinterpret_cast<const char*>(file->data() + 8);
+  // nlohmann's lexer takes a NUL byte for the end of the input: "{...}\0\0" would pass. The
+  // reference loader refuses such a header (padding must be spaces), and so does lowbit.
+  if (const void* nul = std::memchr(hbegin, 0, n); nul != nullptr) {
+    fail(where, "invalid safetensors header: a NUL byte at offset {} (padding must be spaces)",
+         8 + (static_cast<const char*>(nul) - hbegin));
+  }
   HeaderReader reader(where, file->data() + 8 + n, size - 8 - n);
   if (!json::sax_parse(hbegin, hbegin + n, &reader)) {
     fail(where, "invalid safetensors header: not valid JSON");
@@ -341,8 +347,11 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
     for (const auto& [name, file] : wm->items()) {
       if (!file.is_string()) fail(index_path, "weight_map entry {} is not a string", name);
       const std::string fname = file.get<std::string>();
-      if (fname.empty() || fname.find('/') != std::string::npos || fname == "." || fname == "..") {
-        fail(index_path, "weight_map entry {}: invalid shard file name '{}'", name, fname);
+      // A NUL ("\u0000" in JSON) would cut the name short where the file system reads it.
+      if (fname.empty() || fname.find('/') != std::string::npos ||
+          fname.find('\0') != std::string::npos || fname == "." || fname == "..") {
+        fail(index_path, "weight_map entry {}: invalid shard file name '{}'", name,
+             fname.find('\0') != std::string::npos ? json(fname).dump() : fname);
       }
       auto it = shards.find(fname);
       if (it == shards.end()) {

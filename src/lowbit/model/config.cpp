@@ -1,5 +1,6 @@
 #include "lowbit/model/config.h"
 
+#include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +19,19 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t{1} << 20;  // generous bound on any one dimension
 
+// An integer JSON value as an int. Throws Error("<where>: field <key> = <v> is out of range")
+// (unsigned values above INT64_MAX included, which get<int64_t>() would wrap to negative).
+int int_in_range(const std::string& where, const json& v, const char* key) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{std::numeric_limits<int>::max()}) {
+    fail(where, "field {} = {} is out of range", key, v.get<uint64_t>());
+  }
+  const int64_t x = v.get<int64_t>();
+  if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) {
+    fail(where, "field {} = {} is out of range", key, x);
+  }
+  return static_cast<int>(x);
+}
+
 int get_int(const std::string& where, const json& j, const char* key, bool required, int dflt) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
@@ -25,11 +39,7 @@ int get_int(const std::string& where, const json& j, const char* key, bool requi
     return dflt;
   }
   if (!it->is_number_integer()) fail(where, "field {} must be an integer", key);
-  const int64_t v = it->get<int64_t>();
-  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
-    fail(where, "field {} = {} is out of range", key, v);
-  }
-  return static_cast<int>(v);
+  return int_in_range(where, *it, key);
 }
 
 double get_num(const std::string& where, const json& j, const char* key, bool required,
@@ -43,6 +53,16 @@ double get_num(const std::string& where, const json& j, const char* key, bool re
   return it->get<double>();
 }
 
+// A number the model keeps as a float: one that overflows it (1e53, 1e400) is an error, not inf.
+float get_float(const std::string& where, const json& j, const char* key, bool required,
+                double dflt) {
+  const double v = get_num(where, j, key, required, dflt);
+  if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max()) {
+    fail(where, "field {} = {} is out of range", key, v);
+  }
+  return static_cast<float>(v);
+}
+
 // eos_token_id may be an int or a list of ints (the first is used).
 int get_token_id(const std::string& where, const json& j, const char* key, int dflt) {
   auto it = j.find(key);
@@ -53,7 +73,7 @@ int get_token_id(const std::string& where, const json& j, const char* key, int d
     v = &(*v)[0];
   }
   if (!v->is_number_integer()) fail(where, "field {} must be an integer or a list of them", key);
-  return static_cast<int>(v->get<int64_t>());
+  return int_in_range(where, *v, key);  // not cut to 32 bits: 4294967297 is not token 1
 }
 
 RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
@@ -77,9 +97,9 @@ RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
   if (type == "default") return rs;
   if (type != "llama3") fail(where, "unsupported rope_scaling type {}", type);
   rs.type = type;
-  rs.factor = static_cast<float>(get_num(where, *it, "factor", true, 1.0));
-  rs.low_freq_factor = static_cast<float>(get_num(where, *it, "low_freq_factor", false, 1.0));
-  rs.high_freq_factor = static_cast<float>(get_num(where, *it, "high_freq_factor", false, 4.0));
+  rs.factor = get_float(where, *it, "factor", true, 1.0);
+  rs.low_freq_factor = get_float(where, *it, "low_freq_factor", false, 1.0);
+  rs.high_freq_factor = get_float(where, *it, "high_freq_factor", false, 4.0);
   rs.original_max_position_embeddings =
       get_int(where, *it, "original_max_position_embeddings", false, 8192);
   if (!(rs.factor >= 1.0f) || !(rs.low_freq_factor > 0.0f) ||
@@ -116,8 +136,9 @@ void validate_config(const std::string& where, const ModelConfig& c) {
   }
   if (int64_t{c.n_heads} * c.head_dim > kMaxDim) fail(where, "heads * head_dim too large");
   if (c.head_dim % 2 != 0) fail(where, "head_dim {} must be even for RoPE", c.head_dim);
-  if (!(c.norm_eps > 0.0f) || !(c.rope_theta > 0.0f)) {
-    fail(where, "rms_norm_eps and rope_theta must be positive");
+  if (!(c.norm_eps > 0.0f) || !(c.rope_theta > 0.0f) || !std::isfinite(c.norm_eps) ||
+      !std::isfinite(c.rope_theta)) {
+    fail(where, "rms_norm_eps and rope_theta must be positive and finite");
   }
 }
 
@@ -147,8 +168,8 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
   c.n_kv_heads = get_int(where, j, "num_key_value_heads", false, c.n_heads);
   c.vocab_size = get_int(where, j, "vocab_size", true, 0);
   c.max_seq_len = get_int(where, j, "max_position_embeddings", true, 0);
-  c.norm_eps = static_cast<float>(get_num(where, j, "rms_norm_eps", true, 1e-5));
-  c.rope_theta = static_cast<float>(get_num(where, j, "rope_theta", false, 10000.0));
+  c.norm_eps = get_float(where, j, "rms_norm_eps", true, 1e-5);
+  c.rope_theta = get_float(where, j, "rope_theta", false, 10000.0);
   c.rope_scaling = parse_rope_scaling(where, j);
   auto tie = j.find("tie_word_embeddings");
   if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) {
@@ -208,7 +229,12 @@ std::string to_hf_config_json(const ModelConfig& c, const std::string& torch_dty
         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   }
   j["tie_word_embeddings"] = c.tied_embeddings;
-  if (c.family == "llama") j["attention_bias"] = c.qkv_bias;
+  // Llama variants say whether q/k/v carry biases; any other family says so only where it differs
+  // from what its architecture implies (parse_hf_config honours attention_bias for every one).
+  const ArchSpec* arch = find_arch(c.architecture);
+  if (c.family == "llama" || (arch != nullptr && c.qkv_bias != arch->qkv_bias)) {
+    j["attention_bias"] = c.qkv_bias;
+  }
   j["hidden_act"] = "silu";
   j["bos_token_id"] = c.bos_id;
   j["eos_token_id"] = c.eos_id;

@@ -119,6 +119,19 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
   return loc;
 }
 
+std::vector<std::string> model_input_paths(const std::string& path,
+                                           const std::string& tokenizer_path) {
+  std::vector<std::string> out = {path, tokenizer_path};
+  try {
+    const ModelLocation loc = locate_model(path, tokenizer_path, true);
+    out.push_back(loc.weights);
+    out.push_back(loc.tokenizer);
+  } catch (const Error&) {
+    // Nothing loadable, or no single tokenizer beside it: the load itself will say so.
+  }
+  return out;
+}
+
 void pack_linears_bf16(ModelWeights* w) {
   auto pack = [w](Linear& l) {
     if (l.packed != nullptr || l.w == nullptr) return;

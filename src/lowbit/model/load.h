@@ -7,9 +7,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lowbit/model/weights.h"
 #include "lowbit/tokenizer/tokenizer.h"
+#include "lowbit/util/mapped_file.h"
 
 namespace lowbit {
 
@@ -29,6 +31,12 @@ struct ModelLocation {
 // Resolves `path` as load_model does. Throws Error("<path>: ...") when nothing loadable is there.
 ModelLocation locate_model(const std::string& path, const std::string& tokenizer_path = "",
                            bool find_tokenizer = true);
+
+// The files and folders a model at `path` is read from — the path itself, its weights and the
+// tokenizer locate_model would pick (when one is found) — for the rule that no output may be
+// written over an input. Never throws: what cannot be located is left out.
+std::vector<std::string> model_input_paths(const std::string& path,
+                                           const std::string& tokenizer_path = "");
 
 // The tokenizer at `path` as locate_model finds it: a llama2.c tok*.bin (read for a model of
 // `vocab_size` tokens) or a tokenizer.json (file or folder).
@@ -59,6 +67,11 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap = true);
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt);
 std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& bin_path,
+                                                   bool use_mmap = true);
+// The same over a file already mapped or in memory (MappedFile::from_memory: tests, fuzzing); its
+// path() names it in errors. use_mmap: the weights point into `file` (kept alive) instead of a
+// copy.
+std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> file,
                                                    bool use_mmap = true);
 
 // Converts every fp32 linear weight that is not packed yet to a bf16 packed copy (the tied

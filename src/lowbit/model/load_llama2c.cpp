@@ -60,7 +60,12 @@ void permute_rows(const float* src, float* dst, int n_heads, int head_dim, int c
 }  // namespace
 
 std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& path, bool use_mmap) {
-  auto file = MappedFile::open(path);
+  return load_llama2c_weights(MappedFile::open(path), use_mmap);
+}
+
+std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> file,
+                                                   bool use_mmap) {
+  const std::string& path = file->path();
   Llama2cHeader h{};
   if (file->size() < sizeof(h)) {
     fail(path, "truncated llama2.c checkpoint: {} bytes, smaller than the header", file->size());

@@ -42,7 +42,14 @@ void rmsnorm(const float* x, const float* weight, float* y, int n_rows, int dim,
   for (int r = 0; r < n_rows; ++r) {
     const float* xr = x + static_cast<size_t>(r) * dim;
     float* yr = y + static_cast<size_t>(r) * dim;
-    const float scale = 1.0f / std::sqrt(sum_squares(xr, dim) / static_cast<float>(dim) + eps);
+    double ss = sum_squares(xr, dim);
+    if (!std::isfinite(ss)) {
+      // Values beyond ~1e19 overflow a float sum of squares (the row would become 0): redo it in
+      // double, as llama.cpp does; a row holding Inf or NaN stays non-finite and is caught later.
+      ss = 0;
+      for (int i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    }
+    const float scale = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
 #if defined(__AVX512F__)
     const __m512 s = _mm512_set1_ps(scale);
     for (int i = 0; i < dim; i += 16) {

@@ -34,6 +34,7 @@
 #include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
+#include "lowbit/util/finite.h"
 #include "lowbit/util/half.h"
 #include "lowbit/util/memory.h"
 #include "lowbit/util/progress.h"
@@ -88,9 +89,11 @@ struct InputPoint {
   int n_sample = 0, cap = 0;
   int64_t stride = 1;
 
+  std::string label;  // "model.layers.3 attention input", for errors
+
   InputPoint(int in_features, int64_t total_rows, int sample_rows, bool want_hessian,
-             bool want_sumsq)
-      : in(in_features), cap(sample_rows) {
+             bool want_sumsq, std::string what)
+      : in(in_features), cap(sample_rows), label(std::move(what)) {
     if (want_hessian) hessian = std::make_unique<HessianAccumulator>(in);
     if (want_sumsq) sumsq.assign(static_cast<size_t>(in), 0.0);
     stride = std::max<int64_t>(1, total_rows / std::max(1, sample_rows));
@@ -99,6 +102,12 @@ struct InputPoint {
 
   void add(const float* X, int rows) {
     adapt_threads();  // once per calibration sample: the threads follow the machine's load
+    const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(in);
+    if (first_nonfinite(X, n) < n) {
+      fail(label,
+           "calibration activations are not finite (NaN or Inf): the model's weights "
+           "overflow in fp32");
+    }
     if (hessian) hessian->add(X, rows);
     if (!sumsq.empty()) {
       for (int r = 0; r < rows; ++r) {
@@ -260,9 +269,8 @@ class Pipeline {
     oo.force = opt.force;
     oo.command = "quantize";
     oo.inputs = opt.inputs;
-    oo.inputs.push_back(model);
+    for (const std::string& p : model_input_paths(model, opt.tokenizer)) oo.inputs.push_back(p);
     oo.inputs.push_back(src_->path());
-    oo.inputs.push_back(opt.tokenizer);
     if (calibrating()) oo.inputs.push_back(calib_path());
     oo.keep_on_signal = "the layers finished so far; the same command resumes from them";
     fingerprint_ = fingerprint();
@@ -299,7 +307,7 @@ class Pipeline {
     for (fs::directory_iterator it(dir_->tmp(), ec), end; !ec && it != end; it.increment(ec)) {
       std::error_code fec;
       const std::string name = it->path().filename().string();
-      if (name == kResumeStateName || name == ".lock" || !it->is_regular_file(fec)) continue;
+      if (name == kResumeStateName || name == kLockName || !it->is_regular_file(fec)) continue;
       rep_.out_bytes += static_cast<int64_t>(it->file_size(fec));
     }
     rep_.seconds = since(t0);
@@ -734,7 +742,8 @@ class Pipeline {
     const int q_dim = c.n_heads * c.head_dim;
     LayerStages st(c);
     auto point = [&](int in) {
-      return std::make_unique<InputPoint>(in, n_rows_, opt_.sample_rows, want_h, want_ss);
+      return std::make_unique<InputPoint>(in, n_rows_, opt_.sample_rows, want_h, want_ss,
+                                          fmt::format("model.layers.{} linear input", l));
     };
     auto q = [&](int i, const InputPoint* in) {
       quantize_linear(lins[size_t(i)], plans[size_t(i)], cal ? in : nullptr, nullptr, -1,
@@ -824,10 +833,12 @@ class Pipeline {
     const int L = calib_.seqlen, S = calib_.nsamples;
     const int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
     LayerStages st(c);
-    InputPoint p_attn(c.dim, n_rows_, opt_.sample_rows, false, false);
-    InputPoint p_o(q_dim, n_rows_, opt_.sample_rows, false, false);
-    InputPoint p_mlp(c.dim, n_rows_, opt_.sample_rows, false, false);
-    InputPoint p_down(c.hidden_dim, n_rows_, opt_.sample_rows, false, false);
+    const std::string at = fmt::format("model.layers.{} ", l);
+    InputPoint p_attn(c.dim, n_rows_, opt_.sample_rows, false, false, at + "attention input");
+    InputPoint p_o(q_dim, n_rows_, opt_.sample_rows, false, false, at + "o_proj input");
+    InputPoint p_mlp(c.dim, n_rows_, opt_.sample_rows, false, false, at + "MLP input");
+    InputPoint p_down(c.hidden_dim, n_rows_, opt_.sample_rows, false, false,
+                      at + "down_proj input");
     {
       std::vector<float> h(size_t(L) * c.dim), xn(size_t(L) * c.dim), att(size_t(L) * q_dim),
           act(size_t(L) * c.hidden_dim);
@@ -971,7 +982,8 @@ class Pipeline {
       std::unique_ptr<InputPoint> p;
       if (plan.scheme && calibrating()) {
         p = std::make_unique<InputPoint>(cfg_.dim, n_rows_, opt_.sample_rows,
-                                         opt_.algo == QuantAlgo::kGptq, opt_.clip_search);
+                                         opt_.algo == QuantAlgo::kGptq, opt_.clip_search,
+                                         "lm_head input");
         std::vector<float> xn(size_t(calib_.seqlen) * cfg_.dim);
         for (int s = 0; s < calib_.nsamples; ++s) {
           ops::rmsnorm(rows(x_, s, cfg_.dim), norm.data(), xn.data(), calib_.seqlen, cfg_.dim,

@@ -100,8 +100,10 @@ void Recipe::validate_rules() const {
   }
 }
 
-Recipe load_recipe_file(const std::string& path, const QuantScheme& base) {
-  const json j = read_json_file(path, kMaxRecipeBytes, "recipe");
+namespace {
+
+// The recipe in the parsed document `j`; `path` names it in errors.
+Recipe recipe_from_json(const std::string& path, const json& j, const QuantScheme& base) {
   if (!j.is_object()) fail(path, "a recipe must be a JSON object with 'default' and 'rules'");
   Recipe r;
   r.base = base;
@@ -131,6 +133,16 @@ Recipe load_recipe_file(const std::string& path, const QuantScheme& base) {
     }
   }
   return r;
+}
+
+}  // namespace
+
+Recipe parse_recipe(const std::string& where, std::string_view text, const QuantScheme& base) {
+  return recipe_from_json(where, parse_json(where, text), base);
+}
+
+Recipe load_recipe_file(const std::string& path, const QuantScheme& base) {
+  return recipe_from_json(path, read_json_file(path, kMaxRecipeBytes, "recipe"), base);
 }
 
 RecipeRule parse_override(const std::string& spec) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lowbit/quant/scheme.h"
@@ -48,6 +49,8 @@ QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const n
 
 // Reads a recipe file; its "default" (if any) is applied over `base` (the CLI's scheme).
 Recipe load_recipe_file(const std::string& path, const QuantScheme& base);
+// The same over the text of a recipe file; `where` names it in errors.
+Recipe parse_recipe(const std::string& where, std::string_view text, const QuantScheme& base);
 // A CLI override "PATTERN:key=value,key=value" (keys as in JSON rules; "fp" or "skip" alone
 // means skip), e.g. "*.mlp.down_proj:bits=8,group_size=-1".
 RecipeRule parse_override(const std::string& spec);

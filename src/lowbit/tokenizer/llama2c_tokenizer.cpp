@@ -12,9 +12,14 @@ namespace lowbit {
 
 std::shared_ptr<Llama2cTokenizer> Llama2cTokenizer::from_file(const std::string& path,
                                                               int vocab_size) {
-  auto file = MappedFile::open(path);
-  const uint8_t* p = file->data();
-  size_t size = file->size(), off = 0;
+  return from_mapped(*MappedFile::open(path), vocab_size);
+}
+
+std::shared_ptr<Llama2cTokenizer> Llama2cTokenizer::from_mapped(const MappedFile& file,
+                                                                int vocab_size) {
+  const std::string& path = file.path();
+  const uint8_t* p = file.data();
+  size_t size = file.size(), off = 0;
   auto read_i32 = [&](const char* what, size_t index) {
     if (size - off < 4) fail(path, "truncated llama2.c tokenizer: no {} for token {}", what, index);
     int32_t v;

@@ -12,6 +12,8 @@
 
 namespace lowbit {
 
+class MappedFile;
+
 class Llama2cTokenizer : public Tokenizer {
  public:
   std::vector<int> encode(const std::string& text, bool add_special = true) const override;
@@ -23,6 +25,9 @@ class Llama2cTokenizer : public Tokenizer {
 
   // Reads `vocab_size` tokens (-1: as many as the file holds).
   static std::shared_ptr<Llama2cTokenizer> from_file(const std::string& path, int vocab_size);
+  // The same over bytes already mapped or in memory (MappedFile::from_memory: tests, fuzzing);
+  // file.path() names them in errors. Nothing points into `file` afterwards.
+  static std::shared_ptr<Llama2cTokenizer> from_mapped(const MappedFile& file, int vocab_size);
 
  private:
   int lookup(const std::string& s) const;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,6 +83,15 @@ uint64_t available_memory_bytes() {
   return avail == 0 ? UINT64_MAX : avail;
 }
 
+uint64_t usable_memory_bytes() {
+  const uint64_t avail = available_memory_bytes();
+  if (avail == UINT64_MAX || std::getenv("LOWBIT_MEMORY_LIMIT") != nullptr) return avail;
+  // Headroom for the rest of the process (weights, buffers not counted by the request) and the
+  // system: a request that would take the last tenth of the memory is refused.
+  const uint64_t keep = std::max<uint64_t>(avail / 10, uint64_t{256} << 20);
+  return avail > keep ? avail - keep : 0;
+}
+
 std::string format_bytes(uint64_t n) {
   if (n >= (uint64_t{1} << 40))
     return fmt::format("{:.1f} TiB", double(n) / double(uint64_t{1} << 40));
@@ -95,7 +105,7 @@ std::string format_bytes(uint64_t n) {
 }
 
 void require_memory(const std::string& where, const std::string& what, uint64_t bytes) {
-  const uint64_t avail = available_memory_bytes();
+  const uint64_t avail = usable_memory_bytes();
   if (bytes > avail) {
     fail(where, "{} needs {} but only {} of memory is available", what, format_bytes(bytes),
          format_bytes(avail));

@@ -14,8 +14,12 @@ namespace lowbit {
 // it, for tests and for users who want a tighter bound.
 uint64_t available_memory_bytes();
 
+// What one request may take: available_memory_bytes() less a tenth of it (at least 256 MiB) kept
+// as headroom for everything else (with LOWBIT_MEMORY_LIMIT: the limit itself).
+uint64_t usable_memory_bytes();
+
 // Throws Error("<where>: <what> needs <X> but only <Y> of memory is available") when `bytes` is
-// more than available_memory_bytes().
+// more than usable_memory_bytes().
 void require_memory(const std::string& where, const std::string& what, uint64_t bytes);
 
 // "1.5 GiB", "320.0 MiB", "512 bytes".

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets added with it (config, llama2c, llama2c_tokenizer,
+recipe, lambada, safetensors_dir, json_read) into fuzz/corpus/<name>/. Deterministic; every seed is
+far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
+and are not written by this script.
+
+Two more seeds come from ../shared (tok512.bin of stories260K, the first LAMBADA lines). Files of
+../shared are never copied into the repository: scripts/fuzz.sh adds them to each run's temporary
+corpus with
+
+    python3 fuzz/make_seeds.py --shared ../shared --shared-only OUT_DIR
+
+and `python3 fuzz/make_seeds.py` (no arguments) rewrites the committed seeds.
+"""
+import argparse
+import json
+import os
+import struct
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(ROOT, "corpus")
+
+
+def put(name, seed, data):
+    d = os.path.join(CORPUS, name)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    assert len(data) < 65536, (name, seed, len(data))
+    with open(os.path.join(d, seed), "wb") as f:
+        f.write(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json
+
+
+def configs():
+    base = {
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 64,
+        "intermediate_size": 172,
+        "num_hidden_layers": 5,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 8,
+        "vocab_size": 512,
+        "max_position_embeddings": 512,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "torch_dtype": "float32",
+    }
+    put("config", "llama_stories260k.json", json.dumps(base, indent=2))
+    qwen = dict(base, architectures=["Qwen2ForCausalLM"], eos_token_id=[151643, 151645],
+                tie_word_embeddings=None)
+    del qwen["head_dim"]
+    put("config", "qwen2_eos_list.json", json.dumps(qwen))
+    llama3 = dict(base, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                      "high_freq_factor": 4.0,
+                                      "original_max_position_embeddings": 8192},
+                  rope_theta=500000.0)
+    put("config", "llama3_rope.json", json.dumps(llama3))
+    quant = dict(base, architectures=["MistralForCausalLM"], attention_bias=True,
+                 quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 128})
+    put("config", "mistral_gptq.json", json.dumps(quant))
+    put("config", "bad_arch.json", json.dumps(dict(base, architectures=["GPT2LMHeadModel"])))
+    missing = dict(base)
+    del missing["hidden_size"]
+    put("config", "bad_missing_field.json", json.dumps(missing))
+    put("config", "bad_int_type.json", json.dumps(dict(base, num_attention_heads=8.5)))
+    put("config", "bad_heads.json", json.dumps(dict(base, num_key_value_heads=3)))
+    put("config", "bad_rope_untyped.json", json.dumps(dict(base, rope_scaling={"factor": 2.0})))
+    put("config", "bad_eos_range.json", json.dumps(dict(base, eos_token_id=[4294967297, 2])))
+    put("config", "truncated.json", json.dumps(base)[:150])
+
+
+# ---------------------------------------------------------------------------------------------
+# llama2.c checkpoint: 7 int32 header fields, then fp32 arrays (vocab < 0: untied classifier).
+
+
+def llama2c(dim, hidden, layers, heads, kv_heads, vocab, seq, value=None):
+    head = dim // heads
+    kv = kv_heads * head
+    v = abs(vocab)
+    floats = (v * dim + layers * dim + layers * dim * dim + 2 * layers * kv * dim +
+              layers * dim * dim + layers * dim + 3 * layers * hidden * dim + dim + seq * head +
+              (0 if vocab > 0 else v * dim))
+    vals = [((i * 37) % 17 - 8) / 16.0 for i in range(floats)]
+    if value is not None:
+        vals[value[0]] = value[1]
+    return struct.pack("<7i", dim, hidden, layers, heads, kv_heads, vocab, seq) + struct.pack(
+        "<%df" % floats, *vals)
+
+
+def llama2c_seeds():
+    put("llama2c", "tiny_tied.bin", llama2c(8, 16, 1, 2, 1, 16, 4))
+    put("llama2c", "tiny_untied.bin", llama2c(4, 8, 2, 2, 2, -8, 2))
+    put("llama2c", "minimal.bin", llama2c(2, 1, 1, 1, 1, 1, 1))
+    put("llama2c", "gqa.bin", llama2c(16, 16, 1, 4, 2, 12, 3))
+    good = llama2c(8, 16, 1, 2, 1, 16, 4)
+    put("llama2c", "bad_truncated.bin", good[:-4])
+    put("llama2c", "bad_appended.bin", good + b"\0\0\0\0")
+    put("llama2c", "bad_header_only.bin", good[:28])
+    put("llama2c", "bad_odd_head.bin", struct.pack("<7i", 6, 4, 1, 2, 1, 4, 2) + b"\0" * 400)
+    put("llama2c", "bad_nan.bin", llama2c(8, 16, 1, 2, 1, 16, 4, value=(5, float("nan"))))
+
+
+# ---------------------------------------------------------------------------------------------
+# llama2.c tokenizer.bin: int32 max_token_length, then per token f32 score, int32 length, bytes.
+
+
+def tokbin(pieces):
+    pieces = [p.encode() for p in pieces]
+    out = struct.pack("<i", max(1, max(len(p) for p in pieces)))
+    for i, p in enumerate(pieces):
+        out += struct.pack("<fi", -float(i), len(p)) + p
+    return out
+
+
+def shared_seeds(shared):
+    """The seeds cut from ../shared (written only into a run's temporary corpus)."""
+    tok512 = os.path.join(shared, "models", "stories260K", "tok512.bin")
+    if os.path.exists(tok512):
+        with open(tok512, "rb") as f:
+            put("llama2c_tokenizer", "stories260k_tok512.bin", f.read())
+    path = os.path.join(shared, "data", "lambada", "lambada_test.jsonl")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")[:3]
+        put("lambada", "lambada_test_head.jsonl", b"\n".join(lines) + b"\n")
+
+
+def tokenizer_seeds():
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_pieces = ["<0x%02X>" % b for b in range(256)]
+    words = ["\u2581", " ", "e", "l", "o", "he", "ll", "hell", "hello", " w", "or", "ld", " world",
+             "\u2581x", "12", "3"]
+    put("llama2c_tokenizer", "byte_fallback.bin", tokbin(specials + byte_pieces + words))
+    put("llama2c_tokenizer", "no_bytes.bin", tokbin(specials + [" ", "a", "b", "ab", " a", ""]))
+    put("llama2c_tokenizer", "three.bin", tokbin(specials))
+    good = tokbin(specials + [" ", "a", "b", "ab"])
+    put("llama2c_tokenizer", "bad_truncated.bin", good[:-1])
+    put("llama2c_tokenizer", "bad_max_len.bin", struct.pack("<i", 0) + good[4:])
+    put("llama2c_tokenizer", "bad_length.bin",
+        struct.pack("<i", 8) + struct.pack("<fi", 0.0, -1) + good[4:])
+    put("llama2c_tokenizer", "bad_two_tokens.bin", tokbin(["<unk>", "<s>"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe JSON (docs/QUANTIZE.md).
+
+
+def recipe_seeds():
+    put("recipe", "doc_example.json", json.dumps({
+        "default": {"weight_type": "int4", "group_size": 128, "sym": False, "scale_dtype": "f16"},
+        "rules": [{"match": "*.mlp.down_proj", "bits": 8},
+                  {"match": "model.layers.0.*", "skip": True}]}, indent=1))
+    put("recipe", "nf4_lm_head.json", json.dumps({
+        "default": {"weight_type": "nf4", "group_size": 64},
+        "rules": [{"match": "lm_head", "weight_type": "fp8_e4m3", "scale_dtype": "f32"},
+                  {"match": "*.embed_tokens", "skip": False, "group_size": -1}]}))
+    put("recipe", "sym_clip.json", json.dumps({
+        "default": {"bits": 3, "sym": True, "int4_clip": True},
+        "rules": [{"match": "*q_proj", "weight_type": "fp4"}, {"match": "*", "bits": 2}]}))
+    put("recipe", "empty.json", "{}")
+    put("recipe", "bad_unknown_key.json", json.dumps({"rules": [{"match": "*", "bitz": 8}]}))
+    put("recipe", "bad_contradiction.json",
+        json.dumps({"rules": [{"match": "*", "bits": 8, "weight_type": "int4"}]}))
+    put("recipe", "bad_rules_type.json", json.dumps({"rules": {"match": "*"}}))
+    put("recipe", "bad_group_size.json", json.dumps({"default": {"group_size": 0}}))
+    put("recipe", "bad_clip_asym.json",
+        json.dumps({"default": {"sym": False}, "rules": [{"match": "*", "int4_clip": True}]}))
+
+
+# ---------------------------------------------------------------------------------------------
+# LAMBADA jsonl.
+
+
+def lambada_seeds():
+    put("lambada", "small.jsonl",
+        '{"text": "the cat sat on the mat"}\n\n  \r\n{"text": "one"}\r\n{"text": "a b"}')
+    put("lambada", "unicode.jsonl", json.dumps({"text": "caf\u00e9 \u2581na\u00efve  end "}) + "\n")
+    put("lambada", "bad_not_object.jsonl", '{"text": "a b"}\n["text"]\n')
+    put("lambada", "bad_text_type.jsonl", '{"text": 3}\n')
+    put("lambada", "bad_json.jsonl", '{"text": "a b"\n')
+    put("lambada", "bad_no_space.jsonl", '{"text": "word"}\n')
+    put("lambada", "empty.jsonl", "\n \n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharded safetensors folder (fuzz/safetensors_dir_fuzz.cpp): index JSON, NUL, then files
+# "<name>\n<bytes>" separated by "\n--next-file--\n".
+
+SEP = b"\n--next-file--\n"
+
+
+def safetensors(tensors, pad=True):
+    header, data = {}, b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header, separators=(",", ":")).encode()
+    if pad:
+        h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def folder(index, files):
+    idx = b"" if index is None else json.dumps(index).encode()
+    return idx + b"\0" + SEP.join(name.encode() + b"\n" + body for name, body in files)
+
+
+def safetensors_dir_seeds():
+    s1, s2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    a = ("a", "F32", [2], struct.pack("<2f", 1.0, 2.0))
+    b = ("b", "BF16", [1, 3], b"\x80\x3f\x00\x40\x40\x40")
+    c = ("c", "F16", [0], b"")
+    index = {"metadata": {"total_size": 14}, "weight_map": {"a": s1, "b": s2, "c": s2}}
+    shards = [(s1, safetensors([a])), (s2, safetensors([b, c]))]
+    put("safetensors_dir", "sharded.bin", folder(index, shards))
+    put("safetensors_dir", "single.bin", folder(None, [("model.safetensors", safetensors([a, b]))]))
+    put("safetensors_dir", "single_and_index.bin",
+        folder({"weight_map": {"a": "model.safetensors"}},
+               [("model.safetensors", safetensors([a, b]))]))
+    put("safetensors_dir", "bad_missing_shard.bin", folder(index, shards[:1]))
+    put("safetensors_dir", "bad_absent_tensor.bin",
+        folder({"weight_map": {"a": s1, "z": s1}}, shards))
+    put("safetensors_dir", "bad_shard_name.bin",
+        folder({"weight_map": {"a": "../" + s1}}, shards))
+    put("safetensors_dir", "bad_weight_map.bin", folder({"weight_map": [s1]}, shards))
+    put("safetensors_dir", "bad_empty_map.bin", folder({"weight_map": {}}, shards))
+    put("safetensors_dir", "bad_index_json.bin", b'{"weight_map": {"a": "' + b"\0" +
+        SEP.join([s1.encode() + b"\n" + safetensors([a])]))
+    put("safetensors_dir", "bad_shard_bytes.bin",
+        folder({"weight_map": {"a": s1}}, [(s1, safetensors([a])[:-3])]))
+    put("safetensors_dir", "empty_folder.bin", b"")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded JSON reading.
+
+
+def json_read_seeds():
+    put("json_read", "object.json", json.dumps({"a": [1, 2.5, -3, True, None, "x"], "b": {}}))
+    put("json_read", "strings.json", json.dumps(["[[[", "\\\"{", "]}", "\u00e9\n"]))
+    put("json_read", "depth3.json", "[[[]]]")
+    put("json_read", "depth4.json", '{"a":[{"b":[]}]}')
+    put("json_read", "depth64.json", "[" * 64 + "]" * 64)
+    put("json_read", "depth65.json", "[" * 65 + "]" * 65)
+    put("json_read", "deep_truncated.json", "{\"a\":" * 70)
+    put("json_read", "scalar.json", "  -12.5e3 ")
+    put("json_read", "bad_close_first.json", "]]]][[[[")
+    put("json_read", "bad_trailing.json", "[1] [")
+    put("json_read", "bad_escape.json", '["a\\')
+
+
+def main():
+    global CORPUS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", help="the shared data folder (for --shared-only)")
+    ap.add_argument("--shared-only", metavar="OUT_DIR",
+                    help="write only the seeds cut from --shared, into OUT_DIR/<target>/")
+    args = ap.parse_args()
+    if args.shared_only:
+        CORPUS = args.shared_only
+        if args.shared and os.path.isdir(args.shared):
+            shared_seeds(args.shared)
+        return
+    configs()
+    llama2c_seeds()
+    tokenizer_seeds()
+    recipe_seeds()
+    lambada_seeds()
+    safetensors_dir_seeds()
+    json_read_seeds()
+
+
+if __name__ == "__main__":
+    main()
