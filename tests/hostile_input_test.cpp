@@ -1063,6 +1063,43 @@ TEST(Hostile_Signals, SigtermDuringEval) {
   EXPECT_TRUE(entries(t.path).empty()) << "left: " << *entries(t.path).begin();
 }
 
+// Another program truncates a model file while lowbit reads it through its mapping: the SIGBUS
+// that follows is one line naming the file (after cleanup), not a crash.
+TEST(Hostile_Signals, MappedModelTruncatedWhileRunning) {
+  HOSTILE_SHARED_HF(src);
+  LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
+  TempDir t("hx_sg_bus");
+  const fs::path m = t.path / "m";
+  copy_dir(src, m);
+  const std::string js = t.sub("J.json");
+  const CliResult r = test::run_cmd("LOWBIT_PROGRESS=0 bash -c '" + cli() + " eval ppl --model " +
+                                    m.string() + " --text wikitext2 --ctx 64 --json " + js +
+                                    " >/dev/null & sleep 0.5; truncate -s 100000 " +
+                                    (m / "model.safetensors").string() + "; wait $!'");
+  expect_one_line_error(r, "model.safetensors: the file changed while lowbit was reading it");
+  EXPECT_FALSE(fs::exists(js));
+  expect_no_temp_files(t.path);
+}
+
+// A run that died between moving the old output aside ("<out>.old.<pid>") and renaming the new
+// one into place: the next run for that output puts the old one back and says so.
+TEST(Hostile_Signals, OutputMovedAsideByADeadRunIsRestored) {
+  HOSTILE_SHARED_HF(model);
+  TempDir t("hx_sg_old");
+  const std::string out = t.sub("q");
+  ASSERT_EQ(test::run_cli("quantize --model " + model + " --out " + out + " --algo rtn").rc, 0);
+  const auto before = snapshot(out);
+  // A pid that is not running: the highest the kernel hands out, plus one.
+  fs::rename(out, out + ".old.4194305");
+  const CliResult r =
+      run_cli_stderr_only("quantize --model " + model + " --out " + out + " --algo rtn");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("restored " + out), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
+  EXPECT_EQ(snapshot(out), before);
+  EXPECT_EQ(entries(t.path), (std::set<std::string>{"q"}));
+}
+
 // ---- small ones ----------------------------------------------------------------------------
 
 TEST(Hostile_Small, GenerateZeroTokensEchoesThePrompt) {

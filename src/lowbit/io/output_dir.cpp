@@ -108,13 +108,13 @@ OutputDir::OutputDir(const std::string& out, const OutputDirOptions& opt)
   while (p.has_relative_path() && p.filename().empty()) p = p.parent_path();  // trailing '/'
   out_ = p.string();
   check_output_path(out_, opt.inputs, /*folder=*/true);
+  tmp_ = out_ + ".tmp." + std::to_string(::getpid());
+  clean_stale(opt);  // first: it may put back an output a dead run had moved aside
   const PathKind kind = path_kind(out_);
   if (kind != PathKind::kMissing) {
     if (!opt.force) fail(out_, "already exists (remove it or pass --force)");
     check_replaceable();
   }
-  tmp_ = out_ + ".tmp." + std::to_string(::getpid());
-  clean_stale(opt);
   std::error_code ec;
   if (!adopted_) {
     fs::remove_all(tmp_, ec);
