@@ -450,17 +450,8 @@ SafetensorsWriter::~SafetensorsWriter() {
 }
 
 void SafetensorsWriter::write_raw(const void* bytes, size_t n) {
-  const char* p = static_cast<const char*>(bytes);
-  while (n > 0) {
-    ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail(path_, "write failed: {}", sys_error());
-    }
-    if (w == 0) fail(path_, "write failed: no progress");
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
+  if (const int e = write_all(fd_, bytes, n); e != 0)
+    fail(path_, "write failed: {}", errno_text(e));
 }
 
 void SafetensorsWriter::write(const void* bytes, size_t n) {

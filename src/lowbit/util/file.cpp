@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -26,6 +27,18 @@ const char* kind_of(mode_t m) {
 }
 
 }  // namespace
+
+int write_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return 0;
+}
 
 std::string errno_text(int err) {
   std::string s = std::strerror(err);
@@ -125,39 +138,15 @@ void copy_file(const std::string& from, const std::string& to) {
       fail(from, "read error: {}", errno_text(e));
     }
     if (n == 0) break;
-    for (ssize_t done = 0; done < n;) {
-      const ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const int e = w < 0 ? errno : EIO;
-        ::close(in);
-        ::close(out);
-        fail(to, "write error: {}", errno_text(e));
-      }
-      done += w;
+    if (const int e = write_all(out, buf.data(), static_cast<size_t>(n)); e != 0) {
+      ::close(in);
+      ::close(out);
+      fail(to, "write error: {}", errno_text(e));
     }
   }
   ::close(in);
   if (::close(out) != 0) fail(to, "write error: {}", errno_text(errno));
 }
-
-namespace {
-
-// Writes all of `content` to `fd`; 0 or the errno of the failure.
-int write_all(int fd, const std::string& content) {
-  const char* p = content.data();
-  size_t n = content.size();
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return w < 0 ? errno : EIO;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return 0;
-}
-
-}  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   const PathKind kind = path_kind(path);
@@ -170,7 +159,7 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     const int fd =
         ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (link ? O_CREAT | O_TRUNC : 0), 0644);
     if (fd < 0) fail(path, "cannot open for writing: {}", errno_text(errno));
-    int err = write_all(fd, content);
+    int err = write_all(fd, content.data(), content.size());
     if (::close(fd) != 0 && err == 0) err = errno;
     if (err != 0) fail(path, "cannot write: {}", errno_text(err));
     return;
@@ -183,7 +172,7 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     signals::unregister_temp(guard);
     fail(path, "cannot create {}: {}", tmp, errno_text(e));
   }
-  int err = write_all(fd, content);
+  int err = write_all(fd, content.data(), content.size());
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;

@@ -3,6 +3,7 @@
 // before anything is read into memory. Every loader opens its inputs through here.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -10,6 +11,9 @@ namespace lowbit {
 
 // errno as lower-case words ("no such file or directory").
 std::string errno_text(int err);
+
+// Writes all n bytes to `fd` (retrying short writes and EINTR): 0, or the errno that stopped it.
+int write_all(int fd, const void* data, size_t n);
 
 enum class PathKind { kMissing, kFile, kDir, kOther };
 // What `path` is, following symlinks. A missing path is kMissing; a path that cannot be examined
