@@ -7,7 +7,8 @@
 // (other processes' share of /proc/stat, over windows of 50 ms) and runs only as many threads as
 // there are cores left to it, never more than asked; when the other load goes away, it goes back
 // up. docs/PERFORMANCE.md ("Threads on a busy machine") has the measurements behind this choice;
-// LOWBIT_ADAPTIVE_THREADS=0 turns it off.
+// LOWBIT_ADAPTIVE_THREADS=0 turns it off. Only the CPUs of the affinity mask are watched: a
+// container limited by a cgroup CPU quota rather than a mask is not detected.
 #pragma once
 
 namespace lowbit {
