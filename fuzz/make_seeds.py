@@ -4,7 +4,8 @@ recipe, lambada, safetensors_dir, json_read) into fuzz/corpus/<name>/. Determini
 far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
 and are not written by this script.
 
-Two more seeds come from ../shared (tok512.bin of stories260K, the first LAMBADA lines). Files of
+Three more seeds come from ../shared (tok512.bin of stories260K, tok105.model of babyllama-105, the
+first LAMBADA lines). Files of
 ../shared are never copied into the repository: scripts/fuzz.sh adds them to each run's temporary
 corpus with
 
@@ -127,6 +128,10 @@ def shared_seeds(shared):
     if os.path.exists(tok512):
         with open(tok512, "rb") as f:
             put("llama2c_tokenizer", "stories260k_tok512.bin", f.read())
+    tok105 = os.path.join(shared, "models", "babyllama-105", "tok105.model")
+    if os.path.exists(tok105):
+        with open(tok105, "rb") as f:
+            put("sentencepiece", "babyllama105_tok105.model", f.read())
     path = os.path.join(shared, "data", "lambada", "lambada_test.jsonl")
     if os.path.exists(path):
         with open(path, "rb") as f:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything lowbit needs on a fresh Debian 12 machine: Debian build dependencies and the
-# npm tokenizer oracle used by the tests. Idempotent: skips what is already there.
+# tokenizer oracles used by the tests (npm tokenizers; Debian's python3-sentencepiece). Idempotent:
+# skips what is already there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 DEBS=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
       libopenblas-dev libopenblas-openmp-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
-      libgtest-dev libgmock-dev libbenchmark-dev
-      python3 time)  # python3, time: the scripts that regenerate docs/ tables
+      libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
+      python3 time   # python3, time: the scripts that regenerate docs/ tables
+      python3-sentencepiece)  # the SentencePiece oracle of tests/sentencepiece_test.cpp
 # Node.js + npm only when the machine has none (the image may ship its own).
 command -v npm >/dev/null 2>&1 || DEBS+=(nodejs npm)
 missing=()

@@ -59,7 +59,7 @@ void write_tiny_folder(const std::string& dir, const ModelConfig& c, DType dtype
   int idx = 0;
   for (const auto& spec : find_arch(c.architecture)->tensors) {
     if (!tensor_present(spec, c)) continue;
-    for (int l = 0; l < (spec.per_layer ? c.n_layers : 1); ++l, ++idx) {
+    for (int l = 0; l < (is_per_layer(spec.role) ? c.n_layers : 1); ++l, ++idx) {
       const std::string name = tensor_name(spec, l);
       if (name == skip) continue;
       std::vector<int64_t> shape = expected_shape(spec, c);
@@ -93,7 +93,7 @@ TEST(LoadHf, TinyFolderAllDtypes) {
     // Values i + (j mod 8)/8 with small i are exact in all three types.
     EXPECT_EQ(w->tok_embeddings[0], 0.0f);
     EXPECT_EQ(w->tok_embeddings[5], 5.0f / 8.0f);
-    EXPECT_EQ(w->layers[0].attn_norm[1], 1.0f + 1.0f / 8.0f);
+    EXPECT_EQ(w->layers[0].attn_norm.w[1], 1.0f + 1.0f / 8.0f);
     EXPECT_EQ(w->layers[1].wq.out, 16);
     EXPECT_EQ(w->layers[1].wk.out, 8);
     EXPECT_EQ(w->layers[1].wk.in, 16);
@@ -102,7 +102,7 @@ TEST(LoadHf, TinyFolderAllDtypes) {
     EXPECT_EQ(w->layers[0].wq.bias, nullptr);
     EXPECT_NE(w->lm_head.w, w->tok_embeddings);
     EXPECT_EQ(w->lm_head.out, 10);
-    EXPECT_NE(w->final_norm, nullptr);
+    EXPECT_NE(w->final_norm.w, nullptr);
   }
 }
 
@@ -197,14 +197,14 @@ void expect_same_model(const ModelWeights& a, const ModelWeights& b) {
   const size_t d = static_cast<size_t>(c.dim), h = static_cast<size_t>(c.hidden_dim);
   const size_t kv = static_cast<size_t>(c.n_kv_heads * c.head_dim);
   EXPECT_TRUE(same_floats(a.tok_embeddings, b.tok_embeddings, d * c.vocab_size));
-  EXPECT_TRUE(same_floats(a.final_norm, b.final_norm, d));
+  EXPECT_TRUE(same_floats(a.final_norm.w, b.final_norm.w, d));
   EXPECT_TRUE(same_floats(a.lm_head.w, b.lm_head.w, d * c.vocab_size));
   for (size_t l = 0; l < a.layers.size(); ++l) {
     SCOPED_TRACE("layer " + std::to_string(l));
     const LayerWeights& x = a.layers[l];
     const LayerWeights& y = b.layers[l];
-    EXPECT_TRUE(same_floats(x.attn_norm, y.attn_norm, d));
-    EXPECT_TRUE(same_floats(x.ffn_norm, y.ffn_norm, d));
+    EXPECT_TRUE(same_floats(x.attn_norm.w, y.attn_norm.w, d));
+    EXPECT_TRUE(same_floats(x.ffn_norm.w, y.ffn_norm.w, d));
     EXPECT_TRUE(same_floats(x.wq.w, y.wq.w, d * d)) << "permuted wq must equal HF q_proj";
     EXPECT_TRUE(same_floats(x.wk.w, y.wk.w, kv * d)) << "permuted wk must equal HF k_proj";
     EXPECT_TRUE(same_floats(x.wv.w, y.wv.w, kv * d));

@@ -26,13 +26,14 @@
 #include "lowbit/io/safetensors.h"
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
+#include "lowbit/model/block.h"
 #include "lowbit/model/config.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/ops/matmul.h"
 #include "lowbit/ops/norm.h"
 #include "lowbit/quant/algo/rtn.h"
-#include "lowbit/quant/layer_stages.h"
+#include "lowbit/quant/layer_tensors.h"
 #include "lowbit/quant/quantize_model.h"
 #include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
@@ -56,11 +57,11 @@ const float* role_data(const ModelWeights& w, TensorRole role, int l) {
     case TensorRole::kTokEmbeddings:
       return w.tok_embeddings;
     case TensorRole::kFinalNorm:
-      return w.final_norm;
+      return w.final_norm.w;
     case TensorRole::kLmHead:
       return w.lm_head.w;
     case TensorRole::kAttnNorm:
-      return L->attn_norm;
+      return L->attn_norm.w;
     case TensorRole::kWq:
       return L->wq.w;
     case TensorRole::kWk:
@@ -76,15 +77,16 @@ const float* role_data(const ModelWeights& w, TensorRole role, int l) {
     case TensorRole::kBv:
       return L->wv.bias;
     case TensorRole::kFfnNorm:
-      return L->ffn_norm;
+      return L->ffn_norm.w;
     case TensorRole::kWGate:
       return L->w_gate.w;
     case TensorRole::kWUp:
       return L->w_up.w;
     case TensorRole::kWDown:
       return L->w_down.w;
+    default:
+      return nullptr;  // roles the Llama layout of these tests does not have
   }
-  return nullptr;
 }
 
 // One tensor of a model: its HF name, shape and fp32 data.
@@ -106,10 +108,10 @@ std::vector<NamedTensor> named_tensors(const ModelWeights& w) {
   std::vector<NamedTensor> out;
   for (const TensorSpec& spec : find_arch(w.cfg.architecture)->tensors) {
     if (!tensor_present(spec, w.cfg)) continue;
-    for (int l = 0; l < (spec.per_layer ? w.cfg.n_layers : 1); ++l) {
+    const bool per_layer = is_per_layer(spec.role);
+    for (int l = 0; l < (per_layer ? w.cfg.n_layers : 1); ++l) {
       out.push_back({tensor_name(spec, l), expected_shape(spec, w.cfg),
-                     role_data(w, spec.role, spec.per_layer ? l : -1),
-                     is_linear_weight(spec.role)});
+                     role_data(w, spec.role, per_layer ? l : -1), is_linear_weight(spec.role)});
     }
   }
   return out;
@@ -675,9 +677,11 @@ TEST(QuantizePipeline, GptqAndAwqBeatRtnOnStories260K) {
   EXPECT_LT(gptq.ppl_ratio, 1.15);
 }
 
-// ---- f. layer stages -------------------------------------------------------------------------
+// ---- f. the layer's steps -----------------------------------------------------------------------
 
-TEST(LayerStages, AllStagesThenHeadEqualTheForwardPass) {
+// The quantizer runs the same layer steps as the forward pass (model/block.h); run back to back
+// with the head, they give the Transformer's logits.
+TEST(LayerSteps, AllStepsThenHeadEqualTheForwardPass) {
   for (bool bias : {false, true}) {
     SCOPED_TRACE(bias);
     test::TinyModelOptions o;
@@ -697,16 +701,20 @@ TEST(LayerStages, AllStagesThenHeadEqualTheForwardPass) {
       std::copy_n(w->tok_embeddings + size_t(toks[size_t(t)]) * c.dim, c.dim,
                   &x[size_t(t) * c.dim]);
     }
-    LayerStages st(c);
+    Block st(c);
+    std::vector<float> cache(2 * size_t(n) * c.kv_dim()), a(size_t(n) * c.dim),
+        m(size_t(n) * c.dim), mi(size_t(n) * c.dim);
+    const KvView kv{cache.data(), cache.data() + cache.size() / 2, ops::KvKind::kF32};
     for (const LayerWeights& L : w->layers) {
       st.attn_in(L, x.data(), n, xn.data());
-      st.attn_out(L, xn.data(), n, att.data());
-      st.add_attn(L, att.data(), n, x.data());
-      st.mlp_in(L, x.data(), n, xn.data());
-      st.mlp_act(L, xn.data(), n, act.data());
-      st.add_mlp(L, act.data(), n, x.data());
+      st.attention(L, xn.data(), n, 0, kv, att.data());
+      ops::linear(L.wo, att.data(), n, a.data());
+      st.after_attention(L, x.data(), a.data(), n);
+      st.mlp_act(L, st.mlp_in(L, x.data(), xn.data(), n, mi.data()), n, act.data());
+      ops::linear(L.w_down, act.data(), n, m.data());
+      st.after_mlp(L, x.data(), a.data(), m.data(), n);
     }
-    ops::rmsnorm(x.data(), w->final_norm, xn.data(), n, c.dim, c.norm_eps);
+    ops::rmsnorm(x.data(), w->final_norm.w, xn.data(), n, c.dim, c.norm_eps);
     std::vector<float> logits(size_t(n) * c.vocab_size);
     ops::linear(w->lm_head, xn.data(), n, logits.data());
 
@@ -721,18 +729,19 @@ TEST(LayerStages, AllStagesThenHeadEqualTheForwardPass) {
     EXPECT_GT(std::fabs(ref[0] - ref[1]) + std::fabs(ref[c.vocab_size] - ref[0]), 1e-3);
 
     // attn_in / mlp_in are the RMSNorms alone.
-    std::vector<float> xs(size_t(n) * c.dim), a(size_t(n) * c.dim), b(size_t(n) * c.dim);
+    std::vector<float> xs(size_t(n) * c.dim), p(size_t(n) * c.dim), b(size_t(n) * c.dim);
     for (size_t i = 0; i < xs.size(); ++i) xs[i] = float(i % 13) * 0.1f - 0.6f;
-    st.attn_in(w->layers[0], xs.data(), n, a.data());
-    ops::rmsnorm(xs.data(), w->layers[0].attn_norm, b.data(), n, c.dim, c.norm_eps);
-    EXPECT_EQ(a, b);
-    st.mlp_in(w->layers[1], xs.data(), n, a.data());
-    ops::rmsnorm(xs.data(), w->layers[1].ffn_norm, b.data(), n, c.dim, c.norm_eps);
-    EXPECT_EQ(a, b);
+    st.attn_in(w->layers[0], xs.data(), n, p.data());
+    ops::rmsnorm(xs.data(), w->layers[0].attn_norm.w, b.data(), n, c.dim, c.norm_eps);
+    EXPECT_EQ(p, b);
+    const float* q = st.mlp_in(w->layers[1], xs.data(), nullptr, n, p.data());
+    EXPECT_EQ(q, p.data());
+    ops::rmsnorm(xs.data(), w->layers[1].ffn_norm.w, b.data(), n, c.dim, c.norm_eps);
+    EXPECT_EQ(p, b);
   }
 }
 
-TEST(LayerStages, LayerTensorsViewPointsAtItsVectors) {
+TEST(LayerSteps, LayerTensorsViewPointsAtItsVectors) {
   auto w = test::make_tiny_model();
   const ModelConfig& c = w->cfg;
   LayerTensors T;
@@ -747,8 +756,8 @@ TEST(LayerStages, LayerTensorsViewPointsAtItsVectors) {
   T.up.assign(size_t(c.hidden_dim) * c.dim, 0.6f);
   T.down.assign(size_t(c.dim) * c.hidden_dim, 0.7f);
   const LayerWeights L = T.view(c);
-  EXPECT_EQ(L.attn_norm, T.attn_norm.data());
-  EXPECT_EQ(L.ffn_norm, T.ffn_norm.data());
+  EXPECT_EQ(L.attn_norm.w, T.attn_norm.data());
+  EXPECT_EQ(L.ffn_norm.w, T.ffn_norm.data());
   EXPECT_EQ(L.wq.w, T.wq.data());
   EXPECT_EQ(L.wq.out, q_dim);
   EXPECT_EQ(L.wk.out, kv_dim);

@@ -110,11 +110,11 @@ TEST(Synth, SmallShapeLoadsWithRealisticStatistics) {
   EXPECT_GT(k_top, 3.0 * k_other);
   // Norm weights near 1, positive, with some spread.
   double mean = 0, var = 0;
-  for (int i = 0; i < 256; ++i) mean += w->layers[0].attn_norm[i];
+  for (int i = 0; i < 256; ++i) mean += w->layers[0].attn_norm.w[i];
   mean /= 256;
   for (int i = 0; i < 256; ++i) {
-    EXPECT_GT(w->layers[0].attn_norm[i], 0.0f);
-    var += (w->layers[0].attn_norm[i] - mean) * (w->layers[0].attn_norm[i] - mean);
+    EXPECT_GT(w->layers[0].attn_norm.w[i], 0.0f);
+    var += (w->layers[0].attn_norm.w[i] - mean) * (w->layers[0].attn_norm.w[i] - mean);
   }
   EXPECT_NEAR(mean, 1.0, 0.05);
   EXPECT_GT(std::sqrt(var / 256), 0.03);

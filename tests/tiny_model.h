@@ -52,18 +52,18 @@ inline std::shared_ptr<ModelWeights> make_tiny_model(const TinyModelOptions& o =
   w->tok_embeddings = make(static_cast<size_t>(o.vocab) * o.dim, 1.0f, 0.0f);
   for (int i = 0; i < o.layers; ++i) {
     LayerWeights L;
-    L.attn_norm = make(o.dim, 0.1f, 1.0f);
+    L.attn_norm.w = make(o.dim, 0.1f, 1.0f);
     L.wq = lin(o.heads * hd, o.dim, o.qkv_bias);
     L.wk = lin(o.kv_heads * hd, o.dim, o.qkv_bias);
     L.wv = lin(o.kv_heads * hd, o.dim, o.qkv_bias);
     L.wo = lin(o.dim, o.heads * hd, false);
-    L.ffn_norm = make(o.dim, 0.1f, 1.0f);
+    L.ffn_norm.w = make(o.dim, 0.1f, 1.0f);
     L.w_gate = lin(o.hidden, o.dim, false);
     L.w_up = lin(o.hidden, o.dim, false);
     L.w_down = lin(o.dim, o.hidden, false);
     w->layers.push_back(L);
   }
-  w->final_norm = make(o.dim, 0.1f, 1.0f);
+  w->final_norm.w = make(o.dim, 0.1f, 1.0f);
   if (o.tied) {
     w->lm_head = Linear{w->tok_embeddings, nullptr, o.vocab, o.dim};
   } else {

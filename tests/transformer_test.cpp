@@ -51,7 +51,7 @@ std::vector<std::vector<double>> reference_logits(const ModelWeights& w,
   for (const LayerWeights& L : w.layers) {
     std::vector<std::vector<double>> q(n), k(n), v(n);
     for (int t = 0; t < n; ++t) {
-      auto xn = norm(x[t], L.attn_norm);
+      auto xn = norm(x[t], L.attn_norm.w);
       q[t] = matvec(L.wq, xn);
       k[t] = matvec(L.wk, xn);
       v[t] = matvec(L.wv, xn);
@@ -76,7 +76,7 @@ std::vector<std::vector<double>> reference_logits(const ModelWeights& w,
       }
       auto o = matvec(L.wo, att);
       for (int i = 0; i < D; ++i) x[t][i] += o[i];
-      auto xn = norm(x[t], L.ffn_norm);
+      auto xn = norm(x[t], L.ffn_norm.w);
       auto g = matvec(L.w_gate, xn), u = matvec(L.w_up, xn);
       for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
       auto d = matvec(L.w_down, g);
@@ -84,7 +84,7 @@ std::vector<std::vector<double>> reference_logits(const ModelWeights& w,
     }
   }
   std::vector<std::vector<double>> logits(n);
-  for (int t = 0; t < n; ++t) logits[t] = matvec(w.lm_head, norm(x[t], w.final_norm));
+  for (int t = 0; t < n; ++t) logits[t] = matvec(w.lm_head, norm(x[t], w.final_norm.w));
   return logits;
 }
 

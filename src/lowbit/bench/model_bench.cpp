@@ -7,6 +7,7 @@
 #include <random>
 
 #include "lowbit/bench/kernel_bench.h"
+#include "lowbit/model/arch.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/progress.h"
@@ -15,17 +16,44 @@
 namespace lowbit {
 
 ParamCounts count_params(const ModelConfig& cfg) {
+  // Every tensor role the architecture description says the config has (model/arch.h).
   ParamCounts c;
-  const int64_t dim = cfg.dim, hidden = cfg.hidden_dim, layers = cfg.n_layers;
-  const int64_t q_out = static_cast<int64_t>(cfg.n_heads) * cfg.head_dim;
-  const int64_t kv_out = static_cast<int64_t>(cfg.n_kv_heads) * cfg.head_dim;
-  c.embedding = static_cast<int64_t>(cfg.vocab_size) * dim;
-  const int64_t attn = q_out * dim + 2 * kv_out * dim + dim * q_out;  // q, k, v, o
-  const int64_t mlp = 3 * hidden * dim;                               // gate, up, down
-  c.layer_linear = layers * (attn + mlp);
-  c.biases = cfg.qkv_bias ? layers * (q_out + 2 * kv_out) : 0;
-  c.norms = (2 * layers + 1) * dim;
-  c.lm_head = static_cast<int64_t>(cfg.vocab_size) * dim;
+  auto numel = [&](TensorRole r) {
+    int64_t n = 1;
+    for (int64_t d : role_shape(r, cfg)) n *= d;
+    return n;
+  };
+  const int64_t layers = cfg.n_layers;
+  for (int r = 0; r <= static_cast<int>(TensorRole::kBDown); ++r) {
+    const TensorRole role = static_cast<TensorRole>(r);
+    if (!tensor_present(role, cfg)) continue;
+    const int64_t n = numel(role) * (is_per_layer(role) ? layers : 1);
+    switch (role) {
+      case TensorRole::kTokEmbeddings:
+      case TensorRole::kPosEmbeddings:
+        c.embedding += n;
+        break;
+      case TensorRole::kLmHead:
+        break;  // counted below, also when tied
+      case TensorRole::kEmbedNorm:
+      case TensorRole::kEmbedNormBias:
+      case TensorRole::kFinalNorm:
+      case TensorRole::kFinalNormBias:
+      case TensorRole::kAttnNorm:
+      case TensorRole::kAttnNormBias:
+      case TensorRole::kFfnNorm:
+      case TensorRole::kFfnNormBias:
+        c.norms += n;
+        break;
+      default:
+        if (is_linear_weight(role)) {
+          c.layer_linear += n;
+        } else {
+          c.biases += n;
+        }
+    }
+  }
+  c.lm_head = numel(TensorRole::kLmHead);
   c.total =
       c.embedding + c.layer_linear + c.biases + c.norms + (cfg.tied_embeddings ? 0 : c.lm_head);
   return c;

@@ -18,10 +18,10 @@ namespace lowbit {
 
 // Parameter counts derived from the config (fp32 as loaded: 4 bytes each).
 struct ParamCounts {
-  int64_t embedding = 0;     // vocab * dim
-  int64_t layer_linear = 0;  // q, k, v, o, gate, up, down weights over all layers (no biases)
-  int64_t biases = 0;        // q/k/v biases over all layers (Qwen2), else 0
-  int64_t norms = 0;         // (2 * n_layers + 1) * dim
+  int64_t embedding = 0;     // vocab * embed_dim (+ learned position rows)
+  int64_t layer_linear = 0;  // every linear weight but the head (projections incl.), no biases
+  int64_t biases = 0;        // the linears' biases, where the family has them
+  int64_t norms = 0;         // norm weights and biases
   int64_t lm_head = 0;       // vocab * dim (the same array as the embedding when tied)
   int64_t total = 0;         // distinct parameters: tied lm_head counted once
 };

@@ -32,37 +32,6 @@ int int_in_range(const std::string& where, const json& v, const char* key) {
   return static_cast<int>(x);
 }
 
-int get_int(const std::string& where, const json& j, const char* key, bool required, int dflt) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) fail(where, "missing required field {}", key);
-    return dflt;
-  }
-  if (!it->is_number_integer()) fail(where, "field {} must be an integer", key);
-  return int_in_range(where, *it, key);
-}
-
-double get_num(const std::string& where, const json& j, const char* key, bool required,
-               double dflt) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (required) fail(where, "missing required field {}", key);
-    return dflt;
-  }
-  if (!it->is_number()) fail(where, "field {} must be a number", key);
-  return it->get<double>();
-}
-
-// A number the model keeps as a float: one that overflows it (1e53, 1e400) is an error, not inf.
-float get_float(const std::string& where, const json& j, const char* key, bool required,
-                double dflt) {
-  const double v = get_num(where, j, key, required, dflt);
-  if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max()) {
-    fail(where, "field {} = {} is out of range", key, v);
-  }
-  return static_cast<float>(v);
-}
-
 // eos_token_id may be an int or a list of ints (the first is used).
 int get_token_id(const std::string& where, const json& j, const char* key, int dflt) {
   auto it = j.find(key);
@@ -97,11 +66,12 @@ RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
   if (type == "default") return rs;
   if (type != "llama3") fail(where, "unsupported rope_scaling type {}", type);
   rs.type = type;
-  rs.factor = get_float(where, *it, "factor", true, 1.0);
-  rs.low_freq_factor = get_float(where, *it, "low_freq_factor", false, 1.0);
-  rs.high_freq_factor = get_float(where, *it, "high_freq_factor", false, 4.0);
+  const ConfigReader sub(where, *it);
+  rs.factor = sub.get_float({"factor"}, true, 1.0);
+  rs.low_freq_factor = sub.get_float({"low_freq_factor"}, false, 1.0);
+  rs.high_freq_factor = sub.get_float({"high_freq_factor"}, false, 4.0);
   rs.original_max_position_embeddings =
-      get_int(where, *it, "original_max_position_embeddings", false, 8192);
+      sub.get_int({"original_max_position_embeddings"}, false, 8192);
   if (!(rs.factor >= 1.0f) || !(rs.low_freq_factor > 0.0f) ||
       !(rs.high_freq_factor > rs.low_freq_factor) || rs.original_max_position_embeddings <= 0) {
     fail(where, "invalid llama3 rope_scaling parameters");
@@ -113,6 +83,81 @@ RopeScaling parse_rope_scaling(const std::string& where, const json& j) {
 double tidy(float f) { return std::stod(fmt::format("{}", f)); }
 
 }  // namespace
+
+const json* ConfigReader::find(std::initializer_list<const char*> keys, const char** found) const {
+  *found = *keys.begin();
+  if (!j_.is_object()) return nullptr;
+  for (const char* k : keys) {
+    auto it = j_.find(k);
+    if (it != j_.end() && !it->is_null()) {
+      *found = k;
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
+bool ConfigReader::has(std::initializer_list<const char*> keys) const {
+  const char* k = nullptr;
+  return find(keys, &k) != nullptr;
+}
+
+int ConfigReader::get_int(std::initializer_list<const char*> keys, bool required, int dflt) const {
+  const char* key = nullptr;
+  const json* v = find(keys, &key);
+  if (v == nullptr) {
+    if (required) fail(where_, "missing required field {}", key);
+    return dflt;
+  }
+  if (!v->is_number_integer()) fail(where_, "field {} must be an integer", key);
+  return int_in_range(where_, *v, key);
+}
+
+double ConfigReader::get_num(std::initializer_list<const char*> keys, bool required,
+                             double dflt) const {
+  const char* key = nullptr;
+  const json* v = find(keys, &key);
+  if (v == nullptr) {
+    if (required) fail(where_, "missing required field {}", key);
+    return dflt;
+  }
+  if (!v->is_number()) fail(where_, "field {} must be a number", key);
+  return v->get<double>();
+}
+
+float ConfigReader::get_float(std::initializer_list<const char*> keys, bool required,
+                              double dflt) const {
+  const double v = get_num(keys, required, dflt);
+  if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max()) {
+    const char* key = nullptr;
+    find(keys, &key);
+    fail(where_, "field {} = {} is out of range", key, v);
+  }
+  return static_cast<float>(v);
+}
+
+bool ConfigReader::get_bool(std::initializer_list<const char*> keys, bool dflt) const {
+  const char* key = nullptr;
+  const json* v = find(keys, &key);
+  if (v == nullptr) return dflt;
+  if (!v->is_boolean()) fail(where_, "field {} must be a boolean", key);
+  return v->get<bool>();
+}
+
+std::string ConfigReader::get_string(std::initializer_list<const char*> keys,
+                                     const std::string& dflt) const {
+  const char* key = nullptr;
+  const json* v = find(keys, &key);
+  if (v == nullptr) return dflt;
+  if (!v->is_string()) fail(where_, "field {} must be a string", key);
+  return v->get<std::string>();
+}
+
+void ConfigReader::require_bool(const char* key, bool supported, const char* why) const {
+  if (get_bool({key}, supported) != supported) {
+    fail(where_, "{} = {} is not supported by lowbit ({})", key, !supported, why);
+  }
+}
 
 void validate_config(const std::string& where, const ModelConfig& c) {
   auto positive = [&](const char* name, int64_t v) {
@@ -135,10 +180,19 @@ void validate_config(const std::string& where, const ModelConfig& c) {
          c.n_kv_heads);
   }
   if (int64_t{c.n_heads} * c.head_dim > kMaxDim) fail(where, "heads * head_dim too large");
-  if (c.head_dim % 2 != 0) fail(where, "head_dim {} must be even for RoPE", c.head_dim);
+  if (c.position == PositionKind::kRope) {
+    const int rot = c.rope_dims > 0 ? c.rope_dims : c.head_dim;
+    if (rot % 2 != 0 || rot > c.head_dim) {
+      fail(where, "rotary dims {} must be even and at most head_dim {}", rot, c.head_dim);
+    }
+  }
   if (!(c.norm_eps > 0.0f) || !(c.rope_theta > 0.0f) || !std::isfinite(c.norm_eps) ||
       !std::isfinite(c.rope_theta)) {
     fail(where, "rms_norm_eps and rope_theta must be positive and finite");
+  }
+  if (c.proj_dim < 0 || c.proj_dim > kMaxDim) fail(where, "word_embed_proj_dim {}", c.proj_dim);
+  if (c.qkv_layout == QkvLayout::kPerHead && c.n_kv_heads != c.n_heads) {
+    fail(where, "a per-head fused q/k/v needs as many kv heads as heads");
   }
 }
 
@@ -159,42 +213,16 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
 
   ModelConfig c;
   c.architecture = arch->architecture;
-  c.family = arch->family;
-  c.qkv_bias = arch->qkv_bias;
-  c.dim = get_int(where, j, "hidden_size", true, 0);
-  c.hidden_dim = get_int(where, j, "intermediate_size", true, 0);
-  c.n_layers = get_int(where, j, "num_hidden_layers", true, 0);
-  c.n_heads = get_int(where, j, "num_attention_heads", true, 0);
-  c.n_kv_heads = get_int(where, j, "num_key_value_heads", false, c.n_heads);
-  c.vocab_size = get_int(where, j, "vocab_size", true, 0);
-  c.max_seq_len = get_int(where, j, "max_position_embeddings", true, 0);
-  c.norm_eps = get_float(where, j, "rms_norm_eps", true, 1e-5);
-  c.rope_theta = get_float(where, j, "rope_theta", false, 10000.0);
-  c.rope_scaling = parse_rope_scaling(where, j);
-  auto tie = j.find("tie_word_embeddings");
-  if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) {
-    fail(where, "field tie_word_embeddings must be a boolean");
-  }
-  c.tied_embeddings = (tie == j.end() || tie->is_null()) ? arch->default_tied : tie->get<bool>();
-  auto bias = j.find("attention_bias");  // Llama variants may turn biases on
-  if (bias != j.end() && bias->is_boolean() && bias->get<bool>()) c.qkv_bias = true;
+  c.family = arch->model_type;
+  const ConfigReader r(where, j);
+  arch->configure(r, &c);
+  if (c.position == PositionKind::kRope) c.rope_scaling = parse_rope_scaling(where, j);
   c.bos_id = get_token_id(where, j, "bos_token_id", 1);
   c.eos_id = get_token_id(where, j, "eos_token_id", 2);
   auto qc = j.find("quantization_config");
   if (qc != j.end() && !qc->is_null()) {
     auto m = qc->is_object() ? qc->find("quant_method") : qc->end();
     c.quant_method = (m != qc->end() && m->is_string()) ? m->get<std::string>() : "unknown";
-  }
-
-  if (c.n_heads <= 0) fail(where, "num_attention_heads = {} must be positive", c.n_heads);
-  auto hd = j.find("head_dim");
-  if (hd != j.end() && !hd->is_null()) {
-    c.head_dim = get_int(where, j, "head_dim", true, 0);
-  } else {
-    if (c.dim % c.n_heads != 0) {
-      fail(where, "hidden_size {} is not a multiple of num_attention_heads {}", c.dim, c.n_heads);
-    }
-    c.head_dim = c.dim / c.n_heads;
   }
   validate_config(where, c);
   return c;
@@ -229,12 +257,12 @@ std::string to_hf_config_json(const ModelConfig& c, const std::string& torch_dty
         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   }
   j["tie_word_embeddings"] = c.tied_embeddings;
-  // Llama variants say whether q/k/v carry biases; any other family says so only where it differs
-  // from what its architecture implies (parse_hf_config honours attention_bias for every one).
-  const ArchSpec* arch = find_arch(c.architecture);
-  if (c.family == "llama" || (arch != nullptr && c.qkv_bias != arch->qkv_bias)) {
+  // Llama says whether its projections carry biases; Mistral only when they do (Qwen2's q/k/v
+  // always do, its o_proj never).
+  if (c.family == "llama" || (c.family == "mistral" && c.qkv_bias)) {
     j["attention_bias"] = c.qkv_bias;
   }
+  if (c.mlp_bias) j["mlp_bias"] = true;
   j["hidden_act"] = "silu";
   j["bos_token_id"] = c.bos_id;
   j["eos_token_id"] = c.eos_id;

@@ -3,6 +3,7 @@
 #include "lowbit/model/load.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <vector>
 
@@ -130,6 +131,16 @@ std::vector<std::string> model_input_paths(const std::string& path,
     // Nothing loadable, or no single tokenizer beside it: the load itself will say so.
   }
   return out;
+}
+
+void l2_normalize_rows(float* w, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = w + r * cols;
+    double ss = 0;
+    for (int64_t c = 0; c < cols; ++c) ss += double(row[c]) * row[c];
+    const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+    for (int64_t c = 0; c < cols; ++c) row[c] *= inv;
+  }
 }
 
 void pack_linears_bf16(ModelWeights* w) {

@@ -1,4 +1,7 @@
-// Hugging Face folder -> ModelWeights, driven by the architecture table (arch.h).
+// Hugging Face folder -> ModelWeights, driven by the architecture table (arch.h): for every
+// tensor role the config says the family has, the tensor is found under its name (or the name
+// without the base-model prefix), checked, and placed — fused tensors split into their parts,
+// Conv1D weights transposed, quantized linears repacked or dequantized.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -24,130 +27,261 @@ namespace lowbit {
 
 namespace {
 
+using enum TensorRole;
+
 std::string shape_str(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
 
-// fp32 view of a stored tensor: F32 (4-byte aligned) points into the mapping, everything else
-// is converted into a buffer kept alive by `w`.
-const float* as_f32(const TensorInfo& t, ModelWeights* w, bool use_mmap) {
-  const size_t n = static_cast<size_t>(t.numel());
-  if (use_mmap && t.dtype == DType::F32 &&
-      reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) {
-    return reinterpret_cast<const float*>(t.data);
-  }
-  std::shared_ptr<float[]> buf = alloc_floats(n);
-  float* dst = buf.get();
-  tensor_to_f32(t, dst);
-  w->keep_alive.push_back(buf);
-  return dst;
-}
-
-Linear* linear_for(TensorRole role, LayerWeights& l) {
-  switch (role) {
-    case TensorRole::kWq:
-    case TensorRole::kBq:
-      return &l.wq;
-    case TensorRole::kWk:
-    case TensorRole::kBk:
-      return &l.wk;
-    case TensorRole::kWv:
-    case TensorRole::kBv:
-      return &l.wv;
-    case TensorRole::kWo:
-      return &l.wo;
-    case TensorRole::kWGate:
-      return &l.w_gate;
-    case TensorRole::kWUp:
-      return &l.w_up;
-    case TensorRole::kWDown:
-      return &l.w_down;
+// Where the tensors of each role go.
+Norm* norm_of(TensorRole r, ModelWeights* w, int layer) {
+  switch (r) {
+    case kEmbedNorm:
+    case kEmbedNormBias:
+      return &w->embed_norm;
+    case kFinalNorm:
+    case kFinalNormBias:
+      return &w->final_norm;
+    case kAttnNorm:
+    case kAttnNormBias:
+      return &w->layers[static_cast<size_t>(layer)].attn_norm;
+    case kFfnNorm:
+    case kFfnNormBias:
+      return &w->layers[static_cast<size_t>(layer)].ffn_norm;
     default:
       return nullptr;
   }
 }
 
-bool is_bias(TensorRole r) {
-  return r == TensorRole::kBq || r == TensorRole::kBk || r == TensorRole::kBv;
+bool is_norm_bias(TensorRole r) {
+  return r == kEmbedNormBias || r == kFinalNormBias || r == kAttnNormBias || r == kFfnNormBias;
 }
 
-void place(const TensorSpec& spec, const std::vector<int64_t>& shape, const float* p, int layer,
-           ModelWeights* w) {
-  switch (spec.role) {
-    case TensorRole::kTokEmbeddings:
-      w->tok_embeddings = p;
-      return;
-    case TensorRole::kFinalNorm:
-      w->final_norm = p;
-      return;
-    case TensorRole::kLmHead:
-      w->lm_head = {p, nullptr, static_cast<int>(shape[0]), static_cast<int>(shape[1])};
-      return;
-    case TensorRole::kAttnNorm:
-      w->layers[layer].attn_norm = p;
-      return;
-    case TensorRole::kFfnNorm:
-      w->layers[layer].ffn_norm = p;
-      return;
+// The linear(s) a weight or bias role fills: one, or the parts of a fused tensor.
+std::vector<Linear*> linears_of(TensorRole r, ModelWeights* w, int layer) {
+  LayerWeights* l = layer >= 0 ? &w->layers[static_cast<size_t>(layer)] : nullptr;
+  switch (r) {
+    case kLmHead:
+    case kLmHeadBias:
+      return {&w->lm_head};
+    case kProjIn:
+      return {&w->proj_in};
+    case kProjOut:
+      return {&w->proj_out};
+    case kWq:
+    case kBq:
+      return {&l->wq};
+    case kWk:
+    case kBk:
+      return {&l->wk};
+    case kWv:
+    case kBv:
+      return {&l->wv};
+    case kWqkv:
+    case kBqkv:
+      return {&l->wq, &l->wk, &l->wv};
+    case kWo:
+    case kBo:
+      return {&l->wo};
+    case kWGate:
+    case kBGate:
+      return {&l->w_gate};
+    case kWUp:
+    case kBUp:
+      return {&l->w_up};
+    case kWGateUp:
+    case kBGateUp:
+      return {&l->w_gate, &l->w_up};
+    case kWDown:
+    case kBDown:
+      return {&l->w_down};
     default:
-      break;
-  }
-  Linear* lin = linear_for(spec.role, w->layers[layer]);
-  if (is_bias(spec.role)) {
-    lin->bias = p;
-  } else {
-    *lin = {p, lin->bias, static_cast<int>(shape[0]), static_cast<int>(shape[1])};
+      return {};
   }
 }
 
-// A quantized linear (GPTQ or lowbit layout) repacked into the kernels' compute layout (when
-// `repack` and the kernels can run it) or dequantized to fp32; false when the module is stored in
-// floating point.
-bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
-                    const std::string& weight_name, const std::vector<int64_t>& shape, bool repack,
-                    ModelWeights* w, Linear* out) {
-  const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
-  const TensorInfo* qweight = store.find(prefix + ".qweight");
-  const ModuleStorage ms = qc.module(prefix, qweight != nullptr);
-  if (ms.layout == "fp") return false;
-  const std::string where = qweight ? qweight->file : store.dir();
-  if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
-  const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
-  QuantizedWeight q = ms.layout == "gptq" ? from_gptq_tensors(ms.scheme, prefix, lookup,
-                                                              ms.gptq_version, ms.desc_act)
-                                          : from_lowbit_tensors(ms.scheme, prefix, lookup);
-  if (q.out != shape[0] || q.in != shape[1]) {
-    fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
-         shape_str(shape));
+bool is_fused(TensorRole r) { return r == kWqkv || r == kBqkv || r == kWGateUp || r == kBGateUp; }
+
+// Finds the tensor of `spec` (or its name without the architecture's base-model prefix).
+const TensorInfo* find_tensor(const TensorStore& store, const ArchSpec& arch,
+                              const std::string& name) {
+  if (const TensorInfo* t = store.find(name)) return t;
+  const std::string prefix = arch.base_prefix;
+  if (!prefix.empty() && name.rfind(prefix, 0) == 0) return store.find(name.substr(prefix.size()));
+  return nullptr;
+}
+
+// An owned fp32 copy of rows `rows` of the [rows_total, cols] matrix m.
+const float* take_rows(const float* m, int cols, const std::vector<int>& rows, ModelWeights* w) {
+  std::shared_ptr<float[]> buf = alloc_floats(rows.size() * static_cast<size_t>(cols));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(buf.get() + i * cols, m + static_cast<size_t>(rows[i]) * cols,
+                sizeof(float) * cols);
   }
-  *out = {nullptr, out->bias, q.out, q.in, nullptr};
+  w->keep_alive.push_back(buf);
+  return buf.get();
+}
+
+// fp32 view of a stored tensor: F32 (4-byte aligned) points into the mapping, everything else
+// is converted into a buffer kept alive by `w`; `transposed` ([in, out] on disk) is turned into
+// [out, in].
+const float* as_f32(const TensorInfo& t, ModelWeights* w, bool use_mmap, bool transposed) {
+  const size_t n = static_cast<size_t>(t.numel());
+  if (!transposed && use_mmap && t.dtype == DType::F32 &&
+      reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) {
+    return reinterpret_cast<const float*>(t.data);
+  }
+  std::shared_ptr<float[]> buf = alloc_floats(n);
+  tensor_to_f32(t, buf.get());
+  if (transposed) {
+    const int64_t rows = t.shape[0], cols = t.shape[1];  // stored [in, out]
+    std::shared_ptr<float[]> tr = alloc_floats(n);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) tr[static_cast<size_t>(c * rows + r)] = buf[r * cols + c];
+    }
+    buf = tr;
+  }
+  w->keep_alive.push_back(buf);
+  return buf.get();
+}
+
+// Holds an fp32 [out, in] linear weight in `lin` as fp32, or as a bf16 packed copy.
+void set_weight(Linear* lin, const float* p, int out, int in, bool bf16, ModelWeights* w) {
+  lin->out = out;
+  lin->in = in;
+  if (bf16) {
+    auto packed = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16(p, out, in));
+    lin->packed = packed.get();
+    lin->w = nullptr;
+    w->keep_alive.push_back(packed);
+  } else {
+    lin->w = p;
+  }
+}
+
+// Holds a quantized weight in `lin`: repacked for the kernels when possible, else dequantized.
+void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, ModelWeights* w) {
+  lin->out = q.out;
+  lin->in = q.in;
   if (repack && kernels::can_pack(q)) {
     auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_quantized(q));
-    out->packed = p.get();
+    lin->packed = p.get();
+    lin->w = nullptr;
     w->keep_alive.push_back(p);
-    return true;
+    return;
   }
   const std::vector<float> deq = q.dequantize();
   std::shared_ptr<float[]> buf = alloc_floats(deq.size());
   std::copy(deq.begin(), deq.end(), buf.get());
   w->keep_alive.push_back(buf);
-  out->w = buf.get();
+  lin->w = buf.get();
+  lin->packed = nullptr;
+}
+
+// A quantized linear module (GPTQ or lowbit layout), placed into its linear(s); false when the
+// module is stored in floating point.
+bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
+                    const ArchSpec& arch, const TensorSpec& spec, const std::string& weight_name,
+                    bool repack, ModelWeights* w, int layer) {
+  const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
+  const TensorInfo* qweight = find_tensor(store, arch, prefix + ".qweight");
+  // A module saved without the base-model prefix keeps it out of its tensor names.
+  std::string stored_prefix = prefix;
+  if (qweight != nullptr && store.find(prefix + ".qweight") == nullptr) {
+    stored_prefix = prefix.substr(std::string(arch.base_prefix).size());
+  }
+  const ModuleStorage ms = qc.module(stored_prefix, qweight != nullptr);
+  if (ms.layout == "fp") return false;
+  const std::string where = qweight ? qweight->file : store.dir();
+  if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
+  const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
+  QuantizedWeight q = ms.layout == "gptq" ? from_gptq_tensors(ms.scheme, stored_prefix, lookup,
+                                                              ms.gptq_version, ms.desc_act)
+                                          : from_lowbit_tensors(ms.scheme, stored_prefix, lookup);
+  const std::vector<int64_t> shape = role_shape(spec.role, w->cfg);  // [out, in], not transposed
+  if (q.out != shape[0] || q.in != shape[1]) {
+    fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
+         shape_str(shape));
+  }
+  const std::vector<Linear*> lins = linears_of(spec.role, w, layer);
+  if (!is_fused(spec.role)) {
+    set_quantized(lins[0], q, repack, w);
+    return true;
+  }
+  const std::vector<std::vector<int>> parts = fused_rows(spec.role, w->cfg);
+  for (size_t p = 0; p < lins.size(); ++p) {
+    set_quantized(lins[p], q.select_rows(parts[p]), repack, w);
+  }
   return true;
 }
 
-// An unquantized linear weight held in bf16: copied as is from a bf16 tensor, else rounded.
-void place_bf16(const TensorInfo& t, ModelWeights* w, Linear* out) {
-  const int rows = static_cast<int>(t.shape[0]), cols = static_cast<int>(t.shape[1]);
-  std::shared_ptr<kernels::PackedWeight> p;
-  if (t.dtype == DType::BF16) {
-    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16_raw(t.data, rows, cols));
-  } else {
-    std::vector<float> f(static_cast<size_t>(t.numel()));
-    tensor_to_f32(t, f.data());
-    p = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16(f.data(), rows, cols));
+// Places one floating-point tensor.
+void place(const TensorSpec& spec, const TensorInfo& t, ModelWeights* w, int layer,
+           const RuntimeOptions& rt) {
+  const TensorRole r = spec.role;
+  const std::vector<int64_t> shape = role_shape(r, w->cfg);
+  switch (r) {
+    case kTokEmbeddings:
+      w->tok_embeddings = as_f32(t, w, rt.use_mmap, false);
+      return;
+    case kPosEmbeddings:
+      w->pos_embeddings = as_f32(t, w, rt.use_mmap, false);
+      return;
+    default:
+      break;
   }
-  *out = {nullptr, out->bias, rows, cols, p.get()};
-  w->keep_alive.push_back(p);
+  if (Norm* n = norm_of(r, w, layer)) {
+    (is_norm_bias(r) ? n->b : n->w) = as_f32(t, w, rt.use_mmap, false);
+    return;
+  }
+  const std::vector<Linear*> lins = linears_of(r, w, layer);
+  const bool weight = is_linear_weight(r);
+  if (r == kLmHead && w->cfg.norm_head) {
+    // Baichuan2's NormHead: the rows used are the normalized stored rows (an owned copy).
+    std::shared_ptr<float[]> buf = alloc_floats(static_cast<size_t>(t.numel()));
+    tensor_to_f32(t, buf.get());
+    l2_normalize_rows(buf.get(), shape[0], shape[1]);
+    w->keep_alive.push_back(buf);
+    set_weight(lins[0], buf.get(), static_cast<int>(shape[0]), static_cast<int>(shape[1]),
+               rt.bf16_linears, w);
+    return;
+  }
+  if (weight && rt.bf16_linears && !is_fused(r) && !spec.transposed) {
+    // Held in bf16: packed straight from the mapping (bf16 files) or from a temporary fp32 copy,
+    // never keeping an fp32 copy of the weight alive.
+    std::shared_ptr<kernels::PackedWeight> packed;
+    const int out = static_cast<int>(shape[0]), in = static_cast<int>(shape[1]);
+    if (t.dtype == DType::BF16) {
+      packed = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16_raw(t.data, out, in));
+    } else {
+      std::vector<float> f(static_cast<size_t>(t.numel()));
+      tensor_to_f32(t, f.data());
+      packed = std::make_shared<kernels::PackedWeight>(kernels::pack_bf16(f.data(), out, in));
+    }
+    *lins[0] = {nullptr, lins[0]->bias, out, in, packed.get()};
+    w->keep_alive.push_back(packed);
+    return;
+  }
+  const float* p = as_f32(t, w, rt.use_mmap, spec.transposed);
+  if (!is_fused(r)) {
+    if (weight) {
+      set_weight(lins[0], p, static_cast<int>(shape[0]), static_cast<int>(shape[1]),
+                 rt.bf16_linears, w);
+    } else {
+      lins[0]->bias = p;
+    }
+    return;
+  }
+  const std::vector<std::vector<int>> parts = fused_rows(r, w->cfg);
+  const int cols = weight ? static_cast<int>(shape[1]) : 1;
+  for (size_t i = 0; i < lins.size(); ++i) {
+    const float* part = take_rows(p, cols, parts[i], w);
+    if (weight) {
+      set_weight(lins[i], part, static_cast<int>(parts[i].size()), cols, rt.bf16_linears, w);
+    } else {
+      lins[i]->bias = part;
+    }
+  }
 }
 
 }  // namespace
@@ -159,13 +293,12 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
 }
 
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt) {
-  const bool use_mmap = rt.use_mmap;
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!path_exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
   auto w = std::make_shared<ModelWeights>();
   w->cfg = load_hf_config(config_path);
-  const ArchSpec* arch = find_arch(w->cfg.architecture);
+  const ArchSpec& arch = *find_arch(w->cfg.architecture);
   TensorStore store = TensorStore::open_dir(dir);
   std::optional<QuantizedCheckpointConfig> qc;
   if (!w->cfg.quant_method.empty()) {
@@ -178,38 +311,58 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
   for (const auto& f : store.files()) w->keep_alive.push_back(f);
   w->layers.resize(static_cast<size_t>(w->cfg.n_layers));
 
-  for (const TensorSpec& spec : arch->tensors) {
-    if (!tensor_present(spec, w->cfg)) continue;
-    const std::vector<int64_t> shape = expected_shape(spec, w->cfg);
-    const int n = spec.per_layer ? w->cfg.n_layers : 1;
+  // Each role the config implies, once: the first of its names that the checkpoint holds.
+  std::vector<TensorRole> done;
+  for (const TensorSpec& first : arch.tensors) {
+    const TensorRole role = first.role;
+    if (!tensor_present(role, w->cfg) || std::find(done.begin(), done.end(), role) != done.end()) {
+      continue;
+    }
+    done.push_back(role);
+    const int n = is_per_layer(role) ? w->cfg.n_layers : 1;
     for (int layer = 0; layer < n; ++layer) {
-      const std::string name = tensor_name(spec, layer);
-      Linear* lin = !is_linear_weight(spec.role)       ? nullptr
-                    : spec.role == TensorRole::kLmHead ? &w->lm_head
-                                                       : linear_for(spec.role, w->layers[layer]);
-      if (qc && is_linear_weight(spec.role) &&
-          load_quantized(*qc, store, name, shape, rt.repack, w.get(), lin)) {
+      const TensorSpec* spec = &first;
+      const TensorInfo* t = nullptr;
+      std::string name = tensor_name(first, layer);
+      for (const TensorSpec& s : arch.tensors) {
+        if (s.role != role) continue;
+        const std::string nm = tensor_name(s, layer);
+        if (qc && is_linear_weight(role) &&
+            find_tensor(store, arch, nm.substr(0, nm.size() - 7) + ".qweight") != nullptr) {
+          spec = &s;
+          name = nm;
+          break;
+        }
+        if ((t = find_tensor(store, arch, nm)) != nullptr) {
+          spec = &s;
+          name = nm;
+          break;
+        }
+      }
+      if (qc && is_linear_weight(role) &&
+          load_quantized(*qc, store, arch, *spec, name, rt.repack, w.get(), layer)) {
         continue;
       }
-      const TensorInfo* t = store.find(name);
       if (t == nullptr) {
         const std::string where = store.files().size() == 1 ? store.files()[0]->path() : dir;
         fail(where, "missing tensor {}", name);
       }
+      const std::vector<int64_t> shape = expected_shape(*spec, w->cfg);
       if (t->shape != shape) {
-        fail(t->file, "tensor {} has shape {}, expected {}", name, shape_str(t->shape),
+        fail(t->file, "tensor {} has shape {}, expected {}", t->name, shape_str(t->shape),
              shape_str(shape));
       }
       check_finite(*t);
-      if (rt.bf16_linears && is_linear_weight(spec.role)) {
-        place_bf16(*t, w.get(), lin);
-      } else {
-        place(spec, shape, as_f32(*t, w.get(), use_mmap), layer, w.get());
-      }
+      place(*spec, *t, w.get(), layer, rt);
     }
   }
   if (w->cfg.tied_embeddings) {
-    w->lm_head = {w->tok_embeddings, nullptr, w->cfg.vocab_size, w->cfg.dim};
+    const float* bias = w->lm_head.bias;
+    w->lm_head = {w->tok_embeddings, bias, w->cfg.vocab_size, w->cfg.embed_dim()};
+    if (rt.bf16_linears) {
+      set_weight(&w->lm_head, w->tok_embeddings, w->cfg.vocab_size, w->cfg.embed_dim(), true,
+                 w.get());
+    }
   }
   return w;
 }

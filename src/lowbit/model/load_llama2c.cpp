@@ -134,7 +134,7 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> f
   const float* w1 = take(L * hidden * dim);
   const float* w2 = take(L * dim * hidden);
   const float* w3 = take(L * hidden * dim);
-  w->final_norm = take(dim);
+  w->final_norm.w = take(dim);
   take(int64_t{c.max_seq_len} * c.head_dim);  // freq_cis_real + freq_cis_imag (unused)
   const float* wcls = c.tied_embeddings ? w->tok_embeddings : take(vocab * dim);
 
@@ -148,8 +148,8 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> f
     float* k_dst = q_dst + dim * dim;
     permute_rows(wq + l * dim * dim, q_dst, c.n_heads, c.head_dim, d);
     permute_rows(wk + l * kv_dim * dim, k_dst, c.n_kv_heads, c.head_dim, d);
-    lw.attn_norm = rms_att + l * dim;
-    lw.ffn_norm = rms_ffn + l * dim;
+    lw.attn_norm.w = rms_att + l * dim;
+    lw.ffn_norm.w = rms_ffn + l * dim;
     lw.wq = {q_dst, nullptr, d, d};
     lw.wk = {k_dst, nullptr, kvd, d};
     lw.wv = {wv + l * kv_dim * dim, nullptr, kvd, d};
@@ -173,7 +173,7 @@ std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> f
                 {"w1", w1, L * hidden * dim},
                 {"w2", w2, L * dim * hidden},
                 {"w3", w3, L * hidden * dim},
-                {"rms_final_weight", w->final_norm, dim},
+                {"rms_final_weight", w->final_norm.w, dim},
                 {"wcls", wcls, c.tied_embeddings ? 0 : vocab * dim}};
   for (const auto& a : arrays) check_finite(path, a.name, a.p, static_cast<size_t>(a.n));
   return w;

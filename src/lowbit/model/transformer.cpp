@@ -3,11 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "lowbit/ops/activation.h"
-#include "lowbit/ops/attention.h"
 #include "lowbit/ops/matmul.h"
 #include "lowbit/ops/norm.h"
-#include "lowbit/ops/rope.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/finite.h"
 #include "lowbit/util/memory.h"
@@ -18,7 +15,7 @@ namespace lowbit {
 // Activations for up to `cap` tokens per forward call; grown on demand.
 struct Transformer::Scratch {
   int cap = 0, logit_rows = 0;  // sizes already checked by reserve_scratch
-  std::vector<float> x, xn, q, k, v, att, gate, up, logits;
+  std::vector<float> x, xn, proj, logits;
 };
 
 namespace {
@@ -64,7 +61,7 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ct
   if (c.max_seq_len > 0 && max_ctx > c.max_seq_len) {
     fail(name_, "context {} exceeds the model's maximum context {}", max_ctx, c.max_seq_len);
   }
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 1024) {
+  if (c.head_dim <= 0 || c.head_dim > 1024) {
     fail("transformer", "unsupported head_dim {}", c.head_dim);
   }
   if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0) {
@@ -84,7 +81,7 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> weights, int max_ct
     k_half_.assign(cache, 0);
     v_half_.assign(cache, 0);
   }
-  rope_inv_freq_ = ops::rope_inv_freq(c);
+  block_ = std::make_unique<Block>(c);
 }
 
 Transformer::~Transformer() = default;
@@ -107,74 +104,35 @@ const float* Transformer::forward(const int* tokens, int n, bool all_logits) {
   }
   adapt_threads();
   reserve_scratch(n, all_logits);
-  const int dim = c.dim, hd = c.head_dim;
-  const int q_dim = c.n_heads * hd, kv_dim = c.n_kv_heads * hd;
+  const int dim = c.dim, ed = c.embed_dim(), kv_dim = c.kv_dim();
   const size_t nn = static_cast<size_t>(n);
   Scratch& s = *s_;
   grow(s.x, nn * dim);
-  grow(s.xn, nn * dim);
-  grow(s.q, nn * q_dim);
-  grow(s.k, nn * kv_dim);
-  grow(s.v, nn * kv_dim);
-  grow(s.att, nn * std::max(q_dim, dim));
-  grow(s.gate, nn * c.hidden_dim);
-  grow(s.up, nn * c.hidden_dim);
+  grow(s.xn, nn * std::max(dim, ed));
 
-  for (int t = 0; t < n; ++t) {
-    std::memcpy(&s.x[t * static_cast<size_t>(dim)],
-                w_->tok_embeddings + static_cast<size_t>(tokens[t]) * dim, sizeof(float) * dim);
-  }
+  embed_tokens(c, w_->tok_embeddings, w_->pos_embeddings, w_->embed_norm, w_->proj_in, tokens, n,
+               pos_, s.x.data(), s.xn.data());
 
   const size_t layer_cache = static_cast<size_t>(max_ctx_) * kv_dim;
-  const ops::KvKind kind = kv_;
   const bool f32 = kv_ == KvType::kF32;
   for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& L = w_->layers[static_cast<size_t>(l)];
-    // This layer's cache and where the new rows go (element offsets, in the cache's own type).
-    const size_t lc = l * layer_cache, at = lc + static_cast<size_t>(pos_) * kv_dim;
-    void* kc = f32 ? static_cast<void*>(k_cache_.data() + lc) : k_half_.data() + lc;
-    void* vc = f32 ? static_cast<void*>(v_cache_.data() + lc) : v_half_.data() + lc;
-    void* k_new = f32 ? static_cast<void*>(k_cache_.data() + at) : k_half_.data() + at;
-    void* v_new = f32 ? static_cast<void*>(v_cache_.data() + at) : v_half_.data() + at;
-
-    // Attention block.
-    ops::rmsnorm(s.x.data(), L.attn_norm, s.xn.data(), n, dim, c.norm_eps);
-    {
-      const Linear* qkv[] = {&L.wq, &L.wk, &L.wv};
-      float* out[] = {s.q.data(), s.k.data(), s.v.data()};
-      ops::linear_multi(qkv, out, 3, s.xn.data(), n);
-    }
-    for (int t = 0; t < n; ++t) {
-      ops::rope(&s.q[t * static_cast<size_t>(q_dim)], c.n_heads, hd, pos_ + t,
-                rope_inv_freq_.data());
-      ops::rope(&s.k[t * static_cast<size_t>(kv_dim)], c.n_kv_heads, hd, pos_ + t,
-                rope_inv_freq_.data());
-    }
-    ops::kv_store(s.k.data(), k_new, kind, nn * kv_dim);
-    ops::kv_store(s.v.data(), v_new, kind, nn * kv_dim);
-    ops::attention(s.q.data(), kc, vc, kind, s.att.data(), n, pos_, c.n_heads, c.n_kv_heads, hd);
-    ops::linear(L.wo, s.att.data(), n, s.xn.data());
-    for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];
-
-    // MLP block.
-    ops::rmsnorm(s.x.data(), L.ffn_norm, s.xn.data(), n, dim, c.norm_eps);
-    {
-      const Linear* gate_up[] = {&L.w_gate, &L.w_up};
-      float* out[] = {s.gate.data(), s.up.data()};
-      ops::linear_multi(gate_up, out, 2, s.xn.data(), n);
-    }
-    ops::swiglu(s.gate.data(), s.up.data(), nn * c.hidden_dim);
-    ops::linear(L.w_down, s.gate.data(), n, s.xn.data());
-    for (size_t i = 0; i < nn * dim; ++i) s.x[i] += s.xn[i];
+    const size_t lc = l * layer_cache;
+    KvView cache;
+    cache.kind = kv_;
+    cache.k = f32 ? static_cast<void*>(k_cache_.data() + lc) : k_half_.data() + lc;
+    cache.v = f32 ? static_cast<void*>(v_cache_.data() + lc) : v_half_.data() + lc;
+    block_->forward(w_->layers[static_cast<size_t>(l)], s.x.data(), n, pos_, cache);
   }
   pos_ += n;
 
-  // Final norm and classifier: all rows or only the last one.
+  // Final norm, output projection and classifier: all rows or only the last one.
   const int rows = all_logits ? n : 1;
   const float* last = s.x.data() + (all_logits ? 0 : (nn - 1) * dim);
-  ops::rmsnorm(last, w_->final_norm, s.xn.data(), rows, dim, c.norm_eps);
+  grow(s.proj, static_cast<size_t>(rows) * ed);
+  const float* h =
+      head_input(c, w_->final_norm, w_->proj_out, last, rows, s.xn.data(), s.proj.data());
   grow(s.logits, static_cast<size_t>(rows) * c.vocab_size);
-  ops::linear(w_->lm_head, s.xn.data(), rows, s.logits.data());
+  ops::linear(w_->lm_head, h, rows, s.logits.data());
   const size_t count = static_cast<size_t>(rows) * c.vocab_size;
   const size_t bad = first_nonfinite(s.logits.data(), count);
   if (bad < count) {

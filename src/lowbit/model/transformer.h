@@ -1,6 +1,7 @@
-// The FP32 reference forward pass of a decoder-only transformer (Llama family), driven by
-// ModelConfig: RMSNorm, RoPE (rotate-half, optional llama3 scaling), grouped-query attention with a
-// KV cache, SwiGLU MLP. Prefill runs many tokens per call (GEMM via BLAS); decode is one token.
+// The forward pass of a decoder-only transformer of any architecture in model/arch.h, driven by
+// ModelConfig: embeddings (learned positions, embedding norm, input projection where the family
+// has them), the decoder layers (model/block.h) over a KV cache, the final norm and the head.
+// Prefill runs many tokens per call (GEMM via BLAS); decode is one token.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/model/block.h"
 #include "lowbit/model/weights.h"
 #include "lowbit/ops/attention.h"
 
@@ -57,7 +59,7 @@ class Transformer {
   // [layer][pos][kv_heads*head_dim]: the fp32 cache, or the fp16/bf16 bits; only one is used.
   std::vector<float> k_cache_, v_cache_;
   std::vector<uint16_t> k_half_, v_half_;
-  std::vector<float> rope_inv_freq_;  // [head_dim/2]
+  std::unique_ptr<Block> block_;  // the layer computation (model/block.h)
   std::string name_;
   std::unique_ptr<Scratch> s_;
 };

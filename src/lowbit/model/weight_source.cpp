@@ -11,42 +11,39 @@ namespace lowbit {
 
 namespace {
 
-// The fp32 array of a role in llama2.c ModelWeights.
+using enum TensorRole;
+
+// The fp32 array of a role in llama2.c ModelWeights (Llama layout: no fused or transposed tensors).
 const float* llama2c_array(const ModelWeights& w, TensorRole role, int layer) {
   const LayerWeights* l = layer >= 0 ? &w.layers[static_cast<size_t>(layer)] : nullptr;
   switch (role) {
-    case TensorRole::kTokEmbeddings:
+    case kTokEmbeddings:
       return w.tok_embeddings;
-    case TensorRole::kFinalNorm:
-      return w.final_norm;
-    case TensorRole::kLmHead:
+    case kFinalNorm:
+      return w.final_norm.w;
+    case kLmHead:
       return w.lm_head.w;
-    case TensorRole::kAttnNorm:
-      return l->attn_norm;
-    case TensorRole::kFfnNorm:
-      return l->ffn_norm;
-    case TensorRole::kWq:
+    case kAttnNorm:
+      return l->attn_norm.w;
+    case kFfnNorm:
+      return l->ffn_norm.w;
+    case kWq:
       return l->wq.w;
-    case TensorRole::kWk:
+    case kWk:
       return l->wk.w;
-    case TensorRole::kWv:
+    case kWv:
       return l->wv.w;
-    case TensorRole::kWo:
+    case kWo:
       return l->wo.w;
-    case TensorRole::kBq:
-      return l->wq.bias;
-    case TensorRole::kBk:
-      return l->wk.bias;
-    case TensorRole::kBv:
-      return l->wv.bias;
-    case TensorRole::kWGate:
+    case kWGate:
       return l->w_gate.w;
-    case TensorRole::kWUp:
+    case kWUp:
       return l->w_up.w;
-    case TensorRole::kWDown:
+    case kWDown:
       return l->w_down.w;
+    default:
+      return nullptr;
   }
-  return nullptr;
 }
 
 }  // namespace
@@ -73,50 +70,69 @@ std::unique_ptr<WeightSource> WeightSource::open(const std::string& path) {
   return src;
 }
 
-const TensorSpec& WeightSource::spec(TensorRole role) const {
+const TensorSpec& WeightSource::spec(TensorRole role, int layer) const {
+  const TensorSpec* first = nullptr;
   for (const TensorSpec& s : arch_->tensors) {
-    if (s.role == role) return s;
+    if (s.role != role) continue;
+    if (first == nullptr) first = &s;
+    if (store_ == nullptr) break;
+    const std::string n = tensor_name(s, layer);
+    const std::string prefix = arch_->base_prefix;
+    if (store_->find(n) != nullptr ||
+        (n.rfind(prefix, 0) == 0 && store_->find(n.substr(prefix.size())) != nullptr)) {
+      return s;
+    }
   }
-  fail(path_, "architecture {} has no tensor of this role", arch_->architecture);
-}
-
-bool WeightSource::has(TensorRole role) const {
-  for (const TensorSpec& s : arch_->tensors) {
-    if (s.role == role) return tensor_present(s, cfg_);
-  }
-  return false;
+  if (first == nullptr)
+    fail(path_, "architecture {} has no tensor of this role", arch_->architecture);
+  return *first;
 }
 
 std::string WeightSource::name(TensorRole role, int layer) const {
-  return tensor_name(spec(role), layer);
+  const std::string n = tensor_name(spec(role, layer), layer);
+  const std::string prefix = arch_->base_prefix;
+  if (store_ != nullptr && store_->find(n) == nullptr && n.rfind(prefix, 0) == 0 &&
+      store_->find(n.substr(prefix.size())) != nullptr) {
+    return n.substr(prefix.size());
+  }
+  return n;
 }
 
-std::vector<int64_t> WeightSource::shape(TensorRole role) const {
-  return expected_shape(spec(role), cfg_);
-}
+bool WeightSource::transposed(TensorRole role) const { return spec(role, 0).transposed; }
 
 const TensorInfo& WeightSource::hf_tensor(TensorRole role, int layer) const {
   const std::string n = name(role, layer);
   const TensorInfo* t = store_->find(n);
   if (t == nullptr) fail(path_, "missing tensor {}", n);
-  if (t->shape != shape(role)) {
+  const std::vector<int64_t> want = expected_shape(spec(role, layer), cfg_);
+  if (t->shape != want) {
     fail(t->file, "tensor {} has shape [{}], expected [{}]", n, fmt::join(t->shape, ","),
-         fmt::join(shape(role), ","));
+         fmt::join(want, ","));
   }
   return *t;
 }
 
 std::vector<float> WeightSource::read(TensorRole role, int layer) const {
   int64_t numel = 1;
-  for (int64_t d : shape(role)) numel *= d;
+  for (int64_t d : role_shape(role, cfg_)) numel *= d;
   std::vector<float> out(static_cast<size_t>(numel));
   if (weights_ != nullptr) {
     const float* p = llama2c_array(*weights_, role, layer);
     if (p == nullptr) fail(path_, "missing tensor {}", name(role, layer));
     std::memcpy(out.data(), p, out.size() * sizeof(float));
-  } else {
-    tensor_to_f32(hf_tensor(role, layer), out.data());
-    check_finite(path_, name(role, layer), out.data(), out.size());
+    return out;
+  }
+  const TensorInfo& t = hf_tensor(role, layer);
+  tensor_to_f32(t, out.data());
+  check_finite(path_, name(role, layer), out.data(), out.size());
+  if (role == kLmHead && cfg_.norm_head) l2_normalize_rows(out.data(), t.shape[0], t.shape[1]);
+  if (transposed(role) && t.shape.size() == 2) {  // stored [in, out] -> [out, in]
+    std::vector<float> tr(out.size());
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) tr[static_cast<size_t>(c * rows + r)] = out[r * cols + c];
+    }
+    out.swap(tr);
   }
   return out;
 }

@@ -31,13 +31,14 @@ class WeightSource {
   // The llama2.c checkpoint file ("" for HF).
   const std::string& llama2c_file() const { return llama2c_file_; }
 
-  // Whether the tensor of `role` exists in this model (biases, untied lm_head).
-  bool has(TensorRole role) const;
-  // Hugging Face name of a tensor ("model.layers.3.mlp.down_proj.weight").
+  // The name of a tensor as stored in this checkpoint ("model.layers.3.mlp.down_proj.weight";
+  // without the base-model prefix when the checkpoint has none; the name the family's table
+  // gives when the checkpoint holds none of its names). Only for roles present in the config.
   std::string name(TensorRole role, int layer) const;
-  std::vector<int64_t> shape(TensorRole role) const;
-  // fp32 copy of a tensor (q/k already in rotate-half order). Throws Error on a missing tensor
-  // or a shape that disagrees with the config.
+  // Whether the checkpoint stores the role transposed ([in, out], GPT-2's Conv1D).
+  bool transposed(TensorRole role) const;
+  // fp32 copy of a tensor in lowbit's orientation ([out, in] for linears; fused tensors whole).
+  // Throws Error on a missing tensor, a shape that disagrees with the config, or NaN/Inf.
   std::vector<float> read(TensorRole role, int layer) const;
   // The dtype the tensor is stored in (F32 for llama2.c).
   DType stored_dtype(TensorRole role, int layer) const;
@@ -45,7 +46,7 @@ class WeightSource {
   void release(TensorRole role, int layer) const;
 
  private:
-  const TensorSpec& spec(TensorRole role) const;
+  const TensorSpec& spec(TensorRole role, int layer) const;
   const TensorInfo& hf_tensor(TensorRole role, int layer) const;
   ModelConfig cfg_;
   const ArchSpec* arch_ = nullptr;

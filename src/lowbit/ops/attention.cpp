@@ -21,11 +21,43 @@ namespace lowbit::ops {
 
 namespace {
 
+// ALiBi: row[j] += slope · (j − p) for j < len (p: the query's position).
+void add_alibi_scalar(float* row, int len, int p, float slope) {
+  for (int j = 0; j < len; ++j) row[j] += slope * static_cast<float>(j - p);
+}
+
+void add_alibi(float* row, int len, int p, float slope) {
+#if defined(__AVX512F__)
+  const __m512 s = _mm512_set1_ps(slope);
+  // j − p for 16 keys at a time: exact in fp32 below 2^24.
+  __m512 rel = _mm512_add_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                             _mm512_set1_ps(static_cast<float>(-p)));
+  for (int j = 0; j < len; j += 16) {
+    const __mmask16 m = lanes16(static_cast<size_t>(len - j));
+    const __m512 r = _mm512_maskz_loadu_ps(m, row + j);
+    _mm512_mask_storeu_ps(row + j, m, _mm512_fmadd_ps(rel, s, r));
+    rel = _mm512_add_ps(rel, _mm512_set1_ps(16.0f));
+  }
+#else
+  add_alibi_scalar(row, len, p, slope);
+#endif
+}
+
+// Softmax with std::exp, for the scalar reference.
+void softmax_scalar(float* x, size_t n) {
+  const float mx = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  for (size_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  const float inv = 1.0f / sum;
+  for (size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
 // Prefill (many queries): per head, scores S = Q_h K_hᵀ and output O_h = softmax(S) V_h as two
 // BLAS GEMMs over strided views of q and the fp32 keys/values (row stride kv_stride); the causal
-// mask and softmax in between.
+// mask, ALiBi biases and softmax in between.
 void attention_gemm(const float* q, const float* k, const float* v, int kv_stride, float* out,
-                    int n, int pos0, int n_heads, int n_kv_heads, int head_dim) {
+                    int n, int pos0, int n_heads, int n_kv_heads, int head_dim,
+                    const float* alibi) {
   const int group = n_heads / n_kv_heads;
   const int q_stride = n_heads * head_dim;
   const int len = pos0 + n;  // keys visible to the last query
@@ -40,6 +72,7 @@ void attention_gemm(const float* q, const float* k, const float* v, int kv_strid
     for (int t = 0; t < n; ++t) {
       float* row = scores.data() + static_cast<size_t>(t) * len;
       const int visible = pos0 + t + 1;
+      if (alibi) add_alibi(row, visible, pos0 + t, alibi[h]);
       softmax(row, static_cast<size_t>(visible));
       std::fill(row + visible, row + len, 0.0f);  // causal mask
     }
@@ -52,7 +85,8 @@ void attention_gemm(const float* q, const float* k, const float* v, int kv_strid
 // Prefill over a half cache: rows 0..len-1 of K and V converted to fp32 once (a scratch buffer
 // kept per thread), then the fp32 GEMM path.
 void attention_gemm_half(const float* q, const uint16_t* k, const uint16_t* v, KvKind kind,
-                         float* out, int n, int pos0, int n_heads, int n_kv_heads, int head_dim) {
+                         float* out, int n, int pos0, int n_heads, int n_kv_heads, int head_dim,
+                         const float* alibi) {
   const size_t kv_dim = static_cast<size_t>(n_kv_heads) * head_dim;
   const int len = pos0 + n;
   thread_local std::vector<float> buf;
@@ -71,7 +105,8 @@ void attention_gemm_half(const float* q, const uint16_t* k, const uint16_t* v, K
       bf16_to_f32_n(v + off, vf + off, kv_dim);
     }
   }
-  attention_gemm(q, kf, vf, static_cast<int>(kv_dim), out, n, pos0, n_heads, n_kv_heads, head_dim);
+  attention_gemm(q, kf, vf, static_cast<int>(kv_dim), out, n, pos0, n_heads, n_kv_heads, head_dim,
+                 alibi);
 }
 
 #if defined(LOWBIT_ATTN_AVX512)
@@ -97,7 +132,7 @@ inline __m512 load_kv(const void* base, size_t idx, __mmask16 m) {
 
 // q · cache[off .. off+head_dim).
 template <KvKind K>
-inline float dot_kv(const float* q, const void* k, size_t off, int head_dim) {
+inline float dot_kv_vec(const float* q, const void* k, size_t off, int head_dim) {
   __m512 acc = _mm512_setzero_ps();
   for (int d = 0; d < head_dim; d += 16) {
     const __mmask16 m = mask_left(head_dim - d);
@@ -108,8 +143,8 @@ inline float dot_kv(const float* q, const void* k, size_t off, int head_dim) {
 
 // out[0..head_dim) = Σ_j p[j] · v[j·stride + off ..]; 64 columns (4 registers) per pass.
 template <KvKind K>
-inline void weighted_sum_kv(const float* p, const void* v, size_t off, size_t stride, int len,
-                            int head_dim, float* out) {
+inline void weighted_sum_kv_vec(const float* p, const void* v, size_t off, size_t stride, int len,
+                                int head_dim, float* out) {
   for (int d0 = 0; d0 < head_dim; d0 += 64) {
     const __mmask16 m0 = mask_left(head_dim - d0), m1 = mask_left(head_dim - d0 - 16);
     const __mmask16 m2 = mask_left(head_dim - d0 - 32), m3 = mask_left(head_dim - d0 - 48);
@@ -128,7 +163,9 @@ inline void weighted_sum_kv(const float* p, const void* v, size_t off, size_t st
     _mm512_mask_storeu_ps(out + d0 + 48, m3, a3);
   }
 }
-#else
+#endif
+
+// The scalar kernels: the reference, and the decode path without AVX-512.
 template <KvKind K>
 inline float kv_at(const void* base, size_t i) {
   if constexpr (K == KvKind::kF32) {
@@ -141,28 +178,33 @@ inline float kv_at(const void* base, size_t i) {
 }
 
 template <KvKind K>
-inline float dot_kv(const float* q, const void* k, size_t off, int head_dim) {
+inline float dot_kv_scalar(const float* q, const void* k, size_t off, int head_dim) {
   float s = 0.0f;
   for (int d = 0; d < head_dim; ++d) s += q[d] * kv_at<K>(k, off + d);
   return s;
 }
 
 template <KvKind K>
-inline void weighted_sum_kv(const float* p, const void* v, size_t off, size_t stride, int len,
-                            int head_dim, float* out) {
+inline void weighted_sum_kv_scalar(const float* p, const void* v, size_t off, size_t stride,
+                                   int len, int head_dim, float* out) {
   std::fill(out, out + head_dim, 0.0f);
   for (int j = 0; j < len; ++j) {
     const size_t base = static_cast<size_t>(j) * stride + off;
     for (int d = 0; d < head_dim; ++d) out[d] += p[j] * kv_at<K>(v, base + d);
   }
 }
-#endif
 
-// Decode (few queries): one job per (query, head): scores, softmax, weighted sum of V, reading
-// the cache rows in their stored type.
-template <KvKind K>
+// Decode (few queries): one job per (query, head): scores, ALiBi biases, softmax, weighted sum of
+// V, reading the cache rows in their stored type. kVec: the vector kernels (where built), else
+// the scalar ones throughout (the reference).
+template <KvKind K, bool kVec>
 void attention_decode(const float* q, const void* k, const void* v, float* out, int n, int pos0,
-                      int n_heads, int n_kv_heads, int head_dim) {
+                      int n_heads, int n_kv_heads, int head_dim, const float* alibi) {
+#if defined(LOWBIT_ATTN_AVX512)
+  constexpr bool kUseVec = kVec;
+#else
+  constexpr bool kUseVec = false;
+#endif
   const int group = n_heads / n_kv_heads;
   const size_t q_stride = static_cast<size_t>(n_heads) * head_dim;
   const size_t kv_stride = static_cast<size_t>(n_kv_heads) * head_dim;
@@ -179,13 +221,31 @@ void attention_decode(const float* q, const void* k, const void* v, float* out, 
       const int len = pos0 + t + 1;  // causal: keys 0..pos0+t
       const float* qh = q + t * q_stride + static_cast<size_t>(h) * head_dim;
       const size_t kv_off = static_cast<size_t>(h / group) * head_dim;
-      for (int j = 0; j < len; ++j) {
-        scores[static_cast<size_t>(j)] =
-            dot_kv<K>(qh, k, static_cast<size_t>(j) * kv_stride + kv_off, head_dim) * scale;
-      }
-      softmax(scores.data(), static_cast<size_t>(len));
       float* oh = out + t * q_stride + static_cast<size_t>(h) * head_dim;
-      weighted_sum_kv<K>(scores.data(), v, kv_off, kv_stride, len, head_dim, oh);
+      if constexpr (kUseVec) {
+#if defined(LOWBIT_ATTN_AVX512)
+        for (int j = 0; j < len; ++j) {
+          scores[static_cast<size_t>(j)] =
+              dot_kv_vec<K>(qh, k, static_cast<size_t>(j) * kv_stride + kv_off, head_dim) * scale;
+        }
+        if (alibi) add_alibi(scores.data(), len, pos0 + t, alibi[h]);
+        softmax(scores.data(), static_cast<size_t>(len));
+        weighted_sum_kv_vec<K>(scores.data(), v, kv_off, kv_stride, len, head_dim, oh);
+#endif
+      } else {
+        for (int j = 0; j < len; ++j) {
+          scores[static_cast<size_t>(j)] =
+              dot_kv_scalar<K>(qh, k, static_cast<size_t>(j) * kv_stride + kv_off, head_dim) *
+              scale;
+        }
+        if (alibi) add_alibi_scalar(scores.data(), len, pos0 + t, alibi[h]);
+        if constexpr (kVec) {
+          softmax(scores.data(), static_cast<size_t>(len));
+        } else {
+          softmax_scalar(scores.data(), static_cast<size_t>(len));
+        }
+        weighted_sum_kv_scalar<K>(scores.data(), v, kv_off, kv_stride, len, head_dim, oh);
+      }
     }
   }
 }
@@ -227,33 +287,82 @@ void kv_store(const float* src, void* dst, KvKind kind, size_t n) {
 }
 
 void attention(const float* q, const void* k, const void* v, KvKind kind, float* out, int n,
-               int pos0, int n_heads, int n_kv_heads, int head_dim) {
+               int pos0, int n_heads, int n_kv_heads, int head_dim, const float* alibi_slopes) {
   if (n >= 16) {
     if (kind == KvKind::kF32) {
       attention_gemm(q, static_cast<const float*>(k), static_cast<const float*>(v),
-                     n_kv_heads * head_dim, out, n, pos0, n_heads, n_kv_heads, head_dim);
+                     n_kv_heads * head_dim, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                     alibi_slopes);
     } else {
       attention_gemm_half(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), kind,
-                          out, n, pos0, n_heads, n_kv_heads, head_dim);
+                          out, n, pos0, n_heads, n_kv_heads, head_dim, alibi_slopes);
     }
     return;
   }
   switch (kind) {
     case KvKind::kF32:
-      attention_decode<KvKind::kF32>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim);
+      attention_decode<KvKind::kF32, true>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                           alibi_slopes);
       break;
     case KvKind::kF16:
-      attention_decode<KvKind::kF16>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim);
+      attention_decode<KvKind::kF16, true>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                           alibi_slopes);
       break;
     case KvKind::kBF16:
-      attention_decode<KvKind::kBF16>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim);
+      attention_decode<KvKind::kBF16, true>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                            alibi_slopes);
       break;
   }
 }
 
 void attention(const float* q, const float* k, const float* v, float* out, int n, int pos0,
-               int n_heads, int n_kv_heads, int head_dim) {
-  attention(q, k, v, KvKind::kF32, out, n, pos0, n_heads, n_kv_heads, head_dim);
+               int n_heads, int n_kv_heads, int head_dim, const float* alibi_slopes) {
+  attention(q, k, v, KvKind::kF32, out, n, pos0, n_heads, n_kv_heads, head_dim, alibi_slopes);
+}
+
+namespace ref {
+
+void attention(const float* q, const void* k, const void* v, KvKind kind, float* out, int n,
+               int pos0, int n_heads, int n_kv_heads, int head_dim, const float* alibi_slopes) {
+  switch (kind) {
+    case KvKind::kF32:
+      attention_decode<KvKind::kF32, false>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                            alibi_slopes);
+      break;
+    case KvKind::kF16:
+      attention_decode<KvKind::kF16, false>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                            alibi_slopes);
+      break;
+    case KvKind::kBF16:
+      attention_decode<KvKind::kBF16, false>(q, k, v, out, n, pos0, n_heads, n_kv_heads, head_dim,
+                                             alibi_slopes);
+      break;
+  }
+}
+
+}  // namespace ref
+
+std::vector<float> alibi_slopes(int n_heads) {
+  // transformers' build_alibi_tensor: closest_power_of_2 = 2 ** floor(log2(n)); base = 2 **
+  // (-(2 ** -(log2(closest) - 3))) = 2^(-8/closest) made an fp32 tensor; slopes =
+  // pow(base, 1..closest) in fp32; then, for n not a power of two, extra_base = 2^(-8/(2·closest))
+  // and its powers 1, 3, 5, ... for the remaining min(closest, n − closest) heads. pow of the fp32
+  // base is taken in double and rounded once.
+  int closest = 1;
+  while (closest <= n_heads / 2) closest *= 2;
+  auto powers = [](double exponent_of_two, int count, int first, int step,
+                   std::vector<float>& out) {
+    const float base = static_cast<float>(std::pow(2.0, exponent_of_two));
+    for (int i = 0; i < count; ++i)
+      out.push_back(static_cast<float>(std::pow(static_cast<double>(base), first + i * step)));
+  };
+  std::vector<float> slopes;
+  slopes.reserve(static_cast<size_t>(n_heads > 0 ? n_heads : 0));
+  if (n_heads <= 0) return slopes;
+  powers(-8.0 / closest, closest, 1, 1, slopes);
+  if (closest != n_heads)
+    powers(-4.0 / closest, std::min(closest, n_heads - closest), 1, 2, slopes);
+  return slopes;
 }
 
 }  // namespace lowbit::ops

@@ -23,13 +23,15 @@
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tensor_convert.h"
+#include "lowbit/model/block.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
+#include "lowbit/ops/matmul.h"
 #include "lowbit/ops/norm.h"
 #include "lowbit/quant/algo/hessian.h"
 #include "lowbit/quant/algo/rtn.h"
 #include "lowbit/quant/checkpoint_layout.h"
-#include "lowbit/quant/layer_stages.h"
+#include "lowbit/quant/layer_tensors.h"
 #include "lowbit/quant/pack.h"
 #include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
@@ -80,7 +82,7 @@ int64_t peak_rss_bytes() {
 // Rows of one input point of a layer (e.g. attn_in) seen over the calibration set: a Hessian
 // (GPTQ), per-channel sums of squares (RTN clip importance) and an evenly spaced sample of rows
 // (AWQ searches and the report's output error).
-struct InputPoint {
+struct InputStats {
   int in = 0;
   std::unique_ptr<HessianAccumulator> hessian;
   std::vector<double> sumsq;
@@ -91,7 +93,7 @@ struct InputPoint {
 
   std::string label;  // "model.layers.3 attention input", for errors
 
-  InputPoint(int in_features, int64_t total_rows, int sample_rows, bool want_hessian,
+  InputStats(int in_features, int64_t total_rows, int sample_rows, bool want_hessian,
              bool want_sumsq, std::string what)
       : in(in_features), cap(sample_rows), label(std::move(what)) {
     if (want_hessian) hessian = std::make_unique<HessianAccumulator>(in);
@@ -164,6 +166,30 @@ double rel_output_error(const float* X_all, int n_all, const float* W, const flo
   return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
 }
 
+// Σ ‖x (W − Q)ᵀ‖² over the rows of X [n, in] that a search with row stride `stride` did not see
+// (at most ~512 of them); 0 when it saw them all.
+double held_out_error(const float* X, int n, int stride, const float* W, const float* Q, int out,
+                      int in) {
+  std::vector<int> rows_v;
+  for (int t = 0; t < n; ++t) {
+    if (stride > 1 && t % stride != 0) rows_v.push_back(t);
+  }
+  if (rows_v.empty()) return 0;
+  const size_t every = std::max<size_t>(1, rows_v.size() / kErrorRows);
+  std::vector<float> Xs, D(size_t(out) * in);
+  for (size_t i = 0; i < rows_v.size(); i += every) {
+    Xs.insert(Xs.end(), X + size_t(rows_v[i]) * in, X + size_t(rows_v[i] + 1) * in);
+  }
+  for (size_t k = 0; k < D.size(); ++k) D[k] = W[k] - Q[k];
+  const int m = static_cast<int>(Xs.size() / size_t(in));
+  std::vector<float> E(size_t(m) * out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, Xs.data(), in, D.data(),
+              in, 0.0f, E.data(), out);
+  double e = 0;
+  for (float v : E) e += double(v) * v;
+  return e;
+}
+
 double rel_weight_error(const float* W, const float* Q, size_t n) {
   double num = 0, den = 0;
   for (size_t k = 0; k < n; ++k) {
@@ -193,13 +219,16 @@ PackedTensor fp_tensor(const std::string& name, const std::vector<float>& v,
   return t;
 }
 
-// One linear layer of a decoder layer, its weights in LayerTensors.
+// One linear of a decoder layer (a part of a fused checkpoint tensor, or a whole one), its
+// weights in LayerTensors.
 struct LinearRef {
-  const char* key;  // "q_proj"...: index into LayerTensors
-  TensorRole role;
+  TensorRole role;    // kWq, ... kWDown
+  TensorRole module;  // the checkpoint tensor holding it (kWqkv for a fused q)
+  InputPoint input = InputPoint::kAttnIn;
   std::vector<float>* w = nullptr;
   int out = 0, in = 0;
-  std::string name;  // "model.layers.3.self_attn.q_proj"
+  std::string name;   // the module: "model.layers.3.self_attn.q_proj"
+  std::string label;  // the report row: the module, ":q" etc. appended for a part
 };
 
 std::string module_name(const WeightSource& src, TensorRole role, int layer) {
@@ -283,11 +312,12 @@ class Pipeline {
   QuantizeReport run(const std::function<void(const QuantizeReport&)>& before_commit) {
     const auto t0 = Clock::now();
     if (calibrating()) prepare_calibration();
-    const int n_linears = cfg_.n_layers * 7 + 1;
+    const int per_layer = static_cast<int>(block_linears(cfg_).size());
+    const int n_linears = cfg_.n_layers * per_layer + 1;
     progress_ = std::make_unique<Progress>(
         fmt::format("quantize {} {}", rep_.algo, scheme_name(opt_.recipe.base)), n_linears);
     if (layers_done_ > 0) {
-      progress_->update(int64_t{layers_done_} * 7, "resumed");
+      progress_->update(int64_t{layers_done_} * per_layer, "resumed");
       replay_finished_layers();
     }
     for (int l = layers_done_; l < cfg_.n_layers; ++l) {
@@ -437,33 +467,25 @@ class Pipeline {
     for (int l = 0; l < layers_done_; ++l) {
       auto shard = SafetensorsFile::open(dir_->file(shard_name(l, n_shards_)));
       const TensorLookup lookup = [&](const std::string& n) { return shard->find(n); };
-      auto fp = [&](const std::string& n) {
-        const TensorInfo* t = shard->find(n);
-        if (t == nullptr) fail(shard->path(), "missing tensor {}", n);
-        std::vector<float> v(static_cast<size_t>(t->numel()));
-        tensor_to_f32(*t, v.data());
-        return v;
-      };
       LayerTensors T;
-      T.attn_norm = fp(src_->name(TensorRole::kAttnNorm, l));
-      T.ffn_norm = fp(src_->name(TensorRole::kFfnNorm, l));
-      if (cfg_.qkv_bias) {
-        T.bq = fp(src_->name(TensorRole::kBq, l));
-        T.bk = fp(src_->name(TensorRole::kBk, l));
-        T.bv = fp(src_->name(TensorRole::kBv, l));
-      }
-      for (LinearRef& lin : linears(T, l)) {
-        const ModuleStorage ms =
-            qcfg.module(lin.name, shard->find(lin.name + ".qweight") != nullptr);
-        if (ms.layout == "fp") {
-          *lin.w = fp(lin.name + ".weight");
-        } else {
+      for (TensorRole role : layer_roles()) {
+        const std::string name = src_->name(role, l);
+        const std::string module = name.substr(0, name.size() - 7);  // ".weight"
+        if (is_linear_weight(role) && shard->find(module + ".qweight") != nullptr) {
+          const ModuleStorage ms = qcfg.module(module, true);
           const QuantizedWeight q =
               ms.layout == "gptq"
-                  ? from_gptq_tensors(ms.scheme, lin.name, lookup, ms.gptq_version, ms.desc_act)
-                  : from_lowbit_tensors(ms.scheme, lin.name, lookup);
-          *lin.w = q.dequantize();
+                  ? from_gptq_tensors(ms.scheme, module, lookup, ms.gptq_version, ms.desc_act)
+                  : from_lowbit_tensors(ms.scheme, module, lookup);
+          T.set(role, q.dequantize(), cfg_);
+          continue;
         }
+        const TensorInfo* t = shard->find(name);
+        if (t == nullptr) fail(shard->path(), "missing tensor {}", name);
+        std::vector<float> v(static_cast<size_t>(t->numel()));
+        tensor_to_f32(*t, v.data());
+        if (src_->transposed(role)) v = transpose(v, t->shape[0], t->shape[1]);
+        T.set(role, std::move(v), cfg_);
       }
       forward_outputs(T);
     }
@@ -471,21 +493,13 @@ class Pipeline {
 
   // x_ ← the layer's outputs over every calibration sample, with the weights in T.
   void forward_outputs(LayerTensors& T) {
-    const ModelConfig& c = cfg_;
-    const int L = calib_.seqlen, S = calib_.nsamples;
-    const int q_dim = c.n_heads * c.head_dim;
-    LayerStages st(c);
-    std::vector<float> xn(size_t(L) * c.dim), att(size_t(L) * q_dim), act(size_t(L) * c.hidden_dim);
-    const LayerWeights W = T.view(c);
-    for (int s = 0; s < S; ++s) {
+    const LayerWeights W = T.view(cfg_);
+    Block blk(cfg_);
+    std::vector<float> cache(2 * size_t(calib_.seqlen) * cfg_.kv_dim());
+    const KvView kv{cache.data(), cache.data() + cache.size() / 2, ops::KvKind::kF32};
+    for (int s = 0; s < calib_.nsamples; ++s) {
       adapt_threads();
-      float* x = rows(x_, s, c.dim);
-      st.attn_in(W, x, L, xn.data());
-      st.attn_out(W, xn.data(), L, att.data());
-      st.add_attn(W, att.data(), L, x);
-      st.mlp_in(W, x, L, xn.data());
-      st.mlp_act(W, xn.data(), L, act.data());
-      st.add_mlp(W, act.data(), L, x);
+      blk.forward(W, rows(x_, s, cfg_.dim), calib_.seqlen, 0, kv);
     }
   }
 
@@ -564,50 +578,77 @@ class Pipeline {
     return v;
   }
 
-  LayerTensors read_layer(int l) {
-    LayerTensors T;
-    T.attn_norm = read(TensorRole::kAttnNorm, l);
-    T.ffn_norm = read(TensorRole::kFfnNorm, l);
-    T.wq = read(TensorRole::kWq, l);
-    T.wk = read(TensorRole::kWk, l);
-    T.wv = read(TensorRole::kWv, l);
-    T.wo = read(TensorRole::kWo, l);
-    if (cfg_.qkv_bias) {
-      T.bq = read(TensorRole::kBq, l);
-      T.bk = read(TensorRole::kBk, l);
-      T.bv = read(TensorRole::kBv, l);
+  static std::vector<float> transpose(const std::vector<float>& v, int64_t rows, int64_t cols) {
+    std::vector<float> t(v.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) t[size_t(c * rows + r)] = v[size_t(r * cols + c)];
     }
-    T.gate = read(TensorRole::kWGate, l);
-    T.up = read(TensorRole::kWUp, l);
-    T.down = read(TensorRole::kWDown, l);
-    return T;
+    return t;
   }
 
-  std::vector<LinearRef> linears(LayerTensors& T, int l) {
-    const int q_dim = cfg_.n_heads * cfg_.head_dim, kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
-    std::vector<LinearRef> v = {
-        {"q", TensorRole::kWq, &T.wq, q_dim, cfg_.dim, ""},
-        {"k", TensorRole::kWk, &T.wk, kv_dim, cfg_.dim, ""},
-        {"v", TensorRole::kWv, &T.wv, kv_dim, cfg_.dim, ""},
-        {"o", TensorRole::kWo, &T.wo, cfg_.dim, q_dim, ""},
-        {"gate", TensorRole::kWGate, &T.gate, cfg_.hidden_dim, cfg_.dim, ""},
-        {"up", TensorRole::kWUp, &T.up, cfg_.hidden_dim, cfg_.dim, ""},
-        {"down", TensorRole::kWDown, &T.down, cfg_.dim, cfg_.hidden_dim, ""},
-    };
-    for (LinearRef& r : v) r.name = module_name(*src_, r.role, l);
+  // The per-layer roles this checkpoint has, in the family's table order.
+  std::vector<TensorRole> layer_roles() const {
+    std::vector<TensorRole> v;
+    for (const TensorSpec& sp : src_->arch().tensors) {
+      if (is_per_layer(sp.role) && tensor_present(sp.role, cfg_) &&
+          std::find(v.begin(), v.end(), sp.role) == v.end()) {
+        v.push_back(sp.role);
+      }
+    }
     return v;
   }
 
-  // Which scheme and layout a linear gets (recipe, then what the layout can hold).
+  LayerTensors read_layer(int l) {
+    LayerTensors T;
+    for (TensorRole r : layer_roles()) T.set(r, read(r, l), cfg_);
+    return T;
+  }
+
+  static const char* part_label(TensorRole r) {
+    switch (r) {
+      case TensorRole::kWq:
+        return "q";
+      case TensorRole::kWk:
+        return "k";
+      case TensorRole::kWv:
+        return "v";
+      case TensorRole::kWGate:
+        return "gate";
+      default:
+        return "up";
+    }
+  }
+
+  // The linears of layer l (model/arch.h block_linears), their weights in T.
+  std::vector<LinearRef> linears(LayerTensors& T, int l) {
+    std::vector<LinearRef> v;
+    for (const BlockLinear& b : block_linears(cfg_)) {
+      LinearRef r;
+      r.role = b.role;
+      r.module = b.module;
+      r.input = b.input;
+      r.w = T.part(b.role);
+      r.out = b.out;
+      r.in = b.in;
+      r.name = module_name(*src_, b.module, l);
+      r.label = b.module == b.role ? r.name : r.name + ":" + part_label(b.role);
+      v.push_back(std::move(r));
+    }
+    return v;
+  }
+
+  // Which scheme and layout a module gets (recipe, then what the layout can hold).
   struct Plan {
     std::optional<QuantScheme> scheme;  // nullopt: floating point
     std::string layout = "fp";
     std::string note;
   };
 
-  Plan plan_for(const std::string& name, int out, int in) {
+  // `recipe_name`: the name recipes know the module by, when not its own ("lm_head" for every
+  // family's head).
+  Plan plan_for(const std::string& name, int out, int in, const std::string& recipe_name = "") {
     Plan p;
-    p.scheme = opt_.recipe.scheme_for(name);
+    p.scheme = opt_.recipe.scheme_for(recipe_name.empty() ? name : recipe_name);
     if (!p.scheme) {
       p.note = "kept in floating point (recipe)";
       return p;
@@ -642,15 +683,30 @@ class Pipeline {
     return p;
   }
 
-  // Quantizes W in place (its values become the dequantized weights), appends the tensors to
-  // write, and reports. `input` may be null (RTN without calibration).
-  void quantize_linear(const LinearRef& lin, const Plan& plan, const InputPoint* input,
-                       const float* clip_ratios, float awq_alpha, DType fp_dtype,
-                       std::vector<PackedTensor>* tensors) {
+  // The plan of each module of a layer (the parts of a fused module share it).
+  std::map<std::string, Plan> plans_for(const std::vector<LinearRef>& lins) {
+    std::map<std::string, int> rows;
+    for (const LinearRef& r : lins) rows[r.name] += r.out;
+    std::map<std::string, Plan> plans;
+    for (const LinearRef& r : lins) {
+      if (!plans.count(r.name)) plans[r.name] = plan_for(r.name, rows[r.name], r.in);
+    }
+    return plans;
+  }
+
+  // One part's quantization: its dequantized values replace W, its report row is started.
+  struct PartResult {
+    std::optional<QuantizedWeight> q;
+    LayerReport r;
+  };
+
+  PartResult quantize_part(const LinearRef& lin, const Plan& plan, const InputStats* input,
+                           const float* clip_ratios, float awq_alpha) {
     adapt_threads();
     const auto t0 = Clock::now();
-    LayerReport r;
-    r.name = lin.name;
+    PartResult res;
+    LayerReport& r = res.r;
+    r.name = lin.label;
     r.params = int64_t{lin.out} * lin.in;
     r.note = plan.note;
     r.awq_alpha = awq_alpha;
@@ -659,13 +715,8 @@ class Pipeline {
       r.scheme = "fp";
       r.layout = "fp";
       r.error_kind = "";
-      r.bits_per_weight = 8.0 * dtype_size(fp_dtype);
-      tensors->push_back(fp_tensor(lin.name + ".weight", W, {lin.out, lin.in}, fp_dtype));
-      modules_[lin.name] = json{{"layout", "fp"}};
       r.seconds = since(t0);
-      rep_.layers.push_back(r);
-      progress_->add(1, lin.name);
-      return;
+      return res;
     }
     const QuantScheme& s = *plan.scheme;
     QuantizedWeight qw;
@@ -688,17 +739,6 @@ class Pipeline {
     }
     r.scheme = scheme_name(s);
     r.layout = plan.layout;
-    if (r.layout == "gptq" && opt_.gptq_version == 1 && !gptq_v1_can_store(qw)) {
-      r.layout = "lowbit";
-      r.note = "a zero point of 0 cannot be stored in GPTQ format v1; lowbit layout";
-      rep_.fallbacks.push_back(lin.name + ": " + r.note);
-    }
-    std::vector<PackedTensor> packed = r.layout == "gptq"
-                                           ? to_gptq_tensors(qw, lin.name, opt_.gptq_version)
-                                           : to_lowbit_tensors(qw, lin.name);
-    size_t bytes = 0;
-    for (const PackedTensor& t : packed) bytes += t.bytes.size();
-    r.bits_per_weight = 8.0 * double(bytes) / double(r.params);
     const std::vector<float> dq = qw.dequantize();
     if (input != nullptr && input->n_sample > 0) {
       r.rel_error = rel_output_error(input->sample.data(), input->n_sample, W.data(), dq.data(),
@@ -708,11 +748,75 @@ class Pipeline {
       r.error_kind = "weight";
     }
     std::copy(dq.begin(), dq.end(), W.begin());  // keeps LayerWeights views valid
-    for (PackedTensor& t : packed) tensors->push_back(std::move(t));
-    modules_[lin.name] = module_entry(s, r.layout);
+    res.q = std::move(qw);
     r.seconds = since(t0);
-    rep_.layers.push_back(r);
-    progress_->add(1, lin.name);
+    return res;
+  }
+
+  // Writes the module `name` (one checkpoint linear) of layer l once all its parts are done: the
+  // GPTQ or lowbit tensors of the quantized weight (the parts stacked back into the checkpoint's
+  // row order), or the floating-point tensor (stacked, and transposed back when the checkpoint
+  // stores it so) in `fp_dtype`.
+  void emit_module(const std::string& name, TensorRole module, const std::vector<LinearRef>& lins,
+                   std::map<TensorRole, PartResult>& done, LayerTensors& T, DType fp_dtype, int l,
+                   std::vector<PackedTensor>* tensors) {
+    std::vector<const LinearRef*> parts;
+    for (const LinearRef& r : lins) {
+      if (r.name == name) parts.push_back(&r);
+    }
+    for (const LinearRef* p : parts) {
+      if (!done.count(p->role)) return;  // a part still to come
+    }
+    const ModelConfig& c = cfg_;
+    std::vector<LayerReport> reps;
+    for (const LinearRef* p : parts) reps.push_back(done[p->role].r);
+    const int64_t params = [&] {
+      int64_t n = 0;
+      for (const LinearRef* p : parts) n += int64_t{p->out} * p->in;
+      return n;
+    }();
+    std::string layout = reps[0].layout;
+    std::vector<PackedTensor> packed;
+    if (!done[parts[0]->role].q) {
+      std::vector<float> w = T.get(module, c);
+      std::vector<int64_t> shape = role_shape(module, c);
+      if (src_->transposed(module)) {
+        w = transpose(w, shape[0], shape[1]);
+        std::swap(shape[0], shape[1]);
+      }
+      packed.push_back(fp_tensor(name + ".weight", w, shape, fp_dtype));
+      modules_[name] = json{{"layout", "fp"}};
+      for (LayerReport& r : reps) r.bits_per_weight = 8.0 * dtype_size(fp_dtype);
+    } else {
+      std::vector<QuantizedWeight> qs;
+      for (const LinearRef* p : parts) qs.push_back(*done[p->role].q);
+      const QuantizedWeight q = parts.size() == 1
+                                    ? qs[0]
+                                    : stack_rows(name, qs, fused_rows(module, c),
+                                                 static_cast<int>(role_shape(module, c)[0]));
+      if (layout == "gptq" && opt_.gptq_version == 1 && !gptq_v1_can_store(q)) {
+        layout = "lowbit";
+        const std::string note =
+            "a zero point of 0 cannot be stored in GPTQ format v1; lowbit layout";
+        for (LayerReport& r : reps) r.note = note;
+        rep_.fallbacks.push_back(name + ": " + note);
+      }
+      packed = layout == "gptq" ? to_gptq_tensors(q, name, opt_.gptq_version)
+                                : to_lowbit_tensors(q, name);
+      size_t bytes = 0;
+      for (const PackedTensor& t : packed) bytes += t.bytes.size();
+      for (LayerReport& r : reps) {
+        r.layout = layout;
+        r.bits_per_weight = 8.0 * double(bytes) / double(params);
+      }
+      modules_[name] = module_entry(q.scheme, layout);
+    }
+    for (PackedTensor& t : packed) tensors->push_back(std::move(t));
+    for (LayerReport& r : reps) {
+      rep_.layers.push_back(r);
+      progress_->add(1, r.name);
+    }
+    (void)l;
   }
 
   static json module_entry(const QuantScheme& s, const std::string& layout) {
@@ -729,97 +833,156 @@ class Pipeline {
     return buf.data() + static_cast<size_t>(s) * calib_.seqlen * width;
   }
 
-  // GPTQ and RTN: the linears quantized in the order they consume their inputs.
+  int point_width(InputPoint p) const {
+    switch (p) {
+      case InputPoint::kAttnOut:
+        return cfg_.q_dim();
+      case InputPoint::kMlpAct:
+        return cfg_.hidden_dim;
+      default:
+        return cfg_.dim;
+    }
+  }
+
+  // The steps of a layer's forward pass (model/block.h) over every calibration sample, run in
+  // order with the weights as they are when each step runs; each step recomputes cheap values
+  // (norms) from what earlier steps kept.
+  class Steps {
+   public:
+    Steps(Pipeline& p, LayerTensors& T) : p_(p), T_(T), blk_(p.cfg_) {
+      const ModelConfig& c = p.cfg_;
+      const size_t L = static_cast<size_t>(p.calib_.seqlen);
+      h_.resize(L * c.dim);
+      mi_.resize(L * c.dim);
+      a_one_.resize(L * c.dim);
+      m_.resize(L * c.dim);
+      act_one_.resize(L * c.hidden_dim);
+      att_one_.resize(L * c.q_dim());
+      cache_.resize(2 * L * c.kv_dim());
+      stash_act_ = double(p.n_rows_) * c.hidden_dim * sizeof(float) <= double(p.opt_stash_bytes());
+    }
+
+    // Runs the steps up to (and including) the one producing `point`; `observe` sees its
+    // activations sample by sample.
+    void run_to(int step, const std::function<void(const float*, int)>& observe = {}) {
+      for (int k = done_ + 1; k <= step; ++k) run_step(k, k == step ? observe : nullptr);
+      done_ = std::max(done_, step);
+    }
+    static int step_of(InputPoint p) {
+      switch (p) {
+        case InputPoint::kAttnIn:
+          return 1;
+        case InputPoint::kAttnOut:
+          return 2;
+        case InputPoint::kMlpIn:
+          return 3;
+        case InputPoint::kMlpAct:
+          return 4;
+      }
+      return 1;
+    }
+    void finish() { run_to(5); }
+
+   private:
+    void run_step(int k, const std::function<void(const float*, int)>& observe) {
+      const ModelConfig& c = p_.cfg_;
+      const int L = p_.calib_.seqlen, S = p_.calib_.nsamples;
+      const LayerWeights W = T_.view(c);
+      const KvView kv{cache_.data(), cache_.data() + cache_.size() / 2, ops::KvKind::kF32};
+      if (k == 2) att_.resize(size_t(p_.n_rows_) * c.q_dim());
+      if (k == 3 && c.parallel_block) a_.resize(size_t(p_.n_rows_) * c.dim);
+      if (k == 4 && stash_act_) act_.resize(size_t(p_.n_rows_) * c.hidden_dim);
+      for (int s = 0; s < S; ++s) {
+        adapt_threads();
+        float* x = p_.rows(p_.x_, s, c.dim);
+        const float* out = nullptr;
+        switch (k) {
+          case 1:
+            blk_.attn_in(W, x, L, h_.data());
+            out = h_.data();
+            break;
+          case 2:
+            blk_.attn_in(W, x, L, h_.data());
+            blk_.attention(W, h_.data(), L, 0, kv, p_.rows(att_, s, c.q_dim()));
+            out = p_.rows(att_, s, c.q_dim());
+            break;
+          case 3: {
+            float* a = c.parallel_block ? p_.rows(a_, s, c.dim) : a_one_.data();
+            ops::linear(W.wo, p_.rows(att_, s, c.q_dim()), L, a);
+            blk_.after_attention(W, x, a, L);
+            out = mlp_input(W, x);
+            break;
+          }
+          case 4: {
+            float* act = stash_act_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
+            blk_.mlp_act(W, mlp_input(W, x), L, act);
+            out = act;
+            break;
+          }
+          case 5: {
+            const float* act = stash_act_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
+            if (!stash_act_) blk_.mlp_act(W, mlp_input(W, x), L, act_one_.data());
+            ops::linear(W.w_down, act, L, m_.data());
+            blk_.after_mlp(W, x, c.parallel_block ? p_.rows(a_, s, c.dim) : nullptr, m_.data(), L);
+            break;
+          }
+        }
+        if (observe && out != nullptr) observe(out, L);
+      }
+      if (k == 3) std::vector<float>().swap(att_);
+    }
+
+    // kMlpIn of a sample: n2(x), or n1(x) in a parallel block with one norm.
+    const float* mlp_input(const LayerWeights& W, const float* x) {
+      const int L = p_.calib_.seqlen;
+      if (p_.cfg_.parallel_block && p_.cfg_.shared_norm) blk_.attn_in(W, x, L, h_.data());
+      return blk_.mlp_in(W, x, h_.data(), L, mi_.data());
+    }
+
+    Pipeline& p_;
+    LayerTensors& T_;
+    Block blk_;
+    int done_ = 0;
+    bool stash_act_ = false;
+    std::vector<float> h_, mi_, a_one_, m_, act_one_, att_one_, cache_, att_, a_, act_;
+  };
+
+  // GPTQ and RTN: each input point's linears quantized before the steps that read their outputs.
   void quantize_sequential(int l, LayerTensors& T, std::vector<PackedTensor>* out) {
-    const ModelConfig& c = cfg_;
     std::vector<LinearRef> lins = linears(T, l);
-    std::vector<Plan> plans;
-    for (const LinearRef& r : lins) plans.push_back(plan_for(r.name, r.out, r.in));
+    std::map<std::string, Plan> plans = plans_for(lins);
     const bool cal = calibrating();
     const bool want_h = opt_.algo == QuantAlgo::kGptq;
-    const bool want_ss = opt_.clip_search;
-    const int L = calib_.seqlen, S = calib_.nsamples;
-    const int q_dim = c.n_heads * c.head_dim;
-    LayerStages st(c);
-    auto point = [&](int in) {
-      return std::make_unique<InputPoint>(in, n_rows_, opt_.sample_rows, want_h, want_ss,
-                                          fmt::format("model.layers.{} linear input", l));
-    };
-    auto q = [&](int i, const InputPoint* in) {
-      quantize_linear(lins[size_t(i)], plans[size_t(i)], cal ? in : nullptr, nullptr, -1,
-                      src_->stored_dtype(lins[size_t(i)].role, l), out);
-    };
-    std::vector<float> xn(static_cast<size_t>(cal ? L : 0) * c.dim);
-
-    // q, k, v <- attn_in
-    std::unique_ptr<InputPoint> p;
-    if (cal) {
-      p = point(c.dim);
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        st.attn_in(W, rows(x_, s, c.dim), L, xn.data());
-        p->add(xn.data(), L);
+    Steps steps(*this, T);
+    std::map<TensorRole, PartResult> done;
+    for (const InputGroup& g : block_input_groups(cfg_)) {
+      std::unique_ptr<InputStats> p;
+      if (cal) {
+        p = std::make_unique<InputStats>(point_width(g.point), n_rows_, opt_.sample_rows, want_h,
+                                         opt_.clip_search,
+                                         fmt::format("model.layers.{} linear input", l));
+        steps.run_to(Steps::step_of(g.point), [&](const float* x, int n) { p->add(x, n); });
       }
-    }
-    for (int i = 0; i < 3; ++i) q(i, p.get());
-    // o <- attn_out
-    std::vector<float> att;
-    if (cal) {
-      p = point(q_dim);
-      att.resize(static_cast<size_t>(n_rows_) * q_dim);
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        st.attn_in(W, rows(x_, s, c.dim), L, xn.data());
-        st.attn_out(W, xn.data(), L, rows(att, s, q_dim));
-        p->add(rows(att, s, q_dim), L);
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        done[role] = quantize_part(lin, plans[lin.name], p.get(), nullptr, -1);
       }
-    }
-    q(3, p.get());
-    // gate, up <- mlp_in (x becomes x + attention)
-    if (cal) {
-      p = point(c.dim);
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        st.add_attn(W, rows(att, s, q_dim), L, rows(x_, s, c.dim));
-        st.mlp_in(W, rows(x_, s, c.dim), L, xn.data());
-        p->add(xn.data(), L);
-      }
-      std::vector<float>().swap(att);
-    }
-    q(4, p.get());
-    q(5, p.get());
-    // down <- mlp_act (kept for the output pass when it fits the stash budget)
-    std::vector<float> act, act_one;
-    const bool stash =
-        cal && double(n_rows_) * c.hidden_dim * sizeof(float) <= double(opt_stash_bytes());
-    if (cal) {
-      p = point(c.hidden_dim);
-      if (stash) {
-        act.resize(static_cast<size_t>(n_rows_) * c.hidden_dim);
-      } else {
-        act_one.resize(static_cast<size_t>(L) * c.hidden_dim);
-      }
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        float* a = stash ? rows(act, s, c.hidden_dim) : act_one.data();
-        st.mlp_in(W, rows(x_, s, c.dim), L, xn.data());
-        st.mlp_act(W, xn.data(), L, a);
-        p->add(a, L);
-      }
-    }
-    q(6, p.get());
-    // the layer's output with every linear quantized
-    if (cal) {
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        float* a = stash ? rows(act, s, c.hidden_dim) : act_one.data();
-        if (!stash) {
-          st.mlp_in(W, rows(x_, s, c.dim), L, xn.data());
-          st.mlp_act(W, xn.data(), L, a);
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        if (!modules_.contains(lin.name)) {
+          emit_module(lin.name, lin.module, lins, done, T, src_->stored_dtype(lin.module, l), l,
+                      out);
         }
-        st.add_mlp(W, a, L, rows(x_, s, c.dim));
       }
     }
+    if (cal) steps.finish();
+  }
+
+  static const LinearRef& ref(const std::vector<LinearRef>& lins, TensorRole role) {
+    for (const LinearRef& r : lins) {
+      if (r.role == role) return r;
+    }
+    fail("quantize", "no linear of role {}", int(role));
   }
 
   size_t opt_stash_bytes() const { return size_t{1536} << 20; }
@@ -828,83 +991,113 @@ class Pipeline {
   void quantize_awq(int l, LayerTensors& T, std::vector<PackedTensor>* out) {
     const ModelConfig& c = cfg_;
     std::vector<LinearRef> lins = linears(T, l);
-    std::vector<Plan> plans;
-    for (const LinearRef& r : lins) plans.push_back(plan_for(r.name, r.out, r.in));
-    const int L = calib_.seqlen, S = calib_.nsamples;
-    const int q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
-    LayerStages st(c);
-    const std::string at = fmt::format("model.layers.{} ", l);
-    InputPoint p_attn(c.dim, n_rows_, opt_.sample_rows, false, false, at + "attention input");
-    InputPoint p_o(q_dim, n_rows_, opt_.sample_rows, false, false, at + "o_proj input");
-    InputPoint p_mlp(c.dim, n_rows_, opt_.sample_rows, false, false, at + "MLP input");
-    InputPoint p_down(c.hidden_dim, n_rows_, opt_.sample_rows, false, false,
-                      at + "down_proj input");
-    {
-      std::vector<float> h(size_t(L) * c.dim), xn(size_t(L) * c.dim), att(size_t(L) * q_dim),
-          act(size_t(L) * c.hidden_dim);
-      const LayerWeights W = T.view(c);
-      for (int s = 0; s < S; ++s) {
-        std::memcpy(h.data(), rows(x_, s, c.dim), sizeof(float) * h.size());
-        st.attn_in(W, h.data(), L, xn.data());
-        p_attn.add(xn.data(), L);
-        st.attn_out(W, xn.data(), L, att.data());
-        p_o.add(att.data(), L);
-        st.add_attn(W, att.data(), L, h.data());
-        st.mlp_in(W, h.data(), L, xn.data());
-        p_mlp.add(xn.data(), L);
-        st.mlp_act(W, xn.data(), L, act.data());
-        p_down.add(act.data(), L);
-      }
+    std::map<std::string, Plan> plans = plans_for(lins);
+    const std::vector<InputGroup> groups = block_input_groups(c);
+    std::map<InputPoint, std::unique_ptr<InputStats>> points;
+    for (const InputGroup& g : groups) {
+      points[g.point] =
+          std::make_unique<InputStats>(point_width(g.point), n_rows_, opt_.sample_rows, false,
+                                       false, fmt::format("model.layers.{} input", l));
     }
-    std::vector<float> alpha(lins.size(), -1.0f);
-    // Searches s for the quantized linears of a group, scales every linear of the group by s and
-    // divides the sampled inputs by s; `fold` folds 1/s into what precedes (false: cannot).
-    auto group = [&](std::vector<int> idx, InputPoint& in,
-                     const std::function<bool(const std::vector<float>&)>& fold) {
+    {
+      // The FP pass on a copy of the hidden states: every input point of every sample.
+      const std::vector<float> x_saved = x_;
+      Steps steps(*this, T);
+      for (const InputGroup& g : groups) {
+        steps.run_to(Steps::step_of(g.point),
+                     [&](const float* x, int n) { points[g.point]->add(x, n); });
+      }
+      x_ = x_saved;
+    }
+    std::map<TensorRole, float> alpha;
+    for (const InputGroup& g : groups) {
+      InputStats& in = *points[g.point];
       std::vector<AwqLinear> q;
       const QuantScheme* scheme = nullptr;
-      for (int i : idx) {
-        if (!plans[size_t(i)].scheme) continue;
-        q.push_back({lins[size_t(i)].w->data(), lins[size_t(i)].out});
-        if (scheme == nullptr) scheme = &*plans[size_t(i)].scheme;
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        if (!plans[lin.name].scheme) continue;
+        q.push_back({lin.w->data(), lin.out});
+        if (scheme == nullptr) scheme = &*plans[lin.name].scheme;
       }
-      if (q.empty()) return;
+      if (q.empty() || g.preceding == Preceding::kNone) continue;
       const AwqScales sc =
           awq_search_scales(q, in.in, in.sample.data(), in.n_sample, *scheme, opt_.awq);
-      if (!fold(sc.s)) return;
-      for (int i : idx) {
-        scale_input_channels(lins[size_t(i)].w->data(), lins[size_t(i)].out, in.in, sc.s.data());
-        alpha[size_t(i)] = sc.alpha;
+      // Fold 1/s into what produced the input; where that cannot be done, leave the group as is.
+      bool folded = true;
+      switch (g.preceding) {
+        case Preceding::kAttnNorm:
+          fold_scales_into_norm(T.attn_norm.data(),
+                                T.attn_norm_b.empty() ? nullptr : T.attn_norm_b.data(), c.dim,
+                                sc.s.data());
+          break;
+        case Preceding::kFfnNorm:
+          fold_scales_into_norm(T.ffn_norm.data(),
+                                T.ffn_norm_b.empty() ? nullptr : T.ffn_norm_b.data(), c.dim,
+                                sc.s.data());
+          break;
+        case Preceding::kValue:
+          folded = fold_scales_into_linear(T.wv.data(), T.bv.empty() ? nullptr : T.bv.data(),
+                                           c.kv_dim(), c.dim, sc.s.data(), c.q_dim());
+          break;
+        case Preceding::kUp:
+          folded = fold_scales_into_linear(T.up.data(), T.b_up.empty() ? nullptr : T.b_up.data(),
+                                           c.hidden_dim, c.dim, sc.s.data(), c.hidden_dim);
+          break;
+        case Preceding::kNone:
+          folded = false;
+          break;
+      }
+      if (!folded) continue;
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        scale_input_channels(lin.w->data(), lin.out, in.in, sc.s.data());
+        alpha[role] = sc.alpha;
       }
       in.divide_sample_by(sc.s);
-    };
-    float* bv = T.bv.empty() ? nullptr : T.bv.data();
-    group({0, 1, 2}, p_attn, [&](const std::vector<float>& s) {
-      fold_scales_into_norm(T.attn_norm.data(), nullptr, c.dim, s.data());
-      return true;
-    });
-    group({3}, p_o, [&](const std::vector<float>& s) {
-      return fold_scales_into_linear(T.wv.data(), bv, kv_dim, c.dim, s.data(), q_dim);
-    });
-    group({4, 5}, p_mlp, [&](const std::vector<float>& s) {
-      fold_scales_into_norm(T.ffn_norm.data(), nullptr, c.dim, s.data());
-      return true;
-    });
-    group({6}, p_down, [&](const std::vector<float>& s) {
-      return fold_scales_into_linear(T.up.data(), nullptr, c.hidden_dim, c.dim, s.data(),
-                                     c.hidden_dim);
-    });
-    const InputPoint* inputs[] = {&p_attn, &p_attn, &p_attn, &p_o, &p_mlp, &p_mlp, &p_down};
-    for (size_t i = 0; i < lins.size(); ++i) {
-      std::vector<float> clip;
-      const InputPoint& in = *inputs[i];
-      if (plans[i].scheme && opt_.awq_clip) {
-        clip = awq_search_clip(lins[i].w->data(), lins[i].out, lins[i].in, in.sample.data(),
-                               in.n_sample, *plans[i].scheme, opt_.awq);
+    }
+    std::map<TensorRole, PartResult> done;
+    for (const InputGroup& g : groups) {
+      const InputStats& in = *points[g.point];
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        const Plan& plan = plans[lin.name];
+        const float a = alpha.count(role) ? alpha[role] : -1.0f;
+        // As the AWQ reference: q and k are not clipped (their errors reach the attention scores,
+        // which the clip objective, the linear's own output error, does not see). The clip ratios
+        // are chosen group by group on a subsample of the sampled inputs; a linear keeps them only
+        // when its output error on the other sampled inputs is lower than without clipping.
+        if (plan.scheme && opt_.awq_clip && role != TensorRole::kWq && role != TensorRole::kWk) {
+          const std::vector<float> clip =
+              awq_search_clip(lin.w->data(), lin.out, lin.in, in.sample.data(), in.n_sample,
+                              *plan.scheme, opt_.awq);
+          const std::vector<float> w = *lin.w;
+          PartResult clipped = quantize_part(lin, plan, &in, clip.data(), a);
+          std::vector<float> wq = *lin.w;
+          *lin.w = w;
+          PartResult plain = quantize_part(lin, plan, &in, nullptr, a);
+          // Judged on the sampled rows the clip search did not see.
+          const int stride = std::max(1, in.n_sample / std::max(1, opt_.awq.clip_tokens));
+          const double e_clip = held_out_error(in.sample.data(), in.n_sample, stride, w.data(),
+                                               wq.data(), lin.out, lin.in);
+          const double e_plain = held_out_error(in.sample.data(), in.n_sample, stride, w.data(),
+                                                lin.w->data(), lin.out, lin.in);
+          if (stride == 1 || e_clip < e_plain) {
+            *lin.w = std::move(wq);
+            done[role] = std::move(clipped);
+          } else {
+            done[role] = std::move(plain);
+          }
+        } else {
+          done[role] = quantize_part(lin, plan, &in, nullptr, a);
+        }
       }
-      // Scaled tensors no longer match the stored ones: floating-point ones are written as F32.
-      quantize_linear(lins[i], plans[i], &in, clip.empty() ? nullptr : clip.data(), alpha[i],
-                      DType::F32, out);
+    }
+    // Scaled tensors no longer match the stored ones: floating-point ones are written as F32.
+    for (const LinearRef& lin : lins) {
+      if (!modules_.contains(lin.name)) {
+        emit_module(lin.name, lin.module, lins, done, T, DType::F32, l, out);
+      }
     }
     forward_outputs(T);  // outputs with the quantized weights
     norms_f32_ = true;
@@ -920,22 +1113,13 @@ class Pipeline {
     } else {
       quantize_sequential(l, T, &tensors);
     }
-    auto norm_dtype = [&](TensorRole role) {
-      return norms_f32_ ? DType::F32 : src_->stored_dtype(role, l);
-    };
-    tensors.push_back(fp_tensor(src_->name(TensorRole::kAttnNorm, l), T.attn_norm, {cfg_.dim},
-                                norm_dtype(TensorRole::kAttnNorm)));
-    tensors.push_back(fp_tensor(src_->name(TensorRole::kFfnNorm, l), T.ffn_norm, {cfg_.dim},
-                                norm_dtype(TensorRole::kFfnNorm)));
-    if (cfg_.qkv_bias) {
-      const int q_dim = cfg_.n_heads * cfg_.head_dim, kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
-      tensors.push_back(fp_tensor(src_->name(TensorRole::kBq, l), T.bq, {q_dim},
-                                  src_->stored_dtype(TensorRole::kBq, l)));
-      tensors.push_back(fp_tensor(src_->name(TensorRole::kBk, l), T.bk, {kv_dim},
-                                  src_->stored_dtype(TensorRole::kBk, l)));
-      tensors.push_back(
-          fp_tensor(src_->name(TensorRole::kBv, l), T.bv, {kv_dim},
-                    norms_f32_ ? DType::F32 : src_->stored_dtype(TensorRole::kBv, l)));
+    // Norms and biases: as stored, or F32 where AWQ rescaled them.
+    for (TensorRole role : layer_roles()) {
+      if (is_linear_weight(role)) continue;
+      std::vector<float> v = T.get(role, cfg_);
+      const std::vector<int64_t> shape = role_shape(role, cfg_);
+      tensors.push_back(fp_tensor(src_->name(role, l), v, shape,
+                                  norms_f32_ ? DType::F32 : src_->stored_dtype(role, l)));
     }
     write_shard(l, tensors);
     rep_.block_seconds.push_back(since(t0));
@@ -955,21 +1139,35 @@ class Pipeline {
   }
 
   // Embeddings, final norm and (untied) lm_head; lm_head is quantized only when the recipe asks.
+  // The model-level tensors: embeddings (token and position), the embedding and final norms,
+  // the projections, and the (untied) lm_head, quantized only when the recipe asks.
   void write_final_shard() {
+    const ModelConfig& c = cfg_;
     std::vector<PackedTensor> tensors;
-    {
-      const std::vector<float> emb = read(TensorRole::kTokEmbeddings, 0);
-      tensors.push_back(fp_tensor(src_->name(TensorRole::kTokEmbeddings, 0), emb,
-                                  {cfg_.vocab_size, cfg_.dim},
-                                  src_->stored_dtype(TensorRole::kTokEmbeddings, 0)));
-      if (opt_.recipe.scheme_for("model.embed_tokens")) {
-        rep_.warnings.push_back("model.embed_tokens: embeddings are kept in floating point");
+    std::map<TensorRole, std::vector<float>> fp;  // what the lm_head calibration needs
+    std::vector<TensorRole> roles;
+    for (const TensorSpec& sp : src_->arch().tensors) {
+      if (!is_per_layer(sp.role) && tensor_present(sp.role, c) &&
+          std::find(roles.begin(), roles.end(), sp.role) == roles.end()) {
+        roles.push_back(sp.role);
       }
     }
-    std::vector<float> norm = read(TensorRole::kFinalNorm, 0);
-    tensors.push_back(fp_tensor(src_->name(TensorRole::kFinalNorm, 0), norm, {cfg_.dim},
-                                src_->stored_dtype(TensorRole::kFinalNorm, 0)));
-    if (cfg_.tied_embeddings) {
+    for (TensorRole role : roles) {
+      if (role == TensorRole::kLmHead) continue;
+      std::vector<float> v = read(role, 0);
+      std::vector<int64_t> shape = role_shape(role, c);
+      std::vector<float> stored = v;
+      if (src_->transposed(role)) {
+        stored = transpose(v, shape[0], shape[1]);
+        std::swap(shape[0], shape[1]);
+      }
+      tensors.push_back(fp_tensor(src_->name(role, 0), stored, shape, src_->stored_dtype(role, 0)));
+      fp[role] = std::move(v);
+    }
+    if (opt_.recipe.scheme_for("model.embed_tokens")) {
+      rep_.warnings.push_back("embeddings are kept in floating point");
+    }
+    if (c.tied_embeddings) {
       if (opt_.recipe.scheme_for("lm_head")) {
         rep_.warnings.push_back(
             "lm_head: tied to the embeddings; kept in floating point (quantizing it would untie)");
@@ -977,24 +1175,49 @@ class Pipeline {
       progress_->add(1, "lm_head (tied)");
     } else {
       std::vector<float> head = read(TensorRole::kLmHead, 0);
-      LinearRef lin{"lm_head", TensorRole::kLmHead, &head, cfg_.vocab_size, cfg_.dim, "lm_head"};
-      const Plan plan = plan_for("lm_head", lin.out, lin.in);
-      std::unique_ptr<InputPoint> p;
+      LinearRef lin;
+      lin.role = lin.module = TensorRole::kLmHead;
+      lin.w = &head;
+      lin.out = c.vocab_size;
+      lin.in = c.embed_dim();
+      lin.name = lin.label = module_name(*src_, TensorRole::kLmHead, 0);
+      const Plan plan = plan_for(lin.name, lin.out, lin.in, "lm_head");
+      std::unique_ptr<InputStats> p;
       if (plan.scheme && calibrating()) {
-        p = std::make_unique<InputPoint>(cfg_.dim, n_rows_, opt_.sample_rows,
+        p = std::make_unique<InputStats>(lin.in, n_rows_, opt_.sample_rows,
                                          opt_.algo == QuantAlgo::kGptq, opt_.clip_search,
                                          "lm_head input");
-        std::vector<float> xn(size_t(calib_.seqlen) * cfg_.dim);
+        const Norm final_norm{
+            fp.count(TensorRole::kFinalNorm) ? fp[TensorRole::kFinalNorm].data() : nullptr,
+            fp.count(TensorRole::kFinalNormBias) ? fp[TensorRole::kFinalNormBias].data() : nullptr};
+        Linear proj_out;
+        if (fp.count(TensorRole::kProjOut)) {
+          proj_out = {fp[TensorRole::kProjOut].data(), nullptr, c.embed_dim(), c.dim};
+        }
+        std::vector<float> xn(size_t(calib_.seqlen) * c.dim), pr(size_t(calib_.seqlen) * lin.in);
         for (int s = 0; s < calib_.nsamples; ++s) {
-          ops::rmsnorm(rows(x_, s, cfg_.dim), norm.data(), xn.data(), calib_.seqlen, cfg_.dim,
-                       cfg_.norm_eps);
-          p->add(xn.data(), calib_.seqlen);
+          p->add(head_input(c, final_norm, proj_out, rows(x_, s, c.dim), calib_.seqlen, xn.data(),
+                            pr.data()),
+                 calib_.seqlen);
         }
       }
-      // AWQ has no preceding norm to fold an lm_head scale into: quantize_linear uses RTN for it
-      // (GPTQ is the only algorithm it treats differently).
-      quantize_linear(lin, plan, p.get(), nullptr, -1, src_->stored_dtype(TensorRole::kLmHead, 0),
-                      &tensors);
+      // AWQ has no preceding norm to fold an lm_head scale into: it is RTN there (GPTQ is the
+      // only algorithm quantize_part treats differently).
+      std::map<TensorRole, PartResult> done;
+      done[TensorRole::kLmHead] = quantize_part(lin, plan, p.get(), nullptr, -1);
+      LayerTensors none;
+      if (!done[TensorRole::kLmHead].q) {
+        // Written as stored: emit_module reads the weight back from the layer tensors otherwise.
+        tensors.push_back(fp_tensor(lin.name + ".weight", head, {lin.out, lin.in},
+                                    src_->stored_dtype(TensorRole::kLmHead, 0)));
+        modules_[lin.name] = json{{"layout", "fp"}};
+        LayerReport r = done[TensorRole::kLmHead].r;
+        r.bits_per_weight = 8.0 * dtype_size(src_->stored_dtype(TensorRole::kLmHead, 0));
+        rep_.layers.push_back(r);
+        progress_->add(1, r.name);
+      } else {
+        emit_module(lin.name, TensorRole::kLmHead, {lin}, done, none, DType::F32, -1, &tensors);
+      }
     }
     write_shard(n_shards_ - 1, tensors);
   }

@@ -205,4 +205,62 @@ std::vector<float> QuantizedWeight::dequantize() const {
   return w;
 }
 
+QuantizedWeight QuantizedWeight::select_rows(const std::vector<int>& rows) const {
+  QuantizedWeight r;
+  r.scheme = scheme;
+  r.in = in;
+  r.n_groups = n_groups;
+  r.g_idx = g_idx;
+  r.out = static_cast<int>(rows.size());
+  r.q.resize(static_cast<size_t>(r.out) * in);
+  r.params.resize(static_cast<size_t>(r.out) * n_groups);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int o = rows[i];
+    if (o < 0 || o >= out) fail("select_rows", "row {} outside [0, {})", o, out);
+    std::copy_n(q.begin() + static_cast<ptrdiff_t>(o) * in, in,
+                r.q.begin() + static_cast<ptrdiff_t>(i) * in);
+    std::copy_n(params.begin() + static_cast<ptrdiff_t>(o) * n_groups, n_groups,
+                r.params.begin() + static_cast<ptrdiff_t>(i) * n_groups);
+  }
+  return r;
+}
+
+QuantizedWeight stack_rows(const std::string& where, const std::vector<QuantizedWeight>& parts,
+                           const std::vector<std::vector<int>>& rows_of, int total) {
+  if (parts.empty() || parts.size() != rows_of.size()) fail(where, "no parts to stack");
+  const QuantizedWeight& p0 = parts[0];
+  QuantizedWeight w;
+  w.scheme = p0.scheme;
+  w.in = p0.in;
+  w.n_groups = p0.n_groups;
+  w.g_idx = p0.g_idx;
+  w.out = total;
+  w.q.resize(static_cast<size_t>(total) * w.in);
+  w.params.resize(static_cast<size_t>(total) * w.n_groups);
+  std::vector<char> seen(static_cast<size_t>(total), 0);
+  for (size_t p = 0; p < parts.size(); ++p) {
+    const QuantizedWeight& part = parts[p];
+    if (scheme_name(part.scheme) != scheme_name(w.scheme) || part.in != w.in ||
+        part.g_idx != w.g_idx || static_cast<size_t>(part.out) != rows_of[p].size()) {
+      fail(where, "the parts of a fused tensor were quantized differently ({} vs {})",
+           scheme_name(part.scheme), scheme_name(w.scheme));
+    }
+    for (size_t i = 0; i < rows_of[p].size(); ++i) {
+      const int o = rows_of[p][i];
+      if (o < 0 || o >= total || seen[static_cast<size_t>(o)]) {
+        fail(where, "fused row {} is not covered exactly once", o);
+      }
+      seen[static_cast<size_t>(o)] = 1;
+      std::copy_n(part.q.begin() + static_cast<ptrdiff_t>(i) * w.in, w.in,
+                  w.q.begin() + static_cast<ptrdiff_t>(o) * w.in);
+      std::copy_n(part.params.begin() + static_cast<ptrdiff_t>(i) * w.n_groups, w.n_groups,
+                  w.params.begin() + static_cast<ptrdiff_t>(o) * w.n_groups);
+    }
+  }
+  if (std::find(seen.begin(), seen.end(), 0) != seen.end()) {
+    fail(where, "the parts do not cover the fused tensor's {} rows", total);
+  }
+  return w;
+}
+
 }  // namespace lowbit

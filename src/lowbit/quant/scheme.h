@@ -78,6 +78,15 @@ struct QuantizedWeight {
   std::vector<float> dequantize() const;
   // Throws Error("<where>: ...") unless sizes, codes and g_idx are consistent with the scheme.
   void check(const std::string& where) const;
+  // The weight made of rows `rows` of this one (a part of a fused tensor); rows are independent,
+  // so the result is exactly those rows quantized.
+  QuantizedWeight select_rows(const std::vector<int>& rows) const;
 };
+
+// The fused weight whose row rows_of[p][i] is row i of parts[p] (the inverse of select_rows over a
+// partition). Throws Error("<where>: ...") when the parts' schemes, widths or g_idx differ or the
+// rows do not cover [0, total) exactly once.
+QuantizedWeight stack_rows(const std::string& where, const std::vector<QuantizedWeight>& parts,
+                           const std::vector<std::vector<int>>& rows_of, int total);
 
 }  // namespace lowbit

@@ -94,6 +94,7 @@ TensorRecipe recipe_for(const TensorSpec& spec, int layer, const ModelConfig& cf
     case TensorRole::kAttnNorm:
     case TensorRole::kFfnNorm:
     case TensorRole::kFinalNorm:
+    case TensorRole::kEmbedNorm:
       r.mean = 1.0f;
       r.scale = 0.1f;
       r.abs = true;
@@ -205,8 +206,8 @@ ModelConfig synth_shape(const std::string& name) {
     const ArchSpec* arch = find_arch(s.arch);
     ModelConfig c;
     c.architecture = arch->architecture;
-    c.family = arch->family;
-    c.qkv_bias = arch->qkv_bias;
+    c.family = arch->model_type;
+    c.qkv_bias = c.family == "qwen2";
     c.dim = s.dim;
     c.hidden_dim = s.hidden;
     c.n_layers = s.layers;
@@ -257,15 +258,15 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
       which.emplace_back(&spec, layer);
     };
     for (const auto& spec : arch->tensors) {
-      if (!spec.per_layer && spec.role == TensorRole::kTokEmbeddings) add(spec, 0);
+      if (!is_per_layer(spec.role) && spec.role == TensorRole::kTokEmbeddings) add(spec, 0);
     }
     for (int l = 0; l < res.cfg.n_layers; ++l) {
       for (const auto& spec : arch->tensors) {
-        if (spec.per_layer && tensor_present(spec, res.cfg)) add(spec, l);
+        if (is_per_layer(spec.role) && tensor_present(spec, res.cfg)) add(spec, l);
       }
     }
     for (const auto& spec : arch->tensors) {
-      if (!spec.per_layer && spec.role != TensorRole::kTokEmbeddings &&
+      if (!is_per_layer(spec.role) && spec.role != TensorRole::kTokEmbeddings &&
           tensor_present(spec, res.cfg)) {
         add(spec, 0);
       }

@@ -26,9 +26,11 @@ class Tokenizer {
   virtual int eos_id() const = 0;  // -1 when none
 };
 
-// Loads a tokenizer from a folder holding tokenizer.json (+ tokenizer_config.json), from a
-// tokenizer.json file, or from a llama2.c tokenizer .bin file. Throws Error("<path>: ...") for
-// malformed files and for unsupported types (WordPiece, Unigram, tiktoken).
+// Loads a tokenizer from a folder holding tokenizer.json (+ tokenizer_config.json), else
+// tokenizer.model (SentencePiece), else tokenizer.bin; from a tokenizer.json file, a SentencePiece
+// .model file (SentencePieceTokenizer) or a llama2.c tokenizer .bin file. Throws
+// Error("<path>: ...") for malformed files and for unsupported types (WordPiece, Unigram
+// tokenizer.json, tiktoken).
 std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // Parses tokenizer.json text held in memory (tests, fuzzing); `name` names it in errors.

@@ -1,0 +1,161 @@
+// Quantization of every architecture's shared tiny model (../shared/models/TINY-ARCHS.md): RTN,
+// GPTQ, GPTQ with act-order and AWQ at W4 g32 (GPTQ layout, as `lowbit quantize` writes by
+// default). For each family: every run succeeds; GPTQ (both orders) and AWQ have a lower mean KLD
+// against the FP model than RTN on TinyStories evaluation windows (AWQ on Bloom excepted, see
+// below); each quantized folder reloads onto the quantized kernels with the perplexity of the
+// dequantized reference path (RuntimeOptions::repack off).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lowbit/eval/kld.h"
+#include "lowbit/eval/perplexity.h"
+#include "lowbit/eval/text_sets.h"
+#include "lowbit/eval/windows.h"
+#include "lowbit/kernels/packed_matmul.h"
+#include "lowbit/model/load.h"
+#include "lowbit/model/transformer.h"
+#include "lowbit/quant/quantize_model.h"
+#include "lowbit/quant/scheme.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+using test::TempDir;
+
+struct Family {
+  const char* folder;
+  // AWQ must beat RTN. Not on bloom-tiny: there the AWQ clip search lowers each linear's output
+  // error and each layer's output error on the calibration text (measured: 20-45 % lower) and still
+  // raises the end-to-end KLD above RTN's (0.00106 vs 0.00066 at ctx 256, 100 windows), which the
+  // closing note of the architecture issue records as open. Without the clip AWQ is at RTN's level.
+  bool awq_beats_rtn;
+};
+
+QuantScheme w4_g32() {
+  QuantScheme s;
+  s.type = WeightType::kInt;
+  s.bits = 4;
+  s.group_size = 32;
+  s.sym = false;
+  s.scale_type = ScaleType::kF16;
+  return s;
+}
+
+// Decoder linears held packed for the kernels (and not as fp32).
+int packed_linears(const ModelWeights& w) {
+  int n = 0;
+  for (const LayerWeights& L : w.layers) {
+    for (const Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      n += l->packed != nullptr && l->w == nullptr;
+    }
+  }
+  return n;
+}
+
+struct ActModeGuard {
+  kernels::ActMode saved = kernels::act_mode();
+  ~ActModeGuard() { kernels::set_act_mode(saved); }
+};
+
+class ArchQuantize : public ::testing::TestWithParam<Family> {};
+
+TEST_P(ArchQuantize, RtnGptqAwqRunAndCalibratedOnesBeatRtn) {
+  const Family& f = GetParam();
+  LOWBIT_SHARED_OR_SKIP(model, std::string("models/") + f.folder);
+  LOWBIT_SHARED_OR_SKIP(text, "data/tinystories/tinystories-v1-valid-first500.txt");
+  TempDir dir("arch_quant");
+  const LoadedModel fp = load_model(model);
+  const std::vector<int> toks =
+      tokenize_for_convention(Convention::kGptq, *fp.tokenizer, load_text_set(text));
+  const WindowPlan plan = plan_windows(Convention::kGptq, toks.size(), 256, /*limit=*/24);
+  const int bos = fp.tokenizer->bos_id();
+
+  struct Run {
+    const char* name;
+    QuantAlgo algo;
+    bool act_order;
+  };
+  std::map<std::string, double> kld;
+  for (const Run& r :
+       {Run{"rtn", QuantAlgo::kRtn, false}, Run{"gptq", QuantAlgo::kGptq, false},
+        Run{"gptq_act_order", QuantAlgo::kGptq, true}, Run{"awq", QuantAlgo::kAwq, false}}) {
+    SCOPED_TRACE(r.name);
+    QuantizeOptions o;
+    o.algo = r.algo;
+    o.recipe = Recipe{w4_g32(), {}};
+    o.gptq.act_order = r.act_order;
+    o.calibrate = r.algo != QuantAlgo::kRtn;
+    o.calib.text = "tinystories";
+    o.calib.nsamples = 32;
+    o.calib.seqlen = 256;
+    const std::string out = dir / r.name;
+    const QuantizeReport rep = quantize_model(model, out, o);
+    ASSERT_FALSE(rep.layers.empty());
+    int decoder_linears = 0, fp_linears = 0;
+    for (const LayerReport& l : rep.layers) {
+      if (l.layout == "fp") {
+        ++fp_linears;  // an untied lm_head stays FP by default
+        continue;
+      }
+      EXPECT_EQ(l.layout, "gptq") << l.name;  // every linear of these shapes fits the GPTQ layout
+      ++decoder_linears;
+    }
+    EXPECT_LE(fp_linears, 1);
+
+    // On the kernels (the default) and on the dequantized reference path (--dequantize): every
+    // decoder linear runs packed, and with fp32 activations the perplexity is the reference's;
+    // with the default activations (int8 where the kernels choose it) it is within 1 %.
+    const LoadedModel on_kernels = load_model(out, "", true, RuntimeOptions{});
+    RuntimeOptions deq;
+    deq.repack = false;
+    const LoadedModel dequantized = load_model(out, "", true, deq);
+    EXPECT_EQ(packed_linears(*on_kernels.weights), decoder_linears);
+    EXPECT_EQ(packed_linears(*dequantized.weights), 0);
+    Transformer tk(on_kernels.weights, plan.ctx), td(dequantized.weights, plan.ctx);
+    const PplResult pd = perplexity(td, toks, plan, bos);
+    const PplResult pk = perplexity(tk, toks, plan, bos);
+    EXPECT_NEAR(pk.ppl, pd.ppl, 1e-2 * pd.ppl) << "kernels (default activations) vs --dequantize";
+    {
+      ActModeGuard guard;
+      kernels::set_act_mode(kernels::ActMode::kF32);
+      const PplResult pf = perplexity(tk, toks, plan, bos);
+      EXPECT_NEAR(pf.ppl, pd.ppl, 1e-4 * pd.ppl) << "kernels (fp32 activations) vs --dequantize";
+    }
+
+    Transformer base(fp.weights, plan.ctx);
+    const KldResult k = kl_divergence(base, tk, toks, plan, bos);
+    EXPECT_GT(k.kld_mean, 0.0);
+    kld[r.name] = k.kld_mean;
+    std::cout << "[ quality  ] " << f.folder << " " << r.name << ": mean KLD " << k.kld_mean
+              << ", top-1 " << k.top1_agreement << " %, PPL " << pk.ppl << "\n";
+  }
+  EXPECT_LT(kld["gptq"], kld["rtn"]);
+  EXPECT_LT(kld["gptq_act_order"], kld["rtn"]);
+  if (f.awq_beats_rtn) {
+    EXPECT_LT(kld["awq"], kld["rtn"]);
+  } else {
+    std::cout << "[ quality  ] " << f.folder
+              << ": AWQ vs RTN not asserted (known gap, see the test's comment)\n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, ArchQuantize,
+                         ::testing::Values(Family{"gpt2-tiny", true}, Family{"opt-tiny", true},
+                                           Family{"bloom-tiny", false}, Family{"falcon-tiny", true},
+                                           Family{"gptneox-tiny", true}, Family{"gptj-tiny", true},
+                                           Family{"phi-tiny", true}, Family{"llama-256", true}),
+                         [](const ::testing::TestParamInfo<Family>& i) {
+                           std::string n = i.param.folder;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace lowbit
