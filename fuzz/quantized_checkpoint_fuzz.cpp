@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/checkpoint_layout.h"
+#include "lowbit/formats/quantized_config.h"
 #include "lowbit/io/safetensors.h"
-#include "lowbit/quant/checkpoint_layout.h"
-#include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "lowbit/formats/scheme.h"
 #include "lowbit/quant/recipe.h"
-#include "lowbit/quant/scheme.h"
 #include "lowbit/util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

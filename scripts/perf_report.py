@@ -184,12 +184,14 @@ if ppl:
                  f"| {vals['int8']:.4f} | {'yes' if sig3(vals['int8']) == sig3(r) else 'no'} |")
     L.append("")
 
-# The section scripts/contention_bench.sh writes is kept as it is.
-BEGIN, END = "<!-- contention:begin -->", "<!-- contention:end -->"
+# The sections scripts/contention_bench.sh and scripts/arch_bench.sh write are kept as they are.
 if os.path.exists(out):
     prev = open(out).read()
-    if BEGIN in prev and END in prev:
-        L.append(prev[prev.index(BEGIN):prev.index(END) + len(END)])
+    for BEGIN, END in (("<!-- contention:begin -->", "<!-- contention:end -->"),
+                       ("<!-- archs:begin -->", "<!-- archs:end -->")):
+        if BEGIN in prev and END in prev:
+            L.append(prev[prev.index(BEGIN):prev.index(END) + len(END)])
+            L.append("")
 tmp = out + ".tmp"
 with open(tmp, "w") as f:
     f.write("\n".join(L) + "\n")

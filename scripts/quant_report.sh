@@ -5,7 +5,7 @@
 # Calibration: the TinyStories calib file (never the evaluation text), 128 windows of the model's
 # context (<= 512), seed 0. Layout: lowbit (exact schemes everywhere; in GPTQ layout the 172-wide
 # MLP of stories260K would move to 8 bits, see docs/QUANTIZE.md).
-# Run by hand (about 15 minutes on 2 cores):
+# Run by hand (about 25 minutes on 2 cores):
 #   bash scripts/quant_report.sh [BUILD_DIR=build] [SHARED=../shared]
 # Environment: OUT (default docs/RESULTS.md); LIMIT=N evaluates only N windows.
 set -euo pipefail
@@ -23,11 +23,20 @@ trap 'rm -rf "$TMP"' EXIT
 export LOWBIT_SHARED=$SHARED
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
-MODELS=("stories260K-hf" "babyllama-105-hf")
+# The Llama models in three schemes; the tiny models of the other families
+# (../shared/models/TINY-ARCHS.md) in W4 g32.
+MODELS=("stories260K-hf" "babyllama-105-hf" "gpt2-tiny" "opt-tiny" "bloom-tiny" "falcon-tiny"
+        "gptneox-tiny" "gptj-tiny" "phi-tiny" "llama-256")
 # name | quantize flags
 SCHEMES=("W4 g32 asym|--bits 4 --group-size 32"
          "W4 g128 asym|--bits 4 --group-size 128"
          "W3 g32 asym|--bits 3 --group-size 32")
+schemes_of() {  # model
+  case $1 in
+    stories260K-hf | babyllama-105-hf) printf '%s\n' "${SCHEMES[@]}" ;;
+    *) printf '%s\n' "${SCHEMES[0]}" ;;
+  esac
+}
 # name | quantize flags
 ALGOS=("RTN|--algo rtn"
        "RTN+clip|--algo rtn --clip-search --calib tinystories"
@@ -37,7 +46,8 @@ ALGOS=("RTN|--algo rtn"
 : >"$TMP/runs.tsv"
 for m in "${MODELS[@]}"; do
   path=$SHARED/models/$m
-  for s in "${SCHEMES[@]}"; do
+  mapfile -t model_schemes < <(schemes_of "$m")
+  for s in "${model_schemes[@]}"; do
     IFS='|' read -r sname sflags <<<"$s"
     for a in "${ALGOS[@]}"; do
       IFS='|' read -r aname aflags <<<"$a"
@@ -78,7 +88,7 @@ L.append("`tinystories` (the calib file, disjoint from the evaluation text), 128
 L.append("min(512, context) tokens, seed 0. RTN uses no calibration data. Layout `lowbit`, so every")
 L.append("linear uses exactly the scheme of its row (ragged last groups where in_features is not a")
 L.append("multiple of the group size; g128 on 64-wide inputs is one group per row). Embeddings and the")
-L.append("(tied) lm_head stay FP32. Bits/weight counts codes, scales, zeros and g_idx.")
+L.append("lm_head (tied or not) stay FP32. Bits/weight counts codes, scales, zeros and g_idx.")
 L.append("")
 L.append("Reproduce one cell: `lowbit quantize ...` as listed below, then")
 L.append("`lowbit eval kld --model Q --base $SHARED/models/MODEL --text tinystories`.")

@@ -17,11 +17,11 @@
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/text_sets.h"
 #include "lowbit/eval/windows.h"
+#include "lowbit/formats/scheme.h"
 #include "lowbit/kernels/packed_matmul.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/quant/quantize_model.h"
-#include "lowbit/quant/scheme.h"
 #include "test_util.h"
 
 namespace lowbit {

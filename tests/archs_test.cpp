@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -64,6 +65,8 @@ TEST_P(ArchReference, LogitsGreedyAndPerplexityMatchTransformers) {
       max_err = std::max(max_err, std::fabs(double(logits[i]) - want[static_cast<size_t>(i)]));
     }
     EXPECT_LT(max_err, 1e-4) << "max |logit - reference|";
+    std::cout << "[ reference ] " << k.folder << ": max |logit - transformers| " << max_err
+              << " (prompt of " << ids.size() << " tokens)\n";
     EXPECT_EQ(argmax(logits, vocab), p["last_logits_argmax"].get<int>());
 
     // Greedy: 40 new tokens, as transformers' generate(do_sample=False).
@@ -90,6 +93,26 @@ TEST_P(ArchReference, LogitsGreedyAndPerplexityMatchTransformers) {
   const double want = pj["ppl"].get<double>();
   EXPECT_EQ(fmt::format("{:.4g}", r.ppl), fmt::format("{:.4g}", want));
   EXPECT_LT(std::fabs(r.ppl - want) / want, 1e-5);
+}
+
+// The same perplexity from the command line: `lowbit eval ppl` with the reference's windows and
+// its tokenization (no special tokens), printed to 4 significant digits.
+TEST_P(ArchReference, EvalPplCommandReproducesTheReferencePerplexity) {
+  const Case& k = GetParam();
+  LOWBIT_SHARED_OR_SKIP(dir, std::string("models/") + k.folder);
+  const json pj = reference(dir)["perplexity"];
+  test::TempDir tmp("archppl");
+  const std::string out = tmp / "ppl.json";
+  const test::CliResult r =
+      test::run_cli(fmt::format("eval ppl --model {} --text tinystories --ctx {} --limit {} "
+                                "--no-special --json {}",
+                                dir, pj["window"].get<int>(), pj["windows"].get<int64_t>(), out));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const json got = json::parse(test::read_all(out));
+  const double want = pj["ppl"].get<double>();
+  EXPECT_EQ(fmt::format("{:.4g}", got["ppl"].get<double>()), fmt::format("{:.4g}", want));
+  std::cout << "[ reference ] " << k.folder << ": lowbit eval ppl " << got["ppl"].get<double>()
+            << ", transformers " << want << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, ArchReference,
@@ -516,6 +539,121 @@ TEST(ArchLayouts, OptProjectionsEqualTheUnprojectedModel) {
   write_folder(dir / "proj", cfg, s);
   EXPECT_EQ(load_model(dir / "proj", "", false).weights->cfg.proj_dim, p);
   EXPECT_LT(logits_diff(src, dir / "proj", kToks), 1e-5);
+}
+
+// OPT-350m's post-norm blocks (do_layer_norm_before false: x = LN1(x + attn(x)),
+// x = LN2(x + fc2(relu(fc1(x)))), no final norm), which no shared model has: opt-tiny's weights
+// run as a post-norm model against a naive forward pass written here from OPT's modeling code.
+std::vector<float> layer_norm_ref(const std::vector<float>& x, const std::vector<float>& g,
+                                  const std::vector<float>& b) {
+  const size_t n = x.size();
+  double mean = 0, var = 0;
+  for (float v : x) mean += v;
+  mean /= double(n);
+  for (float v : x) var += (v - mean) * (v - mean);
+  var /= double(n);
+  std::vector<float> y(n);
+  for (size_t i = 0; i < n; ++i) {
+    y[i] = static_cast<float>((x[i] - mean) / std::sqrt(var + 1e-5) * g[i] + b[i]);
+  }
+  return y;
+}
+
+std::vector<float> linear_ref(const std::vector<float>& W, const std::vector<float>& bias,
+                              const std::vector<float>& x) {
+  const size_t in = x.size(), out = W.size() / in;
+  std::vector<float> y(out);
+  for (size_t o = 0; o < out; ++o) {
+    double acc = bias.empty() ? 0.0 : bias[o];
+    for (size_t i = 0; i < in; ++i) acc += double(W[o * in + i]) * x[i];
+    y[o] = static_cast<float>(acc);
+  }
+  return y;
+}
+
+TEST(ArchLayouts, OptPostNormEqualsANaiveForwardPass) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/opt-tiny");
+  test::TempDir dir("optpost");
+  const Tensors s = read_tensors(src);
+  json cfg = json::parse(test::read_all(src + "/config.json"));
+  cfg["do_layer_norm_before"] = false;
+  write_folder(dir / "post", cfg, s);
+  const ModelConfig c = load_model(dir / "post", "", false).weights->cfg;
+  EXPECT_TRUE(c.post_norm);
+  EXPECT_FALSE(c.final_norm);
+
+  const int d = 128, heads = 4, hd = 32, layers = 4, vocab = 2048;
+  const std::vector<int> toks = {2047, 5, 300, 17, 1024, 9, 77};
+  const int n = static_cast<int>(toks.size());
+  const std::string p = "model.decoder.";
+  std::vector<std::vector<float>> x(static_cast<size_t>(n));
+  for (int t = 0; t < n; ++t) {
+    x[size_t(t)] = rows_of(s.v(p + "embed_tokens.weight"), d, toks[size_t(t)], 1);
+    const std::vector<float> pos = rows_of(s.v(p + "embed_positions.weight"), d, t + 2, 1);
+    for (int i = 0; i < d; ++i) x[size_t(t)][size_t(i)] += pos[size_t(i)];
+  }
+  for (int l = 0; l < layers; ++l) {
+    const std::string L = fmt::format("{}layers.{}.", p, l);
+    auto w = [&](const std::string& k) { return s.v(L + k); };
+    std::vector<std::vector<float>> q, k, v;
+    for (int t = 0; t < n; ++t) {
+      q.push_back(
+          linear_ref(w("self_attn.q_proj.weight"), w("self_attn.q_proj.bias"), x[size_t(t)]));
+      k.push_back(
+          linear_ref(w("self_attn.k_proj.weight"), w("self_attn.k_proj.bias"), x[size_t(t)]));
+      v.push_back(
+          linear_ref(w("self_attn.v_proj.weight"), w("self_attn.v_proj.bias"), x[size_t(t)]));
+    }
+    for (int t = 0; t < n; ++t) {
+      std::vector<float> att(static_cast<size_t>(d), 0.0f);
+      for (int h = 0; h < heads; ++h) {
+        std::vector<double> sc(static_cast<size_t>(t + 1));
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= t; ++j) {
+          double dot = 0;
+          for (int i = 0; i < hd; ++i)
+            dot += double(q[size_t(t)][size_t(h * hd + i)]) * k[size_t(j)][size_t(h * hd + i)];
+          sc[size_t(j)] = dot / std::sqrt(double(hd));
+          mx = std::max(mx, sc[size_t(j)]);
+        }
+        for (double& e : sc) sum += (e = std::exp(e - mx));
+        for (int i = 0; i < hd; ++i) {
+          double acc = 0;
+          for (int j = 0; j <= t; ++j)
+            acc += sc[size_t(j)] / sum * v[size_t(j)][size_t(h * hd + i)];
+          att[size_t(h * hd + i)] = static_cast<float>(acc);
+        }
+      }
+      const std::vector<float> o =
+          linear_ref(w("self_attn.out_proj.weight"), w("self_attn.out_proj.bias"), att);
+      std::vector<float> r = x[size_t(t)];
+      for (int i = 0; i < d; ++i) r[size_t(i)] += o[size_t(i)];
+      const std::vector<float> h1 =
+          layer_norm_ref(r, w("self_attn_layer_norm.weight"), w("self_attn_layer_norm.bias"));
+      std::vector<float> f = linear_ref(w("fc1.weight"), w("fc1.bias"), h1);
+      for (float& e : f) e = std::max(e, 0.0f);
+      const std::vector<float> m = linear_ref(w("fc2.weight"), w("fc2.bias"), f);
+      std::vector<float> r2 = h1;
+      for (int i = 0; i < d; ++i) r2[size_t(i)] += m[size_t(i)];
+      x[size_t(t)] = layer_norm_ref(r2, w("final_layer_norm.weight"), w("final_layer_norm.bias"));
+    }
+  }
+  const std::vector<float> want =
+      linear_ref(s.v(p + "embed_tokens.weight"), {}, x[size_t(n - 1)]);  // tied head
+
+  auto wts = load_model(dir / "post", "", false).weights;
+  Transformer tf(wts, n);
+  const float* got = tf.forward(toks.data(), n);
+  double err = 0;
+  for (int i = 0; i < vocab; ++i) err = std::max(err, std::fabs(double(got[i]) - want[size_t(i)]));
+  EXPECT_LT(err, 1e-3);
+  // And it is not the pre-norm model's answer.
+  Transformer pre(load_model(src, "", false).weights, n);
+  const float* pre_logits = pre.forward(toks.data(), n);
+  double diff = 0;
+  for (int i = 0; i < vocab; ++i)
+    diff = std::max(diff, std::fabs(double(pre_logits[i]) - want[size_t(i)]));
+  EXPECT_GT(diff, 1e-1);
 }
 
 // Checkpoints saved from the base model have no "transformer." prefix (GPT-2 as published).

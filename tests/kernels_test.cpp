@@ -10,10 +10,10 @@
 #include <random>
 #include <vector>
 
+#include "lowbit/formats/scheme.h"
 #include "lowbit/kernels/cpu_dispatch.h"
 #include "lowbit/kernels/packed_matmul.h"
 #include "lowbit/kernels/packed_weight.h"
-#include "lowbit/quant/scheme.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
 #include "test_util.h"

@@ -6,11 +6,11 @@
 #include <random>
 #include <vector>
 
+#include "lowbit/formats/group_quant.h"
 #include "lowbit/quant/algo/awq.h"
 #include "lowbit/quant/algo/gptq.h"
 #include "lowbit/quant/algo/hessian.h"
 #include "lowbit/quant/algo/rtn.h"
-#include "lowbit/quant/group_quant.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

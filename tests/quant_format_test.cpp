@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "lowbit/quant/group_quant.h"
-#include "lowbit/quant/minifloat.h"
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/group_quant.h"
+#include "lowbit/formats/minifloat.h"
+#include "lowbit/formats/scheme.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

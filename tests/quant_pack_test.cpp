@@ -9,10 +9,10 @@
 #include <random>
 #include <vector>
 
+#include "lowbit/formats/checkpoint_layout.h"
+#include "lowbit/formats/group_quant.h"
+#include "lowbit/formats/pack.h"
 #include "lowbit/io/safetensors.h"
-#include "lowbit/quant/checkpoint_layout.h"
-#include "lowbit/quant/group_quant.h"
-#include "lowbit/quant/pack.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

@@ -14,6 +14,7 @@
 
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/load.h"
+#include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "test_util.h"
 
@@ -187,6 +188,67 @@ TEST(Synth, RealShapesHaveTheirPublishedHyperParameters) {
   EXPECT_EQ(synth_shape("llama-3.2-1b").rope_scaling.type, "llama3");
   EXPECT_EQ(synth_shape("mistral-7b").architecture, "MistralForCausalLM");
   EXPECT_THROW(synth_shape("nope"), Error);
+}
+
+// The other families' shapes come from their published config.json, read by the family's entry.
+TEST(Synth, OtherFamiliesHaveTheirPublishedHyperParameters) {
+  const ModelConfig j = synth_shape("gpt-j-6b");
+  EXPECT_EQ(j.family, "gptj");
+  EXPECT_EQ(j.dim, 4096);
+  EXPECT_EQ(j.n_heads, 16);
+  EXPECT_EQ(j.n_layers, 28);
+  EXPECT_EQ(j.hidden_dim, 16384);
+  EXPECT_EQ(j.rope_dims, 64);
+  EXPECT_TRUE(j.rope_interleaved);
+  EXPECT_TRUE(j.parallel_block && j.shared_norm);
+  EXPECT_TRUE(j.lm_head_bias);
+  const ModelConfig o = synth_shape("opt-6.7b");
+  EXPECT_EQ(o.hidden_dim, 16384);
+  EXPECT_EQ(o.position, PositionKind::kLearned);
+  EXPECT_EQ(o.position_offset, 2);
+  EXPECT_EQ(o.act, ops::Activation::kRelu);
+  EXPECT_TRUE(o.tied_embeddings);
+  const ModelConfig f = synth_shape("falcon-7b");
+  EXPECT_EQ(f.dim, 4544);
+  EXPECT_EQ(f.n_heads, 71);
+  EXPECT_EQ(f.n_kv_heads, 1);
+  EXPECT_EQ(f.head_dim, 64);
+  EXPECT_EQ(f.hidden_dim, 4 * 4544);
+  EXPECT_EQ(f.vocab_size, 65024);
+  const ModelConfig b = synth_shape("bloom-7b1");
+  EXPECT_EQ(b.position, PositionKind::kAlibi);
+  EXPECT_TRUE(b.embed_norm);
+  EXPECT_EQ(b.vocab_size, 250880);
+  EXPECT_EQ(b.n_layers, 30);
+  const ModelConfig n = synth_shape("gpt-neox-20b");
+  EXPECT_EQ(n.head_dim, 96);
+  EXPECT_EQ(n.rope_dims, 24);  // rotary_pct 0.25
+  EXPECT_EQ(n.n_layers, 44);
+  EXPECT_TRUE(n.parallel_block);
+  EXPECT_FALSE(n.shared_norm);
+}
+
+// A published-config shape is written with its own config.json (the layer count and dtype
+// replaced) and runs.
+TEST(Synth, PublishedConfigShapeWritesItsConfigAndRuns) {
+  TempDir dir("opt");
+  SynthOptions o;
+  o.shape = "opt-6.7b";
+  o.layers = 1;
+  o.dtype = DType::F16;
+  o.out_dir = dir.sub("m");
+  const SynthResult r = synth_checkpoint(o);
+  EXPECT_EQ(r.cfg.n_layers, 1);
+  const std::string cfg = test::read_all(o.out_dir + "/config.json");
+  EXPECT_NE(cfg.find("\"word_embed_proj_dim\": 4096"), std::string::npos) << cfg;
+  EXPECT_NE(cfg.find("\"num_hidden_layers\": 1"), std::string::npos) << cfg;
+  EXPECT_NE(cfg.find("\"torch_dtype\": \"float16\""), std::string::npos) << cfg;
+  auto w = load_hf_weights(o.out_dir);
+  EXPECT_EQ(w->cfg.architecture, "OPTForCausalLM");
+  Transformer tf(w, 4);
+  const std::vector<int> toks = {2, 100, 2000, 30000};
+  const float* logits = tf.forward(toks.data(), 4);
+  for (int i = 0; i < w->cfg.vocab_size; ++i) ASSERT_TRUE(std::isfinite(logits[i])) << i;
 }
 
 TEST(Synth, CliWritesAFolder) {

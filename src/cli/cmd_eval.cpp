@@ -33,6 +33,7 @@ struct EvalArgs {
   int64_t limit = 0;
   int threads = 0;
   bool verbose = false, no_bos = false;
+  bool no_special = false;  // ppl / kld: the text tokenized without special tokens
   // Evaluation measures what the weights' quantization costs: activations stay fp32 unless
   // --act int8 asks for the int8-activation kernels (whose own error then adds in).
   RuntimeArgs rt = [] {
@@ -77,19 +78,28 @@ void emit(const EvalArgs& a, const std::string& header, const std::string& body,
   if (!a.json.empty()) write_json_file(a.json, j);
 }
 
+// The text's tokens for the windows: as the convention tokenizes it, or with --no-special
+// without any special token (Hugging Face's add_special_tokens=False).
+std::vector<int> eval_tokens(const EvalArgs& a, Convention conv, const Tokenizer& tok,
+                             const std::string& text) {
+  if (a.no_special) return tok.encode(text, /*add_special=*/false);
+  return tokenize_for_convention(conv, tok, text);
+}
+
 int run_ppl(const EvalArgs& a) {
   start(a, a.text);
   const Convention conv = parse_convention(a.convention);
   LoadedModel m = load_with_tokenizer(a.model, apply_runtime_args(a.rt));
   const int ctx = pick_ctx(a, m);
   const std::string text = load_text_set(a.text);
-  const std::vector<int> tokens = tokenize_for_convention(conv, *m.tokenizer, text);
+  const std::vector<int> tokens = eval_tokens(a, conv, *m.tokenizer, text);
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
   Transformer model(m.weights, ctx, transformer_options(a.rt, a.model));
   const PplResult r = perplexity(model, tokens, plan, m.tokenizer->bos_id());
   nlohmann::json j = to_json(r);
   j["model"] = a.model;
   j["text"] = a.text;
+  j["special_tokens"] = !a.no_special;
   emit(a, fmt::format("model:           {}\ntext:            {}\n", a.model, a.text),
        format_result(r), j);
   return 0;
@@ -112,8 +122,8 @@ int run_kld(const EvalArgs& a) {
   check_ctx(base.weights->cfg, ctx, base.source);
   check_ctx(cand.weights->cfg, ctx, cand.source);
   const std::string text = load_text_set(a.text);
-  const std::vector<int> tokens = tokenize_for_convention(conv, *base.tokenizer, text);
-  if (tokenize_for_convention(conv, *cand.tokenizer, text) != tokens)
+  const std::vector<int> tokens = eval_tokens(a, conv, *base.tokenizer, text);
+  if (eval_tokens(a, conv, *cand.tokenizer, text) != tokens)
     fail(a.model, "its tokenizer encodes the text differently from the base model's");
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
   TransformerOptions base_opt;
@@ -125,6 +135,7 @@ int run_kld(const EvalArgs& a) {
   j["base"] = a.base;
   j["model"] = a.model;
   j["text"] = a.text;
+  j["special_tokens"] = !a.no_special;
   emit(a,
        fmt::format("base:            {}\nmodel:           {}\ntext:            {}\n", a.base,
                    a.model, a.text),
@@ -185,6 +196,9 @@ void add_windows(CLI::App* sub, EvalArgs* a) {
   sub->add_option("--ctx", a->ctx, "Window length in tokens (default: model maximum, <= 2048)")
       ->check(int_in(1, 1 << 24));
   sub->add_option("--convention", a->convention, "gptq | llamacpp (default gptq)");
+  sub->add_flag("--no-special", a->no_special,
+                "Tokenize the text without special tokens (no BOS; Hugging Face's "
+                "add_special_tokens=False)");
 }
 
 }  // namespace

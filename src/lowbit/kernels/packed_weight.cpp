@@ -9,7 +9,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "lowbit/quant/group_quant.h"
+#include "lowbit/formats/group_quant.h"
 #include "lowbit/util/half.h"
 
 namespace lowbit::kernels {

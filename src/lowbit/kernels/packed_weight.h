@@ -1,6 +1,6 @@
 // The compute layout of a linear weight: how the kernels want a weight laid out in memory,
-// chosen for the SIMD loops and kept separate from the storage formats (quant/checkpoint_layout.h)
-// that checkpoints use. Built once at load ("repacking").
+// chosen for the SIMD loops and kept separate from the storage formats
+// (formats/checkpoint_layout.h) that checkpoints use. Built once at load ("repacking").
 //
 // Integer and 4-bit-code weights are cut into tiles of 16 output rows. Within a tile, each block
 // of 32 input columns is stored contiguously, rows interleaved so that one 64-byte vector holds
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
 
 namespace lowbit::kernels {
 

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "lowbit/formats/checkpoint_layout.h"
+#include "lowbit/formats/quantized_config.h"
 #include "lowbit/io/json_read.h"
 #include "lowbit/io/limits.h"
 #include "lowbit/io/safetensors.h"
@@ -17,8 +19,6 @@
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/load.h"
-#include "lowbit/quant/checkpoint_layout.h"
-#include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"

@@ -24,8 +24,8 @@ void kv_store(const float* src, void* dst, KvKind kind, size_t n);
 // fp32 once and runs BLAS GEMMs.
 // alibi_slopes: nullptr, or n_heads slopes: query t then adds slopes[h] · (j − (pos0 + t)) to its
 // scaled score q·k_j/sqrt(head_dim) for key j before the softmax. That is Bloom's slope · j up to a
-// per-row constant, which the softmax ignores, and keeps the biases small. (Falcon's ALiBi models
-// add the bias before the 1/sqrt(head_dim) scaling: pass slopes / sqrt(head_dim) for them.)
+// per-row constant, which the softmax ignores, and keeps the biases small. (A caller whose model
+// adds the bias before the 1/sqrt(head_dim) scaling would pass slopes / sqrt(head_dim).)
 void attention(const float* q, const void* k, const void* v, KvKind kind, float* out, int n,
                int pos0, int n_heads, int n_kv_heads, int head_dim,
                const float* alibi_slopes = nullptr);

@@ -18,6 +18,9 @@
 #include <optional>
 
 #include "lowbit/eval/text_sets.h"
+#include "lowbit/formats/checkpoint_layout.h"
+#include "lowbit/formats/pack.h"
+#include "lowbit/formats/quantized_config.h"
 #include "lowbit/io/json_read.h"
 #include "lowbit/io/limits.h"
 #include "lowbit/io/output_dir.h"
@@ -30,10 +33,7 @@
 #include "lowbit/ops/norm.h"
 #include "lowbit/quant/algo/hessian.h"
 #include "lowbit/quant/algo/rtn.h"
-#include "lowbit/quant/checkpoint_layout.h"
 #include "lowbit/quant/layer_tensors.h"
-#include "lowbit/quant/pack.h"
-#include "lowbit/quant/quantized_config.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 #include "lowbit/util/finite.h"

@@ -18,7 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
+#include "lowbit/formats/scheme_fields.h"
 
 namespace lowbit {
 
@@ -42,10 +43,6 @@ struct Recipe {
   // Patterns of rules that matched no module so far (a warning after the run).
   std::vector<std::string> unmatched() const;
 };
-
-// Applies scheme fields (JSON object with the rule keys above, "match"/"skip" ignored) over `s`.
-// Throws Error("<where>: ...") on unknown keys, wrong value types or an invalid result.
-QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const nlohmann::json& f);
 
 // Reads a recipe file; its "default" (if any) is applied over `base` (the CLI's scheme).
 Recipe load_recipe_file(const std::string& path, const QuantScheme& base);

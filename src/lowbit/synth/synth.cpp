@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
@@ -48,6 +49,62 @@ constexpr Shape kShapes[] = {
      1, 2, false},
     {"small", "LlamaForCausalLM", 256, 688, 4, 8, 4, 512, 512, 1e-5f, 1e4f, false, 1, 2, false},
 };
+
+// Shapes of the other families: their published config.json, read by the family's own entry in
+// the architecture table (model/arch.cpp) exactly as a downloaded checkpoint's would be, and
+// written out as it is (with the layer count of --layers). `layers_key` names the layer count.
+struct ConfigShape {
+  const char* name;
+  const char* layers_key;
+  const char* config;
+};
+
+constexpr ConfigShape kConfigShapes[] = {
+    {"gpt-j-6b", "n_layer",
+     R"({"architectures": ["GPTJForCausalLM"], "model_type": "gptj", "activation_function": "gelu_new",
+         "bos_token_id": 50256, "eos_token_id": 50256, "layer_norm_epsilon": 1e-05, "n_embd": 4096,
+         "n_head": 16, "n_inner": null, "n_layer": 28, "n_positions": 2048, "rotary": true,
+         "rotary_dim": 64, "tie_word_embeddings": false, "vocab_size": 50400})"},
+    {"opt-6.7b", "num_hidden_layers",
+     R"({"architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
+         "bos_token_id": 2, "do_layer_norm_before": true, "eos_token_id": 2, "ffn_dim": 16384,
+         "hidden_size": 4096, "max_position_embeddings": 2048, "num_attention_heads": 32,
+         "num_hidden_layers": 32, "pad_token_id": 1, "prefix": "</s>", "vocab_size": 50272,
+         "word_embed_proj_dim": 4096})"},
+    {"falcon-7b", "num_hidden_layers",
+     R"({"architectures": ["FalconForCausalLM"], "model_type": "falcon", "alibi": false,
+         "apply_residual_connection_post_layernorm": false, "bias": false, "bos_token_id": 11,
+         "eos_token_id": 11, "hidden_size": 4544, "layer_norm_epsilon": 1e-05, "multi_query": true,
+         "new_decoder_architecture": false, "num_attention_heads": 71, "num_hidden_layers": 32,
+         "parallel_attn": true, "vocab_size": 65024})"},
+    {"bloom-7b1", "n_layer",
+     R"({"architectures": ["BloomForCausalLM"], "model_type": "bloom",
+         "apply_residual_connection_post_layernorm": false, "bos_token_id": 1, "eos_token_id": 2,
+         "hidden_size": 4096, "layer_norm_epsilon": 1e-05, "n_head": 32, "n_inner": null,
+         "n_layer": 30, "pad_token_id": 3, "pretraining_tp": 1, "slow_but_exact": false,
+         "unk_token_id": 0, "vocab_size": 250880})"},
+    {"gpt-neox-20b", "num_hidden_layers",
+     R"({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "bos_token_id": 0,
+         "eos_token_id": 0, "hidden_act": "gelu_fast", "hidden_size": 6144,
+         "intermediate_size": 24576, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048,
+         "num_attention_heads": 64, "num_hidden_layers": 44, "rotary_emb_base": 10000,
+         "rotary_pct": 0.25, "tie_word_embeddings": false, "use_parallel_residual": true,
+         "vocab_size": 50432})"},
+};
+
+const ConfigShape* find_config_shape(const std::string& name) {
+  for (const auto& s : kConfigShapes) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+// The config.json of a published-config shape with `layers` layers (0: its own count).
+nlohmann::ordered_json config_shape_json(const ConfigShape& s, int layers) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(s.config);
+  if (layers > 0) j[s.layers_key] = layers;
+  return j;
+}
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -102,18 +159,38 @@ TensorRecipe recipe_for(const TensorSpec& spec, int layer, const ModelConfig& cf
     case TensorRole::kBq:
     case TensorRole::kBk:
     case TensorRole::kBv:
+    case TensorRole::kBqkv:
       r.scale = 0.05f;
       break;
+    case TensorRole::kAttnNormBias:
+    case TensorRole::kFfnNormBias:
+    case TensorRole::kFinalNormBias:
+    case TensorRole::kEmbedNormBias:
+    case TensorRole::kBo:
+    case TensorRole::kBGate:
+    case TensorRole::kBUp:
+    case TensorRole::kBGateUp:
+    case TensorRole::kBDown:
+    case TensorRole::kLmHeadBias:
+      r.scale = 0.02f;
+      break;
     case TensorRole::kTokEmbeddings:
+    case TensorRole::kPosEmbeddings:
     case TensorRole::kLmHead:
       r.scale = 0.02f;
       break;
     default: {
       r.scale = 1.0f / std::sqrt(static_cast<float>(r.in));
-      // q/k/v share their input (attention input), gate/up theirs; o and down have their own.
+      // Outlier channels belong to an input: q/k/v share the attention input, gate/up the MLP
+      // input; o and down have their own.
       uint64_t space = 0;
       if (spec.role == TensorRole::kWo) space = 1;
-      if (spec.role == TensorRole::kWGate || spec.role == TensorRole::kWUp) space = 2;
+      // A parallel block with one norm feeds the MLP from the attention input.
+      if ((spec.role == TensorRole::kWGate || spec.role == TensorRole::kWUp ||
+           spec.role == TensorRole::kWGateUp) &&
+          !(cfg.parallel_block && cfg.shared_norm)) {
+        space = 2;
+      }
       if (spec.role == TensorRole::kWDown) space = 3;
       r.column_gain = outlier_gains(splitmix64(layer_key + space), r.in);
       break;
@@ -197,10 +274,14 @@ float synth_heavy_tail(double u) {
 std::vector<std::string> synth_shape_names() {
   std::vector<std::string> v;
   for (const auto& s : kShapes) v.push_back(s.name);
+  for (const auto& s : kConfigShapes) v.push_back(s.name);
   return v;
 }
 
 ModelConfig synth_shape(const std::string& name) {
+  if (const ConfigShape* cs = find_config_shape(name)) {
+    return parse_hf_config("synth " + name, config_shape_json(*cs, 0).dump());
+  }
   for (const auto& s : kShapes) {
     if (name != s.name) continue;
     const ArchSpec* arch = find_arch(s.arch);
@@ -240,6 +321,7 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
   if (opt.layers < 0 || opt.layers > 4096) fail("synth", "--layers {} out of range", opt.layers);
   if (opt.layers > 0) res.cfg.n_layers = opt.layers;
   validate_config("synth", res.cfg);
+  const ConfigShape* config_shape = find_config_shape(opt.shape);
 
   OutputDirOptions oo;
   oo.force = opt.force;
@@ -291,8 +373,15 @@ SynthResult synth_checkpoint(const SynthOptions& opt) {
         opt.max_shard_bytes, {{"format", "pt"}, {"lowbit_synth", opt.shape}});
     progress.finish();
 
-    write_file_atomic((tmp / "config.json").string(),
-                      to_hf_config_json(res.cfg, torch_dtype_name(opt.dtype)));
+    std::string config_text;
+    if (config_shape != nullptr) {
+      nlohmann::ordered_json j = config_shape_json(*config_shape, opt.layers);
+      j["torch_dtype"] = torch_dtype_name(opt.dtype);
+      config_text = j.dump(2) + "\n";
+    } else {
+      config_text = to_hf_config_json(res.cfg, torch_dtype_name(opt.dtype));
+    }
+    write_file_atomic((tmp / "config.json").string(), config_text);
     res.files.push_back("config.json");
     if (!opt.tokenizer.empty()) copy_tokenizer(opt.tokenizer, tmp);
 

@@ -15,7 +15,9 @@
 namespace lowbit {
 
 // Names accepted by synth_shape: "tinyllama-1.1b", "llama-2-7b", "llama-3-8b", "llama-3.2-1b",
-// "qwen2-0.5b", "mistral-7b", "small".
+// "qwen2-0.5b", "mistral-7b", "small" (Llama-family hyper-parameters), and "gpt-j-6b", "opt-6.7b",
+// "falcon-7b", "bloom-7b1", "gpt-neox-20b" (their published config.json, read by the family's own
+// entry of the architecture table and written out as it is).
 std::vector<std::string> synth_shape_names();
 // Throws Error("synth: unknown shape ...").
 ModelConfig synth_shape(const std::string& name);

@@ -1,5 +1,6 @@
 // Tokenizers: a small interface over the kinds lowbit reads (Hugging Face tokenizer.json of type
-// BPE, both SentencePiece-style and byte-level; llama2.c tokenizer.bin).
+// BPE, both SentencePiece-style and byte-level; SentencePiece .model files; llama2.c
+// tokenizer.bin).
 #pragma once
 
 #include <memory>

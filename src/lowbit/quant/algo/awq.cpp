@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lowbit/formats/group_quant.h"
 #include "lowbit/quant/algo/rtn.h"
-#include "lowbit/quant/group_quant.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

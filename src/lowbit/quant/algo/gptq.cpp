@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "lowbit/formats/group_quant.h"
 #include "lowbit/quant/algo/rtn.h"
-#include "lowbit/quant/group_quant.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "lowbit/quant/group_quant.h"
+#include "lowbit/formats/group_quant.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

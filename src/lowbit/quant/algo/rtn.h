@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
 
 namespace lowbit {
 

@@ -1,4 +1,4 @@
-#include "lowbit/quant/minifloat.h"
+#include "lowbit/formats/minifloat.h"
 
 #include <cmath>
 #include <limits>

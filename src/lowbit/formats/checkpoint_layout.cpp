@@ -1,13 +1,13 @@
-#include "lowbit/quant/checkpoint_layout.h"
+#include "lowbit/formats/checkpoint_layout.h"
 
 #include <climits>
 #include <cmath>
 #include <cstring>
 
+#include "lowbit/formats/minifloat.h"
+#include "lowbit/formats/pack.h"
 #include "lowbit/io/json_int.h"
 #include "lowbit/io/json_read.h"
-#include "lowbit/quant/minifloat.h"
-#include "lowbit/quant/pack.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
 

@@ -1,9 +1,9 @@
-#include "lowbit/quant/group_quant.h"
+#include "lowbit/formats/group_quant.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "lowbit/quant/minifloat.h"
+#include "lowbit/formats/minifloat.h"
 
 namespace lowbit {
 

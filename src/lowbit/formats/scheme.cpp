@@ -1,11 +1,11 @@
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "lowbit/quant/group_quant.h"
-#include "lowbit/quant/minifloat.h"
+#include "lowbit/formats/group_quant.h"
+#include "lowbit/formats/minifloat.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/finite.h"
 #include "lowbit/util/half.h"

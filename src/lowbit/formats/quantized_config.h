@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
 
 namespace lowbit {
 

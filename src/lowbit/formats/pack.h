@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "lowbit/quant/scheme.h"
+#include "lowbit/formats/scheme.h"
 
 namespace lowbit {
 

@@ -1,8 +1,8 @@
-#include "lowbit/quant/quantized_config.h"
+#include "lowbit/formats/quantized_config.h"
 
+#include "lowbit/formats/checkpoint_layout.h"
+#include "lowbit/formats/scheme_fields.h"
 #include "lowbit/io/json_read.h"
-#include "lowbit/quant/checkpoint_layout.h"
-#include "lowbit/quant/recipe.h"
 #include "lowbit/tokenizer/regex.h"
 #include "lowbit/util/error.h"
 

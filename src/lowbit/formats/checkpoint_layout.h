@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/scheme.h"
 #include "lowbit/io/safetensors.h"
-#include "lowbit/quant/scheme.h"
 
 namespace lowbit {
 

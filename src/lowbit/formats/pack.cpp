@@ -1,4 +1,4 @@
-#include "lowbit/quant/pack.h"
+#include "lowbit/formats/pack.h"
 
 #include <cstring>
 
