@@ -31,11 +31,16 @@ using test::TempDir;
 
 struct Family {
   const char* folder;
-  // AWQ must beat RTN. Not on bloom-tiny: there the AWQ clip search lowers each linear's output
-  // error and each layer's output error on the calibration text (measured: 20-45 % lower) and still
-  // raises the end-to-end KLD above RTN's (0.00106 vs 0.00066 at ctx 256, 100 windows), which the
-  // closing note of the architecture issue records as open. Without the clip AWQ is at RTN's level.
+  // AWQ must beat RTN. Not asserted on bloom-tiny: there AWQ's clip search lowers each linear's
+  // output error and each layer's output error on the calibration text (by 10-45 %) and still
+  // leaves the end-to-end KLD above RTN's with this calibration (32 x 256 tokens: 0.00082 vs
+  // 0.00071; without the clip 0.00060; with the CLI's default 128 x 512 AWQ is at 0.00065 vs RTN's
+  // 0.00066 on 100 windows). The architecture issue's closing note records it as open.
   bool awq_beats_rtn;
+  // GPTQ's KLD is below this fraction of RTN's (measured 0.24-0.52 with 30 % headroom). On
+  // bloom-tiny GPTQ was at 0.44 when the calibration skipped the embedding LayerNorm (and GPT-2 /
+  // OPT their learned positions): the bound guards the calibration input.
+  double gptq_max_fraction = 1.0;
 };
 
 QuantScheme w4_g32() {
@@ -136,7 +141,7 @@ TEST_P(ArchQuantize, RtnGptqAwqRunAndCalibratedOnesBeatRtn) {
     std::cout << "[ quality  ] " << f.folder << " " << r.name << ": mean KLD " << k.kld_mean
               << ", top-1 " << k.top1_agreement << " %, PPL " << pk.ppl << "\n";
   }
-  EXPECT_LT(kld["gptq"], kld["rtn"]);
+  EXPECT_LT(kld["gptq"], f.gptq_max_fraction * kld["rtn"]);
   EXPECT_LT(kld["gptq_act_order"], kld["rtn"]);
   if (f.awq_beats_rtn) {
     EXPECT_LT(kld["awq"], kld["rtn"]);
@@ -148,7 +153,8 @@ TEST_P(ArchQuantize, RtnGptqAwqRunAndCalibratedOnesBeatRtn) {
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, ArchQuantize,
                          ::testing::Values(Family{"gpt2-tiny", true}, Family{"opt-tiny", true},
-                                           Family{"bloom-tiny", false}, Family{"falcon-tiny", true},
+                                           Family{"bloom-tiny", false, 0.32},
+                                           Family{"falcon-tiny", true},
                                            Family{"gptneox-tiny", true}, Family{"gptj-tiny", true},
                                            Family{"phi-tiny", true}, Family{"llama-256", true}),
                          [](const ::testing::TestParamInfo<Family>& i) {

@@ -667,9 +667,9 @@ TEST(QuantizePipeline, GptqAndAwqBeatRtnOnStories260K) {
   // Measured (12 windows x 255 scored tokens, ctx 256; lowbit layout, int4 g32 everywhere):
   //   RTN  mean KLD 0.148, top-1 81.9 %, PPL ratio 1.174
   //   GPTQ mean KLD 0.085, top-1 86.1 %, PPL ratio 1.079
-  //   AWQ  mean KLD 0.101, top-1 84.2 %, PPL ratio 1.116
+  //   AWQ  mean KLD 0.111, top-1 84.1 %, PPL ratio 1.109 (clip clamps |w| as the AWQ reference)
   EXPECT_LT(gptq.kld, 0.8 * rtn.kld);  // measured 0.57x
-  EXPECT_LT(awq.kld, 0.9 * rtn.kld);   // measured 0.68x
+  EXPECT_LT(awq.kld, 0.9 * rtn.kld);   // measured 0.75x
   EXPECT_GT(gptq.top1, 75.0);
   EXPECT_GT(gptq.top1, rtn.top1);
   EXPECT_LT(gptq.kld, 0.2);

@@ -118,6 +118,13 @@ GroupParams fit_group(const QuantScheme& s, const float* w, int n, float clip) {
   return p;
 }
 
+GroupParams fit_group_clamped(const QuantScheme& s, const float* w, int n, float ratio) {
+  if (s.type != WeightType::kInt || n <= 0) return fit_group(s, w, n, ratio);
+  const auto [lo, hi] = std::minmax_element(w, w + n);
+  const float bound = ratio * std::max(std::fabs(*lo), std::fabs(*hi));
+  return fit_int(s, std::max(*lo, -bound), std::min(*hi, bound));
+}
+
 uint8_t quantize_value(const QuantScheme& s, const GroupParams& p, float w) {
   const float x = w / p.scale;
   switch (s.type) {

@@ -14,6 +14,10 @@ namespace lowbit {
 // dequantizes within scale/2 (asym: the zero point's rounding; sym fullrange: GPTQ's +amax sits
 // half a step above the top code).
 GroupParams fit_group(const QuantScheme& s, const float* w, int n, float clip = 1.0f);
+// AWQ's clipping: the group clamped to [-ratio·max|w|, ratio·max|w|] (a lopsided group keeps its
+// short side whole), then fitted as fit_group(…, 1) would fit the clamped values. Non-integer
+// types: fit_group(s, w, n, ratio).
+GroupParams fit_group_clamped(const QuantScheme& s, const float* w, int n, float ratio);
 
 // Nearest code of w, clamped to the format's range: kInt rounds w/scale to nearest, ties to even
 // (as torch.round in the GPTQ reference), then adds zero and clamps to [0, maxq] ([1, maxq] for

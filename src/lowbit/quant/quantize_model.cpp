@@ -557,16 +557,34 @@ class Pipeline {
     rep_.seqlen = calib_.seqlen;
     rep_.calib_text_tokens = calib_.text_tokens;
     n_rows_ = static_cast<int64_t>(calib_.nsamples) * calib_.seqlen;
-    const std::vector<float> emb = src_->read(TensorRole::kTokEmbeddings, 0);
-    src_->release(TensorRole::kTokEmbeddings, 0);
-    x_.resize(static_cast<size_t>(n_rows_) * cfg_.dim);
     for (int64_t r = 0; r < n_rows_; ++r) {
       const int id = calib_.tokens[static_cast<size_t>(r)];
       if (id < 0 || id >= cfg_.vocab_size) {
         fail(tokenizer_path_, "token id {} is outside the model's vocabulary {}", id,
              cfg_.vocab_size);
       }
-      std::memcpy(&x_[size_t(r) * cfg_.dim], &emb[size_t(id) * cfg_.dim], sizeof(float) * cfg_.dim);
+    }
+    // The first layer's input as the forward pass makes it (model/block.h embed_tokens): token
+    // rows, learned positions (each window from position 0), the embedding norm, project_in.
+    auto model_tensor = [&](TensorRole role) {
+      std::vector<float> v;
+      if (tensor_present(role, cfg_)) v = read(role, 0);
+      return v;
+    };
+    const std::vector<float> emb = model_tensor(TensorRole::kTokEmbeddings);
+    const std::vector<float> pos = model_tensor(TensorRole::kPosEmbeddings);
+    const std::vector<float> en = model_tensor(TensorRole::kEmbedNorm);
+    const std::vector<float> eb = model_tensor(TensorRole::kEmbedNormBias);
+    const std::vector<float> pin = model_tensor(TensorRole::kProjIn);
+    const Norm embed_norm{en.empty() ? nullptr : en.data(), eb.empty() ? nullptr : eb.data()};
+    Linear proj_in;
+    if (!pin.empty()) proj_in = {pin.data(), nullptr, cfg_.dim, cfg_.embed_dim()};
+    x_.resize(static_cast<size_t>(n_rows_) * cfg_.dim);
+    std::vector<float> scratch(static_cast<size_t>(calib_.seqlen) * cfg_.embed_dim());
+    for (int s = 0; s < calib_.nsamples; ++s) {
+      embed_tokens(cfg_, emb.data(), pos.empty() ? nullptr : pos.data(), embed_norm, proj_in,
+                   &calib_.tokens[static_cast<size_t>(s) * calib_.seqlen], calib_.seqlen, 0,
+                   rows(x_, s, cfg_.dim), scratch.data());
     }
   }
 
@@ -727,7 +745,8 @@ class Pipeline {
       RtnOptions ro;
       std::vector<float> imp;
       if (clip_ratios != nullptr) {
-        ro.clip_ratios = clip_ratios;
+        ro.clip_ratios = clip_ratios;  // AWQ's
+        ro.clip_abs = true;
       } else if (opt_.clip_search) {
         ro.clip_grid = 20;
         if (input != nullptr && !input->sumsq.empty()) {

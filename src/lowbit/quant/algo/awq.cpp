@@ -103,7 +103,7 @@ std::vector<float> awq_search_clip(const float* W, int out, int in, const float*
       double best = 0;
       for (int k = 0; k < n_ratios; ++k) {
         const float ratio = 1.0f - float(k) / opt.clip_grid;
-        const GroupParams p = fit_group(scheme, w, n, ratio);
+        const GroupParams p = fit_group_clamped(scheme, w, n, ratio);
         for (int i = 0; i < n; ++i)
           d[i] = w[i] - dequantize_value(scheme, p, quantize_value(scheme, p, w[i]));
         double err = 0;  // dᵀ G d

@@ -64,8 +64,9 @@ QuantizedWeight quantize_rtn(const float* W, int out, int in, const QuantScheme&
       const float* w = W + size_t(r) * in + c0;
       const float* imp = opt.importance ? opt.importance + c0 : nullptr;
       const size_t pi = size_t(r) * qw.n_groups + g;
-      const GroupParams p = opt.clip_ratios ? fit_group(scheme, w, n, opt.clip_ratios[pi])
-                                            : fit_clipped(scheme, w, imp, n, opt);
+      const GroupParams p = !opt.clip_ratios ? fit_clipped(scheme, w, imp, n, opt)
+                            : opt.clip_abs   ? fit_group_clamped(scheme, w, n, opt.clip_ratios[pi])
+                                             : fit_group(scheme, w, n, opt.clip_ratios[pi]);
       qw.params[pi] = p;
       for (int i = 0; i < n; ++i) qw.q[size_t(r) * in + c0 + i] = quantize_value(scheme, p, w[i]);
     }

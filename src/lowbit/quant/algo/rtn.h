@@ -18,6 +18,9 @@ struct RtnOptions {
   // Fixed per-group clip ratios [out, n_groups] (e.g. from AWQ's clip search); overrides the
   // search when set.
   const float* clip_ratios = nullptr;
+  // How clip_ratios apply: false scales the group's min and max (GPTQ's search, fit_group); true
+  // clamps |w| at ratio · max|w| (AWQ's, fit_group_clamped).
+  bool clip_abs = false;
 };
 
 // Columns per group (group_size, or `in` for per-channel) and number of groups per row.
