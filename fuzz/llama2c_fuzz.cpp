@@ -33,6 +33,10 @@ uint64_t touch(const lowbit::Linear& m, int out, int in) {
   return touch(m.w, int64_t{out} * in);
 }
 
+uint64_t touch(const lowbit::Norm& m, int n) {
+  return touch(m.w, n) + (m.b != nullptr ? touch(m.b, n) : 0);
+}
+
 // Reads every array of the model and checks the shapes agree with the config.
 uint64_t checksum(const lowbit::ModelWeights& w) {
   const lowbit::ModelConfig& c = w.cfg;

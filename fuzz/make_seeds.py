@@ -68,7 +68,44 @@ def configs():
     quant = dict(base, architectures=["MistralForCausalLM"], attention_bias=True,
                  quantization_config={"quant_method": "gptq", "bits": 4, "group_size": 128})
     put("config", "mistral_gptq.json", json.dumps(quant))
-    put("config", "bad_arch.json", json.dumps(dict(base, architectures=["GPT2LMHeadModel"])))
+    put("config", "bad_arch.json", json.dumps(dict(base, architectures=["T5ForConditionalGeneration"])))
+    # One config per other family, in its own keys (small dims).
+    families = {
+        "gpt2.json": {"architectures": ["GPT2LMHeadModel"], "n_embd": 64, "n_head": 4, "n_layer": 2,
+                      "n_positions": 128, "vocab_size": 256, "activation_function": "gelu_new"},
+        "opt_postnorm.json": {"architectures": ["OPTForCausalLM"], "hidden_size": 64, "ffn_dim": 256,
+                              "num_hidden_layers": 2, "num_attention_heads": 4,
+                              "max_position_embeddings": 128, "vocab_size": 256,
+                              "do_layer_norm_before": False, "word_embed_proj_dim": 32},
+        "bloom.json": {"architectures": ["BloomForCausalLM"], "hidden_size": 64, "n_head": 4,
+                       "n_layer": 2, "vocab_size": 256},
+        "falcon40b.json": {"architectures": ["FalconForCausalLM"], "hidden_size": 64,
+                           "num_attention_heads": 8, "num_kv_heads": 2, "num_hidden_layers": 2,
+                           "new_decoder_architecture": True, "vocab_size": 256},
+        "rw.json": {"architectures": ["RWForCausalLM"], "hidden_size": 64, "n_head": 4,
+                    "n_layer": 2, "multi_query": True, "parallel_attn": True, "vocab_size": 256},
+        "gptneox.json": {"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 64,
+                         "intermediate_size": 256, "num_attention_heads": 4,
+                         "num_hidden_layers": 2, "max_position_embeddings": 128,
+                         "rotary_pct": 0.25, "vocab_size": 256, "hidden_act": "gelu_fast"},
+        "gptj.json": {"architectures": ["GPTJForCausalLM"], "n_embd": 64, "n_head": 4, "n_layer": 2,
+                      "n_positions": 128, "rotary_dim": 8, "vocab_size": 256},
+        "phi.json": {"architectures": ["PhiForCausalLM"], "hidden_size": 64,
+                     "intermediate_size": 256, "num_attention_heads": 4, "num_hidden_layers": 2,
+                     "max_position_embeddings": 128, "partial_rotary_factor": 0.5,
+                     "vocab_size": 256},
+        "baichuan13b.json": {"architectures": ["BaichuanForCausalLM"], "hidden_size": 64,
+                             "intermediate_size": 172, "num_hidden_layers": 2,
+                             "num_attention_heads": 4, "vocab_size": 125696,
+                             "model_max_length": 128},
+        "chatglm3.json": {"architectures": ["ChatGLMModel"], "hidden_size": 64,
+                          "ffn_hidden_size": 172, "num_layers": 2, "num_attention_heads": 8,
+                          "kv_channels": 8, "multi_query_attention": True,
+                          "multi_query_group_num": 2, "padded_vocab_size": 256, "seq_length": 128,
+                          "add_qkv_bias": True, "rope_ratio": 50},
+    }
+    for name, cfg in families.items():
+        put("config", name, json.dumps(cfg))
     missing = dict(base)
     del missing["hidden_size"]
     put("config", "bad_missing_field.json", json.dumps(missing))

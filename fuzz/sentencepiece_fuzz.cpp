@@ -2,7 +2,8 @@
 // from_serialized, which hands them to Debian's libsentencepiece; that library is not instrumented,
 // so coverage guides through lowbit's side of the boundary only). Only lowbit::Error may escape. A
 // model that loads must encode and decode a few strings, with and without ChatGLM's appended
-// special pieces and prefix, every id it makes being inside its vocabulary.
+// special pieces and prefix, every id it makes being inside its vocabulary (encode may refuse a
+// text with lowbit::Error).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -19,7 +20,12 @@ void exercise(const lowbit::SentencePieceTokenizer& tok) {
   const int n = tok.vocab_size();
   for (const char* s : {"Hello world", " a  b\n\tc <s> </s> 123 \xe2\x96\x81x", "\xff\xc3", ""}) {
     for (bool special : {true, false}) {
-      const std::vector<int> ids = tok.encode(s, special);
+      std::vector<int> ids;
+      try {
+        ids = tok.encode(s, special);
+      } catch (const lowbit::Error&) {
+        continue;  // the library refused the text (one-line error): allowed
+      }
       for (int id : ids) {
         if (id < 0 || id >= n) std::abort();
       }

@@ -22,6 +22,7 @@
 #include "lowbit/model/load.h"
 #include "lowbit/model/sampler.h"
 #include "lowbit/model/transformer.h"
+#include "lowbit/quant/quantize_model.h"
 #include "lowbit/tokenizer/tokenizer.h"
 #include "lowbit/util/file.h"
 #include "test_util.h"
@@ -335,6 +336,29 @@ Tensors phi3_from_llama(const Tensors& s) {
   return p;
 }
 
+// `lowbit quantize` of a folder (W4 g32 asym in `format`; GPTQ calibrated on 8 x 128 TinyStories
+// tokens), with stories260K-hf's tokenizer.json copied in for the calibration text.
+std::string quantized(const std::string& model, const std::string& out, QuantAlgo algo,
+                      const std::string& format) {
+  const std::string tok = test::shared_dir() + "/models/stories260K-hf/tokenizer.json";
+  if (!fs::exists(model + "/tokenizer.json")) fs::copy_file(tok, model + "/tokenizer.json");
+  QuantizeOptions o;
+  o.algo = algo;
+  QuantScheme sch;
+  sch.type = WeightType::kInt;
+  sch.bits = 4;
+  sch.group_size = 32;
+  sch.scale_type = ScaleType::kF16;
+  o.recipe = Recipe{sch, {}};
+  o.calibrate = algo != QuantAlgo::kRtn;
+  o.calib.text = "tinystories";
+  o.calib.nsamples = 8;
+  o.calib.seqlen = 128;
+  o.format = format;
+  quantize_model(model, out, o);
+  return out;
+}
+
 TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
   LOWBIT_SHARED_OR_SKIP(src, "models/stories260K-hf");
   test::TempDir dir("chatglm");
@@ -417,6 +441,31 @@ TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
   EXPECT_LT(logits_diff(dir / "phi3", dir / "glm", kToks), 1e-5);
   // The Phi-3 folder is not the Llama one (half the dims roped): the equality above says something.
   EXPECT_GT(logits_diff(src, dir / "phi3", kToks), 1e-3);
+
+  // Quantized, the fused and reordered rows give the same model: RTN and GPTQ work row by row
+  // on groups along the input, and q, k, v (gate, up) share one input, hence one Hessian. So the
+  // ChatGLM folder quantizes to the Phi-3 folder's model, and that one to the Llama folder's
+  // (the split and stacking of fused tensors in the quantizer and the GPTQ layout).
+  json fc = cfg;  // Phi-3 layout, whole-head RoPE: the Llama folder's function
+  fc["architectures"] = {"Phi3ForCausalLM"};
+  fc["model_type"] = "phi3";
+  write_folder(dir / "phi3full", fc, phi3_from_llama(s));
+  for (QuantAlgo algo : {QuantAlgo::kRtn, QuantAlgo::kGptq}) {
+    SCOPED_TRACE(quant_algo_name(algo));
+    const std::string a = quant_algo_name(algo);
+    // lowbit layout: the 172-row gate and up of the Llama folder stay int4 (the GPTQ layout,
+    // which needs out % 8 == 0 for its packed zeros, would move them to int8; the fused 344 rows
+    // fit). The Phi-3 and ChatGLM folders in the GPTQ layout.
+    const std::string ql = quantized(src, dir / ("ql_" + a), algo, "lowbit");
+    const std::string qf = quantized(dir / "phi3full", dir / ("qf_" + a), algo, "lowbit");
+    const std::string qp = quantized(dir / "phi3", dir / ("qp_" + a), algo, "gptq");
+    const std::string qg = quantized(dir / "glm", dir / ("qg_" + a), algo, "gptq");
+    const double err = logits_diff(dir / "phi3", qp, kToks);
+    EXPECT_GT(err, 1e-3);  // quantized: not the FP model
+    EXPECT_LT(err, 3.0);  // measured 1.1 (RTN), 1.2 (GPTQ)
+    EXPECT_LT(logits_diff(ql, qf, kToks), 1e-4);
+    EXPECT_LT(logits_diff(qp, qg, kToks), 1e-4);
+  }
 
   // A non-zero q/k/v bias reaches the logits.
   Tensors gb = g;

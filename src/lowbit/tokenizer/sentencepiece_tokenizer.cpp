@@ -2,9 +2,11 @@
 
 #include <sentencepiece_processor.h>
 
+#include <exception>
 #include <mutex>
 
 #include "lowbit/io/limits.h"
+#include "lowbit/tokenizer/spm_charsmap_check.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 
@@ -78,9 +80,21 @@ std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_file(const 
 
 std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
     const std::string& bytes, const std::string& name) {
+  try {
+    return build(bytes, name);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // e.g. the library's trie builder on a bad model
+    fail(name, "not a valid SentencePiece model: {}", e.what());
+  }
+}
+
+std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::build(const std::string& bytes,
+                                                                      const std::string& name) {
   static std::once_flag quiet;
   std::call_once(quiet, [] { sentencepiece::logging::SetMinLogLevel(3); });  // LOG_FATAL only
   if (bytes.empty()) fail(name, "empty file, not a SentencePiece model");
+  check_sentencepiece_charsmaps(bytes, name);  // the library walks these tables unchecked
   std::shared_ptr<SentencePieceTokenizer> t(new SentencePieceTokenizer());
   t->name_ = name;
   t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
@@ -171,7 +185,12 @@ void SentencePieceTokenizer::append_special_pieces(const std::vector<std::string
 
 std::vector<int> SentencePieceTokenizer::encode(const std::string& text, bool add_special) const {
   std::vector<int> ids;
-  const sentencepiece::util::Status st = sp_->Encode(text, &ids);
+  sentencepiece::util::Status st;
+  try {
+    st = sp_->Encode(text, &ids);
+  } catch (const std::exception& e) {
+    fail(name_, "SentencePiece cannot encode the text: {}", e.what());
+  }
   if (!st.ok()) fail(name_, "SentencePiece cannot encode the text: {}", status_text(st));
   for (int id : ids) {
     if (id < 0 || id >= model_size_) fail(name_, "SentencePiece returned id {} out of range", id);

@@ -67,6 +67,9 @@ class SentencePieceTokenizer : public Tokenizer {
 
  private:
   SentencePieceTokenizer();
+  // from_serialized without the translation of the library's own exceptions into Error.
+  static std::shared_ptr<SentencePieceTokenizer> build(const std::string& bytes,
+                                                       const std::string& name);
   enum class Kind : uint8_t { kNormal, kControl, kUnknown, kByte, kAppended };
   bool is_special(int id) const;
   // The text of a normal piece ("▁" as a space), without its leading "▁" when strip_first.
