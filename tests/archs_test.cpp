@@ -462,7 +462,7 @@ TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
     const std::string qg = quantized(dir / "glm", dir / ("qg_" + a), algo, "gptq");
     const double err = logits_diff(dir / "phi3", qp, kToks);
     EXPECT_GT(err, 1e-3);  // quantized: not the FP model
-    EXPECT_LT(err, 3.0);  // measured 1.1 (RTN), 1.2 (GPTQ)
+    EXPECT_LT(err, 3.0);   // measured 1.1 (RTN), 1.2 (GPTQ)
     EXPECT_LT(logits_diff(ql, qf, kToks), 1e-4);
     EXPECT_LT(logits_diff(qp, qg, kToks), 1e-4);
   }
