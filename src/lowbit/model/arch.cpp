@@ -778,6 +778,7 @@ std::vector<std::vector<int>> fused_rows(TensorRole fused, const ModelConfig& c)
     }
     return {gate, up};
   }
+  if (c.qkv_layout == QkvLayout::kSeparate) fail("fused_rows", "q/k/v are stored separately");
   const int hd = c.head_dim, nh = c.n_heads, nkv = c.n_kv_heads;
   std::vector<int> q, k, v;
   auto run = [](std::vector<int>& dst, int first, int count) {
@@ -785,7 +786,7 @@ std::vector<std::vector<int>> fused_rows(TensorRole fused, const ModelConfig& c)
   };
   switch (c.qkv_layout) {
     case QkvLayout::kSeparate:
-      fail("fused_rows", "q/k/v are stored separately");
+      break;
     case QkvLayout::kConcat:
       run(q, 0, nh * hd);
       run(k, nh * hd, nkv * hd);
