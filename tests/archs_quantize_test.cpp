@@ -44,16 +44,6 @@ struct Family {
   int nsamples = 32, seqlen = 256;
 };
 
-QuantScheme w4_g32() {
-  QuantScheme s;
-  s.type = WeightType::kInt;
-  s.bits = 4;
-  s.group_size = 32;
-  s.sym = false;
-  s.scale_type = ScaleType::kF16;
-  return s;
-}
-
 // Decoder linears held packed for the kernels (and not as fp32).
 int packed_linears(const ModelWeights& w) {
   int n = 0;
@@ -95,7 +85,7 @@ TEST_P(ArchQuantize, RtnGptqAwqRunAndCalibratedOnesBeatRtn) {
     SCOPED_TRACE(r.name);
     QuantizeOptions o;
     o.algo = r.algo;
-    o.recipe = Recipe{w4_g32(), {}};
+    o.recipe = Recipe{test::int_scheme(4, 32), {}};
     o.gptq.act_order = r.act_order;
     o.calibrate = r.algo != QuantAlgo::kRtn;
     o.calib.text = "tinystories";

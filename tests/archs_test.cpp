@@ -275,44 +275,7 @@ TEST(ArchLayouts, BaichuanWPackEqualsTheLlamaFolder) {
   EXPECT_LT(logits_diff(dir / "l", dir / "b2", kToks, 512), 1e-5);
 }
 
-TEST(ArchLayouts, Phi3FusedProjectionsEqualTheLlamaFolder) {
-  LOWBIT_SHARED_OR_SKIP(src, "models/stories260K-hf");
-  test::TempDir dir("phi3");
-  const Tensors s = read_tensors(src);
-  Tensors p;
-  for (const auto& [name, sv] : s.t) {
-    const auto at = [&](const char* k) { return name.find(k) != std::string::npos; };
-    if (at("k_proj") || at("v_proj") || at("up_proj")) continue;
-    if (at("q_proj")) {
-      const std::string base = name.substr(0, name.find("q_proj"));
-      std::vector<float> w = sv.second;
-      append(w, s.v(base + "k_proj.weight"));
-      append(w, s.v(base + "v_proj.weight"));
-      p.put(base + "qkv_proj.weight", {64 + 32 + 32, 64}, std::move(w));
-    } else if (at("gate_proj")) {
-      const std::string base = name.substr(0, name.find("gate_proj"));
-      std::vector<float> w = sv.second;
-      append(w, s.v(base + "up_proj.weight"));
-      p.put(base + "gate_up_proj.weight", {2 * sv.first[0], 64}, std::move(w));
-    } else {
-      p.put(name, sv.first, sv.second);
-    }
-  }
-  json cfg = json::parse(test::read_all(src + "/config.json"));
-  cfg["architectures"] = {"Phi3ForCausalLM"};
-  cfg["model_type"] = "phi3";
-  write_folder(dir / "p", cfg, p);
-  const ModelConfig c = load_model(dir / "p", "", false).weights->cfg;
-  EXPECT_TRUE(c.fused_gate_up);
-  EXPECT_LT(logits_diff(src, dir / "p", kToks), 1e-5);
-}
-
-// stories260K-hf as a Phi-3 folder (fused q/k/v and gate/up) with RoPE on the first half of each
-// head in rotate-half pairs (partial_rotary_factor 0.5), and as a ChatGLM2 folder with the same
-// weights: ChatGLM ropes the first half in interleaved pairs (2j, 2j+1), so its q/k rows are the
-// Phi-3 rows reordered j -> 2j, j + r/2 -> 2j + 1 within each head's first r = 4 rows. Both folders
-// compute the same logits; ChatGLM's multi-query groups (4 for 8 heads), fused [q|k|v] with its
-// bias tensor, fused [gate|up] with SwiGLU and untied output_layer come with it.
+// stories260K-hf's q/k/v fused into Phi-3's qkv_proj, gate/up into gate_up_proj.
 Tensors phi3_from_llama(const Tensors& s) {
   Tensors p;
   for (const auto& [name, sv] : s.t) {
@@ -336,6 +299,18 @@ Tensors phi3_from_llama(const Tensors& s) {
   return p;
 }
 
+TEST(ArchLayouts, Phi3FusedProjectionsEqualTheLlamaFolder) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/stories260K-hf");
+  test::TempDir dir("phi3");
+  json cfg = json::parse(test::read_all(src + "/config.json"));
+  cfg["architectures"] = {"Phi3ForCausalLM"};
+  cfg["model_type"] = "phi3";
+  write_folder(dir / "p", cfg, phi3_from_llama(read_tensors(src)));
+  const ModelConfig c = load_model(dir / "p", "", false).weights->cfg;
+  EXPECT_TRUE(c.fused_gate_up);
+  EXPECT_LT(logits_diff(src, dir / "p", kToks), 1e-5);
+}
+
 // `lowbit quantize` of a folder (W4 g32 asym in `format`; GPTQ calibrated on 8 x 128 TinyStories
 // tokens), with stories260K-hf's tokenizer.json copied in for the calibration text.
 std::string quantized(const std::string& model, const std::string& out, QuantAlgo algo,
@@ -344,12 +319,7 @@ std::string quantized(const std::string& model, const std::string& out, QuantAlg
   if (!fs::exists(model + "/tokenizer.json")) fs::copy_file(tok, model + "/tokenizer.json");
   QuantizeOptions o;
   o.algo = algo;
-  QuantScheme sch;
-  sch.type = WeightType::kInt;
-  sch.bits = 4;
-  sch.group_size = 32;
-  sch.scale_type = ScaleType::kF16;
-  o.recipe = Recipe{sch, {}};
+  o.recipe = Recipe{test::int_scheme(4, 32), {}};
   o.calibrate = algo != QuantAlgo::kRtn;
   o.calib.text = "tinystories";
   o.calib.nsamples = 8;
@@ -359,6 +329,12 @@ std::string quantized(const std::string& model, const std::string& out, QuantAlg
   return out;
 }
 
+// stories260K-hf as a Phi-3 folder (fused q/k/v and gate/up) with RoPE on the first half of each
+// head in rotate-half pairs (partial_rotary_factor 0.5), and as a ChatGLM2 folder with the same
+// weights: ChatGLM ropes the first half in interleaved pairs (2j, 2j+1), so its q/k rows are the
+// Phi-3 rows reordered j -> 2j, j + r/2 -> 2j + 1 within each head's first r = 4 rows. Both folders
+// compute the same logits; ChatGLM's multi-query groups (4 for 8 heads), fused [q|k|v] with its
+// bias tensor, fused [gate|up] with SwiGLU and untied output_layer come with it.
 TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
   LOWBIT_SHARED_OR_SKIP(src, "models/stories260K-hf");
   test::TempDir dir("chatglm");

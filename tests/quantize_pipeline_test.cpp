@@ -152,15 +152,7 @@ std::shared_ptr<ModelWeights> tiny_model_with_positive_group() {
   return w;
 }
 
-QuantScheme int_scheme(int bits, int group, bool sym = false) {
-  QuantScheme s;
-  s.type = WeightType::kInt;
-  s.bits = bits;
-  s.group_size = group;
-  s.sym = sym;
-  s.scale_type = ScaleType::kF16;
-  return s;
-}
+using test::int_scheme;
 
 QuantizeOptions rtn_options(const QuantScheme& s, const std::string& format, int version) {
   QuantizeOptions o;

@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 
 using lowbit::SentencePieceTokenizer;
 using lowbit::test::read_all;
+using lowbit::test::split_lines;
 
 const char* const kLlama2 = "tokenizers/llama-2/tokenizer.model";
 const char* const kTok105 = "models/babyllama-105/tok105.model";
@@ -43,18 +44,6 @@ std::vector<std::string> seed_models() {
     if (e.path().filename().string().rfind("regress_", 0) != 0) out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (true) {
-    size_t q = s.find('\n', p);
-    out.push_back(s.substr(p, q == std::string::npos ? std::string::npos : q - p));
-    if (q == std::string::npos) break;
-    p = q + 1;
-  }
   return out;
 }
 

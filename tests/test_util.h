@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/scheme.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit::test {
@@ -80,6 +81,30 @@ struct TempDir {
   std::string sub(const std::string& f) const { return (path / f).string(); }
   std::string operator/(const std::string& f) const { return sub(f); }
 };
+
+// The lines of s split at '\n' (a trailing '\n' gives a last empty line).
+inline std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  size_t p = 0;
+  while (true) {
+    size_t q = s.find('\n', p);
+    out.push_back(s.substr(p, q == std::string::npos ? std::string::npos : q - p));
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+  return out;
+}
+
+// An integer weight scheme with fp16 scales (asymmetric unless `sym`).
+inline QuantScheme int_scheme(int bits, int group, bool sym = false) {
+  QuantScheme s;
+  s.type = WeightType::kInt;
+  s.bits = bits;
+  s.group_size = group;
+  s.sym = sym;
+  s.scale_type = ScaleType::kF16;
+  return s;
+}
 
 struct CliResult {
   int rc = -1;

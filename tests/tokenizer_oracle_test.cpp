@@ -19,18 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using lowbit::test::read_all;
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (true) {
-    size_t q = s.find('\n', p);
-    out.push_back(s.substr(p, q == std::string::npos ? std::string::npos : q - p));
-    if (q == std::string::npos) break;
-    p = q + 1;
-  }
-  return out;
-}
+using lowbit::test::split_lines;
 
 // The texts of a file in the chunking that encode.js uses for `mode`.
 std::vector<std::string> texts_of(const std::string& path, const std::string& mode) {
