@@ -192,6 +192,11 @@ if os.path.exists(out):
         if BEGIN in prev and END in prev:
             L.append(prev[prev.index(BEGIN):prev.index(END) + len(END)])
             L.append("")
+    # scripts/vs_llamacpp.sh: one section per shape.
+    import re
+    for m in re.finditer(r"<!-- vs-llamacpp:(\S+):begin -->.*?<!-- vs-llamacpp:\1:end -->", prev, re.S):
+        L.append(m.group(0))
+        L.append("")
 tmp = out + ".tmp"
 with open(tmp, "w") as f:
     f.write("\n".join(L) + "\n")

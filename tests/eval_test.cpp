@@ -126,6 +126,20 @@ TEST(EvalWindows, TokenizationPerConvention) {
   EXPECT_EQ(tokenize_for_convention(Convention::kLlamaCpp, tok, "ab"), (std::vector<int>{1, 5, 6}));
   ToyTokenizer no_bos(false);
   EXPECT_EQ(tokenize_for_convention(Convention::kLlamaCpp, no_bos, "ab"), (std::vector<int>{5, 6}));
+  EXPECT_EQ(convention_bos(Convention::kLlamaCpp, tok), kBos);
+  EXPECT_EQ(convention_bos(Convention::kLlamaCpp, no_bos), -1);
+}
+
+// A tokenizer with a BOS id that its encode() never adds (GPT-2 style): llama-perplexity neither
+// prepends it nor puts it at the start of each window.
+TEST(EvalWindows, LlamaCppConventionPutsBosOnlyWhenTheTokenizerAddsIt) {
+  struct NoAdd : ToyTokenizer {
+    NoAdd() : ToyTokenizer(false) {}
+    int bos_id() const override { return kBos; }
+  } tok;
+  EXPECT_EQ(convention_bos(Convention::kLlamaCpp, tok), -1);
+  EXPECT_EQ(tokenize_for_convention(Convention::kLlamaCpp, tok, "ab"), (std::vector<int>{5, 6}));
+  EXPECT_EQ(convention_bos(Convention::kGptq, tok), kBos);
 }
 
 // --- log-probabilities ---------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "lowbit/formats/scheme.h"
@@ -312,6 +313,82 @@ TEST(Kernels, BadModeAndIsaNamesAreErrors) {
   EXPECT_THROW(kernels::parse_act_mode("--act", "int4"), Error);
   EXPECT_THROW(kernels::parse_isa("LOWBIT_ISA", "sse"), Error);
   EXPECT_EQ(kernels::parse_isa("x", "avx2"), Isa::kAvx2);
+}
+
+// The bf16 dot-product GEMM (AVX512-BF16 where the CPU has it) against the scalar reference on
+// shapes with every kind of tail (rows of A and B not multiples of the micro-kernel, k not a
+// multiple of 32), with and without accumulation, and against fp64 sums of the same bf16 values.
+TEST(Kernels, Bf16GemmMatchesReference) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const kernels::Bf16GemmFn simd = kernels::kernels_for(Isa::kAvx512).gemm_bf16;
+  if (simd == nullptr) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  for (auto [m, n, k] : {std::tuple{1, 13, 70}, std::tuple{5, 7, 32}, std::tuple{9, 20, 100},
+                         std::tuple{64, 30, 257}, std::tuple{3, 1, 1}, std::tuple{130, 6, 64}}) {
+    SCOPED_TRACE(fmt::format("m={} n={} k={}", m, n, k));
+    std::vector<uint16_t> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
+    for (auto& v : a) v = f32_to_bf16(u(rng));
+    for (auto& v : b) v = f32_to_bf16(u(rng));
+    std::vector<float> want(static_cast<size_t>(m) * n), got(want.size());
+    kernels::reference_kernels().gemm_bf16(m, n, k, a.data(), k, b.data(), k, want.data(), n,
+                                           false);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) {
+        double s = 0;
+        for (int kk = 0; kk < k; ++kk) {
+          s += static_cast<double>(bf16_to_f32(a[static_cast<size_t>(i) * k + kk])) *
+               bf16_to_f32(b[static_cast<size_t>(j) * k + kk]);
+        }
+        EXPECT_NEAR(want[static_cast<size_t>(i) * n + j], s, 1e-4 * (1 + std::fabs(s)));
+      }
+    }
+    simd(m, n, k, a.data(), k, b.data(), k, got.data(), n, false);
+    EXPECT_LT(test::max_rel_err(got, want), 1e-5);
+    // Accumulating adds onto what is there.
+    std::vector<float> twice = got;
+    simd(m, n, k, a.data(), k, b.data(), k, twice.data(), n, true);
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(twice[i], 2 * got[i], 1e-5 * (1 + std::fabs(got[i])));
+  }
+}
+
+// bf16 weights through the whole driver: on the bf16 dot product the activations are rounded to
+// bf16 first (as llama.cpp does), so the product equals the fp64 sum over bf16(x); without it
+// (other instruction sets) over x itself.
+TEST(Kernels, PackedMatmulOfBf16Weights) {
+  std::mt19937 rng(12);
+  const Isa saved = kernels::active_isa();
+  std::vector<Isa> isas = simd_isas();
+  isas.push_back(Isa::kScalar);
+  for (auto [out, in] : {std::pair{37, 100}, std::pair{64, 256}}) {
+    const std::vector<float> w = random_acts(out, in, rng);
+    const PackedWeight p = kernels::pack_bf16(w.data(), out, in);
+    const std::vector<float> deq = p.dequantize();
+    for (int m : {1, 3, 9}) {
+      const std::vector<float> x = random_acts(m, in, rng);
+      for (Isa isa : isas) {
+        kernels::set_isa(isa);
+        const bool dot = kernels::active_kernels().gemm_bf16 != nullptr;
+        SCOPED_TRACE(
+            fmt::format("[{}x{}] m={} {} dot={}", out, in, m, kernels::isa_name(isa), dot));
+        std::vector<float> want(static_cast<size_t>(m) * out), got(want.size());
+        for (int t = 0; t < m; ++t) {
+          for (int o = 0; o < out; ++o) {
+            double s = 0;
+            for (int k = 0; k < in; ++k) {
+              float xv = x[static_cast<size_t>(t) * in + k];
+              if (dot) xv = bf16_to_f32(f32_to_bf16(xv));
+              s += static_cast<double>(xv) * deq[static_cast<size_t>(o) * in + k];
+            }
+            want[static_cast<size_t>(t) * out + o] = static_cast<float>(s);
+          }
+        }
+        kernels::packed_matmul(p, got.data(), x.data(), m, kernels::ActMode::kAuto);
+        EXPECT_LT(test::max_rel_err(got, want), 1e-5);
+      }
+    }
+  }
+  kernels::set_isa(saved);
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ int run_ppl(const EvalArgs& a) {
   const std::vector<int> tokens = eval_tokens(a, conv, *m.tokenizer, text);
   const WindowPlan plan = plan_windows(conv, static_cast<int64_t>(tokens.size()), ctx, a.limit);
   Transformer model(m.weights, ctx, transformer_options(a.rt, a.model));
-  const PplResult r = perplexity(model, tokens, plan, m.tokenizer->bos_id());
+  const PplResult r = perplexity(model, tokens, plan, convention_bos(conv, *m.tokenizer));
   nlohmann::json j = to_json(r);
   j["model"] = a.model;
   j["text"] = a.text;
@@ -130,7 +130,7 @@ int run_kld(const EvalArgs& a) {
   base_opt.name = a.base;
   Transformer tb(base.weights, ctx, base_opt),
       tm(cand.weights, ctx, transformer_options(a.rt, a.model));
-  const KldResult r = kl_divergence(tb, tm, tokens, plan, base.tokenizer->bos_id());
+  const KldResult r = kl_divergence(tb, tm, tokens, plan, convention_bos(conv, *base.tokenizer));
   nlohmann::json j = to_json(r);
   j["base"] = a.base;
   j["model"] = a.model;

@@ -23,6 +23,7 @@ namespace {
 
 struct QuantizeArgs {
   std::string model, out, algo = "gptq", weight_type, scale_dtype = "f16", recipe, json_path;
+  std::string calib_precision = "bf16";
   int bits = 4, group_size = 128, threads = 0;
   bool sym = false, int4_clip = false, calib_given = false, bits_given = false;
   std::vector<std::string> overrides, skips;
@@ -45,6 +46,7 @@ int run_quantize(QuantizeArgs& a) {
   set_num_threads(a.threads);
   QuantizeOptions& o = a.opt;
   o.algo = parse_quant_algo(a.algo);
+  o.calib_bf16 = a.calib_precision == "bf16";
   QuantScheme s;
   if (!a.weight_type.empty()) {
     s.type = parse_weight_type("--weight-type", a.weight_type, &s.bits);
@@ -150,6 +152,10 @@ void add_quantize(CLI::App& app, Runner* run) {
       ->check(int_in(1, 1 << 24));
   sub->add_option("--seed", o.calib.seed, "Seed of the window positions (default 0)")
       ->check(int_in(0, INT64_MAX));
+  sub->add_option("--calib-precision", a->calib_precision,
+                  "Calibration forward and GPTQ Hessians: bf16 (bf16 dot product where the CPU has "
+                  "one, else f32) or f32 (default bf16)")
+      ->check(CLI::IsMember({"bf16", "f32"}));
   sub->add_option("--sample-rows", o.sample_rows,
                   "Input rows kept per layer for AWQ searches and the error report (default 2048)")
       ->check(int_in(1, 1 << 24));

@@ -16,5 +16,6 @@ void add_eval(CLI::App& app, Runner* run);
 void add_bench(CLI::App& app, Runner* run);
 void add_synth(CLI::App& app, Runner* run);
 void add_quantize(CLI::App& app, Runner* run);
+void add_export(CLI::App& app, Runner* run);
 
 }  // namespace lowbit::cli

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_bench(app, &run);
   lowbit::cli::add_synth(app, &run);
   lowbit::cli::add_quantize(app, &run);
+  lowbit::cli::add_export(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

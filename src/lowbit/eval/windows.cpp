@@ -33,14 +33,23 @@ WindowPlan plan_windows(Convention c, int64_t n_tokens, int ctx, int64_t limit) 
   return p;
 }
 
+int convention_bos(Convention c, const Tokenizer& tok) {
+  if (c == Convention::kGptq || tok.bos_id() < 0) return tok.bos_id();
+  const std::vector<int> with = tok.encode("a", true), without = tok.encode("a", false);
+  const bool adds = !with.empty() && with.front() == tok.bos_id() &&
+                    (without.empty() || without.front() != tok.bos_id());
+  return adds ? tok.bos_id() : -1;
+}
+
 std::vector<int> tokenize_for_convention(Convention c, const Tokenizer& tok,
                                          const std::string& text) {
   if (c == Convention::kGptq) return tok.encode(text, /*add_special=*/true);
   std::vector<int> body = tok.encode(text, /*add_special=*/false);
-  if (tok.bos_id() < 0) return body;
+  const int bos = convention_bos(c, tok);
+  if (bos < 0) return body;
   std::vector<int> out;
   out.reserve(body.size() + 1);
-  out.push_back(tok.bos_id());
+  out.push_back(bos);
   out.insert(out.end(), body.begin(), body.end());
   return out;
 }

@@ -45,6 +45,10 @@ int min_ctx(Convention c);
 // Throws Error for ctx < min_ctx(c) and when the text holds fewer than ctx tokens.
 WindowPlan plan_windows(Convention c, int64_t n_tokens, int ctx, int64_t limit = 0);
 
+// The BOS id the convention puts first: llama-perplexity only when the tokenizer adds one
+// (its add_bos), the tokenizer's BOS for gptq; -1 for none.
+int convention_bos(Convention c, const Tokenizer& tok);
+
 // Tokenizes the text as the convention does (see above).
 std::vector<int> tokenize_for_convention(Convention c, const Tokenizer& tok,
                                          const std::string& text);

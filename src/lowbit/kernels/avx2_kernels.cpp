@@ -44,7 +44,7 @@ void half_tile(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int 
                int t) {
   const int nb = w.n_blocks(), bpg = w.group / kBlockCols;
   const bool k8 = w.kind == PackedKind::kInt8;
-  const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * nb * w.block_bytes() + h * 32;
+  const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * w.tile_stride + h * 32;
   const int8_t* q = a.q + static_cast<size_t>(t) * a.k_pad;
   const float* d = a.d + static_cast<size_t>(t) * nb;
   const float* ds = a.dsum + static_cast<size_t>(t) * nb;
@@ -102,7 +102,8 @@ void gemm_int8(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int 
 
 const KernelTable* avx2_kernels() {
   const KernelTable& ref = reference_kernels();
-  static const KernelTable t{"avx2", gemm_int8, ref.gemm_f32, ref.quantize_int8, ref.gemv_bf16};
+  static const KernelTable t{"avx2",        gemm_int8, ref.gemm_f32, ref.quantize_int8,
+                             ref.gemv_bf16, nullptr};
   return &t;
 }
 

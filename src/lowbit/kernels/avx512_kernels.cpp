@@ -10,7 +10,9 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "lowbit/util/simd.h"
 
@@ -48,7 +50,7 @@ inline __mmask16 row_mask(const PackedWeight& w, int tile) {
 template <int TM, int TN, bool k8bit>
 void tiles_int8(const PackedWeight& w, const Int8Acts& a, float* y, int ldy, int tile, int t0) {
   const int nb = w.n_blocks(), bpg = w.group / kBlockCols;
-  const size_t tile_bytes = static_cast<size_t>(nb) * w.block_bytes();
+  const size_t tile_bytes = w.tile_stride;
   const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * tile_bytes;
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const int8_t* q[TM];
@@ -168,7 +170,7 @@ void gemm_f32_impl(const PackedWeight& w, const F32Acts& a, float* y, int ldy, i
   const __m512i mff = _mm512_set1_epi32(0xff);
   const bool zeros = w.kind != PackedKind::kLut4;
   for (int tile = tile0; tile < tile1; ++tile) {
-    const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * nb * w.block_bytes();
+    const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * w.tile_stride;
     for (int t = 0; t < a.m; ++t) {
       const float* x = a.x + static_cast<size_t>(t) * a.k_pad;
       __m512 acc = _mm512_setzero_ps();
@@ -264,6 +266,7 @@ void quantize_int8(const float* x, int k_pad, int8_t* q, float* d, float* dsum, 
 // bf16 rows -> fp32 by a 16-bit shift; four rows share each load of x.
 void gemv_bf16(const PackedWeight& w, const float* x, float* y, int r0, int r1) {
   const uint16_t* m = reinterpret_cast<const uint16_t*>(w.codes.data());
+  const size_t ld = static_cast<size_t>(w.ld);
   const int in = w.in, body = in - in % 16;
   const __mmask16 tm = static_cast<__mmask16>((1u << (in % 16)) - 1);
   auto row16 = [](const uint16_t* p) {
@@ -277,25 +280,25 @@ void gemv_bf16(const PackedWeight& w, const float* x, float* y, int r0, int r1) 
   // Eight rows per pass: eight independent streams keep more memory reads in flight.
   int o = r0;
   for (; o + 8 <= r1; o += 8) {
-    const uint16_t* w0 = m + static_cast<size_t>(o) * in;
+    const uint16_t* w0 = m + static_cast<size_t>(o) * ld;
     __m512 acc[8];
     for (int r = 0; r < 8; ++r) acc[r] = _mm512_setzero_ps();
     for (int k = 0; k < body; k += 16) {
       const __m512 xv = _mm512_loadu_ps(x + k);
       for (int r = 0; r < 8; ++r) {
-        acc[r] = _mm512_fmadd_ps(row16(w0 + static_cast<size_t>(r) * in + k), xv, acc[r]);
+        acc[r] = _mm512_fmadd_ps(row16(w0 + static_cast<size_t>(r) * ld + k), xv, acc[r]);
       }
     }
     if (body < in) {
       const __m512 xv = _mm512_maskz_loadu_ps(tm, x + body);
       for (int r = 0; r < 8; ++r) {
-        acc[r] = _mm512_fmadd_ps(row16_tail(w0 + static_cast<size_t>(r) * in + body), xv, acc[r]);
+        acc[r] = _mm512_fmadd_ps(row16_tail(w0 + static_cast<size_t>(r) * ld + body), xv, acc[r]);
       }
     }
     for (int r = 0; r < 8; ++r) y[o + r] = _mm512_reduce_add_ps(acc[r]);
   }
   for (; o < r1; ++o) {
-    const uint16_t* wr = m + static_cast<size_t>(o) * in;
+    const uint16_t* wr = m + static_cast<size_t>(o) * ld;
     __m512 a0 = _mm512_setzero_ps();
     for (int k = 0; k < body; k += 16) {
       a0 = _mm512_fmadd_ps(row16(wr + k), _mm512_loadu_ps(x + k), a0);
@@ -308,8 +311,18 @@ void gemv_bf16(const PackedWeight& w, const float* x, float* y, int r0, int r1) 
 
 }  // namespace
 
+// The bf16 dot product where the CPU has AVX512-BF16, unless LOWBIT_BF16_DOT=0 (to measure the
+// fp32 fallback).
+Bf16GemmFn bf16_gemm_if_supported() {
+  const char* env = std::getenv("LOWBIT_BF16_DOT");
+  if (env != nullptr && std::string(env) == "0") return nullptr;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16") ? avx512bf16_gemm() : nullptr;
+}
+
 const KernelTable* avx512_kernels() {
-  static const KernelTable t{"avx512-vnni", gemm_int8, gemm_f32, quantize_int8, gemv_bf16};
+  static const KernelTable t{"avx512-vnni", gemm_int8, gemm_f32,
+                             quantize_int8, gemv_bf16, bf16_gemm_if_supported()};
   return &t;
 }
 

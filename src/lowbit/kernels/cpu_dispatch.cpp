@@ -77,13 +77,17 @@ Isa parse_isa(const std::string& where, const std::string& name) {
 }
 
 bool isa_available(Isa isa) {
+  // Asked on every multiply: CPUID traps to the hypervisor on a VM (microseconds), so the answers
+  // are taken once.
+  static const bool avx2 = avx2_kernels() != nullptr && cpu_supports(Isa::kAvx2);
+  static const bool avx512 = avx512_kernels() != nullptr && cpu_supports(Isa::kAvx512);
   switch (isa) {
     case Isa::kScalar:
       return true;
     case Isa::kAvx2:
-      return avx2_kernels() != nullptr && cpu_supports(isa);
+      return avx2;
     case Isa::kAvx512:
-      return avx512_kernels() != nullptr && cpu_supports(isa);
+      return avx512;
   }
   return false;
 }

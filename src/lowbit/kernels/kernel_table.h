@@ -4,6 +4,7 @@
 // scalar reference (kernels/reference_kernels.cpp), which the tests check on random shapes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "lowbit/kernels/packed_weight.h"
@@ -26,6 +27,11 @@ struct F32Acts {
   const float* gsum = nullptr;  // [m][n_groups]: Σ of x over each weight group (zero-point term)
 };
 
+// C[i][j] = Σ_k A[i][k] · B[j][k] (+ C[i][j] when accumulate) for i < m, j < n; A [m][lda] and
+// B [n][ldb] bf16 row-major, products and sums in fp32.
+using Bf16GemmFn = void (*)(int m, int n, int k, const uint16_t* a, size_t lda, const uint16_t* b,
+                            size_t ldb, float* c, size_t ldc, bool accumulate);
+
 struct KernelTable {
   const char* name;
   // y[t·ldy + o] = Σ_k W[o][k] x[t][k] for every row t < m and output o in row tiles
@@ -40,7 +46,13 @@ struct KernelTable {
                         int r1);
   // y[o] = W[o] · x for o in [r0, r1); kBF16 weights, one row of activations.
   void (*gemv_bf16)(const PackedWeight& w, const float* x, float* y, int r0, int r1);
+  // bf16 × bf16 (AVX512-BF16 vdpbf16ps); nullptr where the CPU has no bf16 dot product: callers
+  // then widen to fp32 (BLAS sgemm, gemv_bf16).
+  Bf16GemmFn gemm_bf16;
 };
+
+// The AVX512-BF16 implementation when compiled in (the CPU check is cpu_dispatch's).
+Bf16GemmFn avx512bf16_gemm();
 
 const KernelTable& reference_kernels();
 const KernelTable* avx2_kernels();    // nullptr when not compiled in

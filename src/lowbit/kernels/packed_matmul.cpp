@@ -28,10 +28,15 @@ std::atomic<int>& mode_store() {
 bool quantized(const PackedWeight& w) { return w.kind != PackedKind::kBF16; }
 
 // Which path a weight takes for m rows.
-enum class Path { kInt8Gemm, kF32Gemm, kBf16Gemv, kSgemm };
+enum class Path { kInt8Gemm, kF32Gemm, kBf16Gemv, kBf16Dot, kSgemm };
 
 Path choose(const PackedWeight& w, int m, ActMode mode) {
-  if (w.kind == PackedKind::kBF16) return m == 1 ? Path::kBf16Gemv : Path::kSgemm;
+  if (w.kind == PackedKind::kBF16) {
+    // Activations rounded to bf16 and multiplied on the bf16 dot product where the CPU has one
+    // (as llama.cpp does for bf16 weights); else fp32 activations.
+    if (active_kernels().gemm_bf16 != nullptr) return Path::kBf16Dot;
+    return m == 1 ? Path::kBf16Gemv : Path::kSgemm;
+  }
   if (mode == ActMode::kAuto) mode = w.kind == PackedKind::kLut4 ? ActMode::kF32 : ActMode::kInt8;
   if (mode == ActMode::kInt8 && w.kind != PackedKind::kLut4) return Path::kInt8Gemm;
   return m < 4 ? Path::kF32Gemm : Path::kSgemm;
@@ -43,6 +48,7 @@ struct Prepared {
   const float* x = nullptr;           // [m][k_pad] in packed order (may alias the input)
   std::vector<float> xp;
   std::vector<int8_t> q;
+  std::vector<uint16_t> xb;  // bf16 activations [m][in]
   std::vector<float> d, dsum, gsum;
   int gsum_group = 0;
 };
@@ -113,8 +119,11 @@ void sgemm_path(const PackedWeight& w, const float* x, int m, float* y) {
     const int rows = std::min(rows_per_chunk, w.out - r0);
     if (w.kind == PackedKind::kBF16) {
       const uint16_t* src =
-          reinterpret_cast<const uint16_t*>(w.codes.data()) + static_cast<size_t>(r0) * w.in;
-      bf16_to_f32_n(src, buf.data(), static_cast<size_t>(rows) * w.in);
+          reinterpret_cast<const uint16_t*>(w.codes.data()) + static_cast<size_t>(r0) * w.ld;
+      for (int r = 0; r < rows; ++r) {
+        bf16_to_f32_n(src + static_cast<size_t>(r) * w.ld,
+                      buf.data() + static_cast<size_t>(r) * w.in, static_cast<size_t>(w.in));
+      }
     } else {
       const int t0 = r0 / kTileRows, t1 = (r0 + rows + kTileRows - 1) / kTileRows;
 #pragma omp parallel
@@ -159,7 +168,7 @@ void dequantize_tiles(const PackedWeight& w, int tile0, int tile1, float* out) {
   const int nb = w.n_blocks(), bpg = w.group / kBlockCols;
   const bool k8 = w.kind == PackedKind::kInt8, lut = w.kind == PackedKind::kLut4;
   for (int tile = tile0; tile < tile1; ++tile) {
-    const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * nb * w.block_bytes();
+    const uint8_t* wt = w.codes.data() + static_cast<size_t>(tile) * w.tile_stride;
     const int rows = std::min(kTileRows, w.out - tile * kTileRows);
     float* base = out + static_cast<size_t>(tile - tile0) * kTileRows * w.k_pad;
     for (int b = 0; b < nb; ++b) {
@@ -212,6 +221,20 @@ void packed_matmul(const PackedWeight* const* ws, float* const* ys, int count, c
       p.x = x;
       continue;
     }
+    if (path == Path::kBf16Dot) {
+      // Rows at bf16_row_stride: not 4 KiB apart (see packed_weight.h).
+      const int ld = bf16_row_stride(w.in);
+      p.xb.resize(static_cast<size_t>(m) * ld);
+#pragma omp parallel if (static_cast <size_t>(m) * w.in >= (1 << 16))
+      {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        for (int r = m * t / nt; r < m * (t + 1) / nt; ++r) {
+          f32_to_bf16_n(x + static_cast<size_t>(r) * w.in,
+                        p.xb.data() + static_cast<size_t>(r) * ld, static_cast<size_t>(w.in));
+        }
+      }
+      continue;
+    }
     prepare_x(w, x, m, &p);
     if (path == Path::kInt8Gemm) prepare_int8(w, m, &p);
     if (path == Path::kF32Gemm) prepare_gsum(w, m, &p);
@@ -260,6 +283,13 @@ void packed_matmul(const PackedWeight* const* ws, float* const* ys, int count, c
           case Path::kBf16Gemv:
             kt.gemv_bf16(w, p.x, ys[i], a * kTileRows, std::min(w.out, b * kTileRows));
             break;
+          case Path::kBf16Dot: {
+            const int r0 = a * kTileRows, r1 = std::min(w.out, b * kTileRows);
+            const uint16_t* wb = reinterpret_cast<const uint16_t*>(w.codes.data());
+            kt.gemm_bf16(m, r1 - r0, w.in, p.xb.data(), bf16_row_stride(w.in),
+                         wb + static_cast<size_t>(r0) * w.ld, w.ld, ys[i] + r0, w.out, false);
+            break;
+          }
           case Path::kSgemm:
             break;
         }

@@ -53,17 +53,17 @@ std::vector<int32_t> column_order(const QuantizedWeight& w) {
   return perm;
 }
 
-size_t byte_offset_4bit(int tile, int n_blocks, int r, int k) {
+size_t byte_offset_4bit(int tile, size_t tile_stride, int r, int k) {
   const int b = k / kBlockCols, c = k % kBlockCols;
   const int o = c / 8, j = c % 8;
-  return (static_cast<size_t>(tile) * n_blocks + b) * 256 + static_cast<size_t>(o) * 64 + r * 4 +
-         (j % 4);
+  return static_cast<size_t>(tile) * tile_stride + static_cast<size_t>(b) * 256 +
+         static_cast<size_t>(o) * 64 + r * 4 + (j % 4);
 }
 
-size_t byte_offset_8bit(int tile, int n_blocks, int r, int k) {
+size_t byte_offset_8bit(int tile, size_t tile_stride, int r, int k) {
   const int b = k / kBlockCols, c = k % kBlockCols;
-  return (static_cast<size_t>(tile) * n_blocks + b) * 512 + static_cast<size_t>(c / 4) * 64 +
-         r * 4 + (c % 4);
+  return static_cast<size_t>(tile) * tile_stride + static_cast<size_t>(b) * 512 +
+         static_cast<size_t>(c / 4) * 64 + r * 4 + (c % 4);
 }
 
 }  // namespace
@@ -121,7 +121,12 @@ PackedWeight pack_quantized(const QuantizedWeight& w) {
   }
   // Codes.
   const int nb = p.n_blocks();
-  p.codes = alloc_aligned(static_cast<size_t>(p.n_tiles) * nb * p.block_bytes());
+  // Tiles back to back. (One cache line of padding after tiles a multiple of 4 KiB long, so that
+  // the tiles decode streams side by side fall into different L1 sets, measured 5-10 % slower on
+  // TinyLlama-1.1B W4 g32 decode: the streams are read once each, and the hardware prefetcher
+  // prefers them page-aligned.)
+  p.tile_stride = static_cast<size_t>(nb) * p.block_bytes();
+  p.codes = alloc_aligned(static_cast<size_t>(p.n_tiles) * p.tile_stride);
   uint8_t* c = p.codes.data();
   for (int o = 0; o < w.out; ++o) {
     const int tile = o / kTileRows, r = o % kTileRows;
@@ -129,10 +134,10 @@ PackedWeight pack_quantized(const QuantizedWeight& w) {
     for (int k = 0; k < w.in; ++k) {
       const uint8_t q = qrow[p.perm.empty() ? k : p.perm[static_cast<size_t>(k)]];
       if (p.kind == PackedKind::kInt8) {
-        c[byte_offset_8bit(tile, nb, r, k)] = q;
+        c[byte_offset_8bit(tile, p.tile_stride, r, k)] = q;
       } else {
         const int shift = (k % 8) >= 4 ? 4 : 0;
-        c[byte_offset_4bit(tile, nb, r, k)] |= static_cast<uint8_t>((q & 15) << shift);
+        c[byte_offset_4bit(tile, p.tile_stride, r, k)] |= static_cast<uint8_t>((q & 15) << shift);
       }
     }
   }
@@ -166,34 +171,48 @@ PackedWeight pack_quantized(const QuantizedWeight& w) {
   return p;
 }
 
-PackedWeight pack_bf16_raw(const void* w, int out, int in) {
+int bf16_row_stride(int in) { return (static_cast<int64_t>(in) * 2) % 4096 == 0 ? in + 32 : in; }
+
+namespace {
+
+PackedWeight bf16_shell(int out, int in) {
   PackedWeight p;
   p.kind = PackedKind::kBF16;
   p.out = out;
   p.in = in;
   p.k_pad = in;
-  p.codes = alloc_aligned(static_cast<size_t>(out) * in * 2);
-  std::memcpy(p.codes.data(), w, static_cast<size_t>(out) * in * 2);
+  p.ld = bf16_row_stride(in);
+  p.codes = alloc_aligned(static_cast<size_t>(out) * p.ld * 2);
+  if (p.ld != in) std::memset(p.codes.data(), 0, static_cast<size_t>(out) * p.ld * 2);
+  return p;
+}
+
+}  // namespace
+
+PackedWeight pack_bf16_raw(const void* w, int out, int in) {
+  PackedWeight p = bf16_shell(out, in);
+  const auto* src = static_cast<const uint8_t*>(w);
+  for (int r = 0; r < out; ++r) {
+    std::memcpy(p.codes.data() + static_cast<size_t>(r) * p.ld * 2,
+                src + static_cast<size_t>(r) * in * 2, static_cast<size_t>(in) * 2);
+  }
   return p;
 }
 
 PackedWeight pack_bf16(const float* w, int out, int in) {
-  PackedWeight p;
-  p.kind = PackedKind::kBF16;
-  p.out = out;
-  p.in = in;
-  p.k_pad = in;
-  const size_t n = static_cast<size_t>(out) * in;
-  p.codes = alloc_aligned(n * 2);
+  PackedWeight p = bf16_shell(out, in);
   uint16_t* d = reinterpret_cast<uint16_t*>(p.codes.data());
-  for (size_t i = 0; i < n; ++i) d[i] = f32_to_bf16(w[i]);
+  for (int r = 0; r < out; ++r) {
+    f32_to_bf16_n(w + static_cast<size_t>(r) * in, d + static_cast<size_t>(r) * p.ld,
+                  static_cast<size_t>(in));
+  }
   return p;
 }
 
 int PackedWeight::code(int r, int k) const {
   const int tile = r / kTileRows, rr = r % kTileRows;
-  if (kind == PackedKind::kInt8) return codes.data()[byte_offset_8bit(tile, n_blocks(), rr, k)];
-  const uint8_t b = codes.data()[byte_offset_4bit(tile, n_blocks(), rr, k)];
+  if (kind == PackedKind::kInt8) return codes.data()[byte_offset_8bit(tile, tile_stride, rr, k)];
+  const uint8_t b = codes.data()[byte_offset_4bit(tile, tile_stride, rr, k)];
   return (k % 8) >= 4 ? b >> 4 : b & 15;
 }
 
@@ -212,7 +231,8 @@ int PackedWeight::zero(int r, int g) const {
 size_t PackedWeight::bytes() const {
   if (kind == PackedKind::kBF16) return static_cast<size_t>(out) * in * 2;
   const size_t n_params = static_cast<size_t>(n_tiles) * n_groups * kTileRows;
-  return codes.size + n_params * (scales_f16 ? 2 : 4) + (has_zero ? n_params : 0);
+  return static_cast<size_t>(n_tiles) * n_blocks() * block_bytes() +
+         n_params * (scales_f16 ? 2 : 4) + (has_zero ? n_params : 0);
 }
 
 std::vector<float> PackedWeight::dequantize() const {
@@ -221,7 +241,7 @@ std::vector<float> PackedWeight::dequantize() const {
     float* row = w.data() + static_cast<size_t>(r) * in;
     if (kind == PackedKind::kBF16) {
       const uint16_t* src =
-          reinterpret_cast<const uint16_t*>(codes.data()) + static_cast<size_t>(r) * in;
+          reinterpret_cast<const uint16_t*>(codes.data()) + static_cast<size_t>(r) * ld;
       for (int k = 0; k < in; ++k) row[k] = bf16_to_f32(src[k]);
       continue;
     }

@@ -12,7 +12,9 @@
 // instruction vpdpbusd (u8 × s8, 4 products summed into an int32 lane per row).
 // Scales (and zero points) are per (tile, group, row): [tile][group][16].
 // Dequantized value: kInt4/kInt8: scale · (q − zero); kLut4: scale · lut[q].
-// kBF16 (unquantized weights kept in bf16) is plain row-major [out][in].
+// kBF16 (unquantized weights kept in bf16) is row-major [out][ld]: ld = in, or in + 32 when rows
+// would be a multiple of 4 KiB apart (the rows a kernel reads side by side would then all fall
+// into the same L1 cache set and evict each other; bf16_row_stride).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +43,7 @@ struct PackedWeight {
   PackedKind kind = PackedKind::kInt4;
   int out = 0, in = 0;  // logical shape [out, in]
   int k_pad = 0;        // in rounded up to kBlockCols (the padded columns hold zero codes)
+  int ld = 0;           // kBF16: elements from one row to the next (bf16_row_stride(in))
   int n_tiles = 0;      // ceil(out / kTileRows)
   int group = 0;        // input columns per group (a multiple of kBlockCols; k_pad = per-channel)
   int n_groups = 0;     // k_pad / group
@@ -48,7 +51,7 @@ struct PackedWeight {
   // checkpoints, whose groups are not contiguous in the original order). The activations are
   // gathered in this order before the multiply.
   std::vector<int32_t> perm;
-  AlignedBytes codes;      // quantized kinds: [tile][block][block bytes]; kBF16: [out][in] bf16
+  AlignedBytes codes;      // quantized kinds: [tile][block][block bytes]; kBF16: [out][ld] bf16
   AlignedBytes scales;     // [tile][group][16], f16 when scales_f16 else f32
   bool scales_f16 = true;  // every scale was exactly representable in f16
   AlignedBytes zeros;      // u8 [tile][group][16]; empty when has_zero is false
@@ -56,6 +59,8 @@ struct PackedWeight {
   uint8_t zero_const = 0;  // kInt4 sym: 8, kInt8 sym: 128, kLut4: 0
   float lut[16] = {};      // kLut4 code values (nf4, fp4); kInt4: 0..15
 
+  // Bytes from one tile's codes to the next (n_blocks · block_bytes; see pack_quantized).
+  size_t tile_stride = 0;
   int n_blocks() const { return k_pad / kBlockCols; }
   // Bytes of one block of one tile in `codes`: 256 (4-bit) or 512 (8-bit).
   int block_bytes() const { return kind == PackedKind::kInt8 ? 512 : 256; }
@@ -77,6 +82,9 @@ struct PackedWeight {
 bool can_pack(const QuantizedWeight& w, std::string* why = nullptr);
 // Repacks a quantized weight into the compute layout. Precondition: can_pack(w).
 PackedWeight pack_quantized(const QuantizedWeight& w);
+// Row stride (elements) of bf16 matrices with `in` columns: `in`, padded by 32 when 2·in is a
+// multiple of 4096 bytes.
+int bf16_row_stride(int in);
 // bf16 copy of an fp32 [out, in] weight (round to nearest even), or of bf16 data as is.
 PackedWeight pack_bf16(const float* w, int out, int in);
 PackedWeight pack_bf16_raw(const void* w, int out, int in);  // bf16 bytes, any alignment

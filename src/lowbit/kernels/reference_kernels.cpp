@@ -100,18 +100,30 @@ void quantize_int8_ref(const float* x, int k_pad, int8_t* q, float* d, float* ds
 void gemv_bf16_ref(const PackedWeight& w, const float* x, float* y, int r0, int r1) {
   const uint16_t* m = reinterpret_cast<const uint16_t*>(w.codes.data());
   for (int o = r0; o < r1; ++o) {
-    const uint16_t* row = m + static_cast<size_t>(o) * w.in;
+    const uint16_t* row = m + static_cast<size_t>(o) * w.ld;
     float acc = 0.0f;
     for (int k = 0; k < w.in; ++k) acc += bf16_to_f32(row[k]) * x[k];
     y[o] = acc;
   }
 }
 
+void gemm_bf16_ref(int m, int n, int k, const uint16_t* a, size_t lda, const uint16_t* b,
+                   size_t ldb, float* c, size_t ldc, bool accumulate) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      float s = 0.0f;
+      for (int kk = 0; kk < k; ++kk)
+        s += bf16_to_f32(a[i * lda + kk]) * bf16_to_f32(b[j * ldb + kk]);
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& reference_kernels() {
-  static const KernelTable t{"scalar", gemm_int8_ref, gemm_f32_ref, quantize_int8_ref,
-                             gemv_bf16_ref};
+  static const KernelTable t{"scalar",          gemm_int8_ref, gemm_f32_ref,
+                             quantize_int8_ref, gemv_bf16_ref, gemm_bf16_ref};
   return t;
 }
 

@@ -26,6 +26,8 @@
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tensor_convert.h"
+#include "lowbit/kernels/cpu_dispatch.h"
+#include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/block.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
@@ -94,9 +96,9 @@ struct InputStats {
   std::string label;  // "model.layers.3 attention input", for errors
 
   InputStats(int in_features, int64_t total_rows, int sample_rows, bool want_hessian,
-             bool want_sumsq, std::string what)
+             bool want_sumsq, std::string what, bool bf16 = false)
       : in(in_features), cap(sample_rows), label(std::move(what)) {
-    if (want_hessian) hessian = std::make_unique<HessianAccumulator>(in);
+    if (want_hessian) hessian = std::make_unique<HessianAccumulator>(in, bf16);
     if (want_sumsq) sumsq.assign(static_cast<size_t>(in), 0.0);
     stride = std::max<int64_t>(1, total_rows / std::max(1, sample_rows));
     sample.reserve(static_cast<size_t>(std::min<int64_t>(cap, total_rows)) * in);
@@ -381,6 +383,7 @@ class Pipeline {
     f["awq_clip"] = opt_.awq_clip;
     f["sample_rows"] = opt_.sample_rows;
     f["calibrate"] = opt_.calibrate;
+    f["calib_bf16"] = opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
     f["gptq"] = {opt_.gptq.percdamp, opt_.gptq.block_size, opt_.gptq.act_order,
                  opt_.gptq.static_groups};
     f["awq"] = {opt_.awq.n_grid, opt_.awq.clip_grid, opt_.awq.clip_max_shrink,
@@ -493,7 +496,16 @@ class Pipeline {
 
   // x_ ← the layer's outputs over every calibration sample, with the weights in T.
   void forward_outputs(LayerTensors& T) {
-    const LayerWeights W = T.view(cfg_);
+    LayerWeights W = T.view(cfg_);
+    std::vector<kernels::PackedWeight> bf16;  // as Steps::run_step multiplies them
+    if (opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr) {
+      bf16.reserve(7);
+      for (Linear* lin : {&W.wq, &W.wk, &W.wv, &W.wo, &W.w_gate, &W.w_up, &W.w_down}) {
+        if (lin->w == nullptr || lin->packed != nullptr) continue;
+        bf16.push_back(kernels::pack_bf16(lin->w, lin->out, lin->in));
+        lin->packed = &bf16.back();
+      }
+    }
     Block blk(cfg_);
     std::vector<float> cache(2 * size_t(calib_.seqlen) * cfg_.kv_dim());
     const KvView kv{cache.data(), cache.data() + cache.size() / 2, ops::KvKind::kF32};
@@ -878,7 +890,11 @@ class Pipeline {
       act_one_.resize(L * c.hidden_dim);
       att_one_.resize(L * c.q_dim());
       cache_.resize(2 * L * c.kv_dim());
-      stash_act_ = double(p.n_rows_) * c.hidden_dim * sizeof(float) <= double(p.opt_stash_bytes());
+      // In bf16 calibration the down projection reads its input rounded to bf16 anyway (the bf16
+      // dot product and Hessian): the stash keeps it in bf16, half the memory, same result.
+      stash_bf16_ = p.opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
+      stash_act_ =
+          double(p.n_rows_) * c.hidden_dim * (stash_bf16_ ? 2 : 4) <= double(p.opt_stash_bytes());
     }
 
     // Runs the steps up to (and including) the one producing `point`; `observe` sees its
@@ -906,11 +922,28 @@ class Pipeline {
     void run_step(int k, const std::function<void(const float*, int)>& observe) {
       const ModelConfig& c = p_.cfg_;
       const int L = p_.calib_.seqlen, S = p_.calib_.nsamples;
-      const LayerWeights W = T_.view(c);
+      LayerWeights W = T_.view(c);
+      // bf16 copies of the linears this step multiplies by (as they are now: quantized ones
+      // dequantized), for the bf16 dot product.
+      std::vector<kernels::PackedWeight> bf16;
+      if (p_.opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr) {
+        std::vector<Linear*> used;
+        if (k == 2) used = {&W.wq, &W.wk, &W.wv};
+        if (k == 3) used = {&W.wo};
+        if (k == 4 || (k == 5 && !stash_act_)) used = {&W.w_gate, &W.w_up};
+        if (k == 5) used.push_back(&W.w_down);
+        bf16.reserve(used.size());
+        for (Linear* lin : used) {
+          if (lin->w == nullptr || lin->packed != nullptr) continue;
+          bf16.push_back(kernels::pack_bf16(lin->w, lin->out, lin->in));
+          lin->packed = &bf16.back();
+        }
+      }
       const KvView kv{cache_.data(), cache_.data() + cache_.size() / 2, ops::KvKind::kF32};
       if (k == 2) att_.resize(size_t(p_.n_rows_) * c.q_dim());
       if (k == 3 && c.parallel_block) a_.resize(size_t(p_.n_rows_) * c.dim);
-      if (k == 4 && stash_act_) act_.resize(size_t(p_.n_rows_) * c.hidden_dim);
+      if (k == 4 && stash_act_ && !stash_bf16_) act_.resize(size_t(p_.n_rows_) * c.hidden_dim);
+      if (k == 4 && stash_act_ && stash_bf16_) act16_.resize(size_t(p_.n_rows_) * c.hidden_dim);
       for (int s = 0; s < S; ++s) {
         adapt_threads();
         float* x = p_.rows(p_.x_, s, c.dim);
@@ -933,14 +966,24 @@ class Pipeline {
             break;
           }
           case 4: {
-            float* act = stash_act_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
+            float* act =
+                stash_act_ && !stash_bf16_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
             blk_.mlp_act(W, mlp_input(W, x), L, act);
+            if (stash_act_ && stash_bf16_) {
+              f32_to_bf16_n(act, act16_.data() + size_t(s) * L * c.hidden_dim,
+                            size_t(L) * c.hidden_dim);
+            }
             out = act;
             break;
           }
           case 5: {
-            const float* act = stash_act_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
+            const float* act =
+                stash_act_ && !stash_bf16_ ? p_.rows(act_, s, c.hidden_dim) : act_one_.data();
             if (!stash_act_) blk_.mlp_act(W, mlp_input(W, x), L, act_one_.data());
+            if (stash_act_ && stash_bf16_) {
+              bf16_to_f32_n(act16_.data() + size_t(s) * L * c.hidden_dim, act_one_.data(),
+                            size_t(L) * c.hidden_dim);
+            }
             ops::linear(W.w_down, act, L, m_.data());
             blk_.after_mlp(W, x, c.parallel_block ? p_.rows(a_, s, c.dim) : nullptr, m_.data(), L);
             break;
@@ -962,8 +1005,9 @@ class Pipeline {
     LayerTensors& T_;
     Block blk_;
     int done_ = 0;
-    bool stash_act_ = false;
+    bool stash_act_ = false, stash_bf16_ = false;
     std::vector<float> h_, mi_, a_one_, m_, act_one_, att_one_, cache_, att_, a_, act_;
+    std::vector<uint16_t> act16_;
   };
 
   // GPTQ and RTN: each input point's linears quantized before the steps that read their outputs.
@@ -977,9 +1021,9 @@ class Pipeline {
     for (const InputGroup& g : block_input_groups(cfg_)) {
       std::unique_ptr<InputStats> p;
       if (cal) {
-        p = std::make_unique<InputStats>(point_width(g.point), n_rows_, opt_.sample_rows, want_h,
-                                         opt_.clip_search,
-                                         fmt::format("model.layers.{} linear input", l));
+        p = std::make_unique<InputStats>(
+            point_width(g.point), n_rows_, opt_.sample_rows, want_h, opt_.clip_search,
+            fmt::format("model.layers.{} linear input", l), opt_.calib_bf16);
         steps.run_to(Steps::step_of(g.point), [&](const float* x, int n) { p->add(x, n); });
       }
       for (TensorRole role : g.linears) {

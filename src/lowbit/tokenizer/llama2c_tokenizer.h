@@ -22,6 +22,9 @@ class Llama2cTokenizer : public Tokenizer {
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
   int bos_id() const override { return 1; }
   int eos_id() const override { return 2; }
+  // Every token's bytes and merge score, as the file holds them.
+  const std::vector<std::string>& pieces() const { return pieces_; }
+  const std::vector<float>& scores() const { return scores_; }
 
   // Reads `vocab_size` tokens (-1: as many as the file holds).
   static std::shared_ptr<Llama2cTokenizer> from_file(const std::string& path, int vocab_size);

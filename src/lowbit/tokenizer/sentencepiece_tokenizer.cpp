@@ -254,4 +254,17 @@ std::string SentencePieceTokenizer::decode(const std::vector<int>& ids, bool ski
   return out;
 }
 
+float SentencePieceTokenizer::score(int id) const {
+  return id >= 0 && id < model_size_ ? sp_->GetScore(id) : 0.0f;
+}
+
+int SentencePieceTokenizer::piece_type(int id) const {
+  if (id < 0 || id >= model_size_) return 1;
+  if (sp_->IsControl(id)) return 3;
+  if (sp_->IsUnknown(id)) return 2;
+  if (sp_->IsUnused(id)) return 5;
+  if (sp_->IsByte(id)) return 6;
+  return 1;
+}
+
 }  // namespace lowbit

@@ -65,6 +65,13 @@ class SentencePieceTokenizer : public Tokenizer {
   // them). They decode to "" (skip_special) or their text; encode() never produces them from text.
   void append_special_pieces(const std::vector<std::string>& pieces);
 
+  // The pieces of the model itself (without appended ones) with their scores and types, the
+  // types numbered as SentencePiece's ModelProto numbers them (1 normal, 2 unknown, 3 control,
+  // 5 unused, 6 byte; user-defined pieces read as normal): what another vocabulary format needs.
+  int model_size() const { return model_size_; }
+  float score(int id) const;
+  int piece_type(int id) const;
+
  private:
   SentencePieceTokenizer();
   // from_serialized without the translation of the library's own exceptions into Error.

@@ -181,4 +181,45 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   if (err != 0) fail(path, "cannot write: {}", errno_text(err));
 }
 
+AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+  const PathKind kind = path_kind(path);
+  if (kind == PathKind::kDir) fail(path, "is a directory, cannot write a file there");
+  struct stat lst {};
+  if (kind == PathKind::kOther || (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))) {
+    fail(path, "not a regular file; give a file name to write");
+  }
+  tmp_ = fmt::format("{}.tmp.{}", path, ::getpid());
+  guard_ = signals::register_temp(tmp_);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int e = errno;
+    signals::unregister_temp(guard_);
+    fail(path, "cannot create {}: {}", tmp_, errno_text(e));
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (done_) return;
+  if (fd_ >= 0) ::close(fd_);
+  ::unlink(tmp_.c_str());
+  signals::unregister_temp(guard_);
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  if (const int err = write_all(fd_, data, n); err != 0) {
+    fail(path_, "cannot write: {}", errno_text(err));
+  }
+  written_ += n;
+}
+
+void AtomicFile::commit() {
+  int err = ::fsync(fd_) != 0 ? errno : 0;
+  if (::close(fd_) != 0 && err == 0) err = errno;
+  fd_ = -1;
+  if (err == 0 && ::rename(tmp_.c_str(), path_.c_str()) != 0) err = errno;
+  if (err != 0) fail(path_, "cannot write: {}", errno_text(err));
+  done_ = true;
+  signals::unregister_temp(guard_);
+}
+
 }  // namespace lowbit

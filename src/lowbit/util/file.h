@@ -42,4 +42,25 @@ void copy_file(const std::string& from, const std::string& to);
 // keeps meaning what it meant. Throws Error("<path>: cannot write: ...").
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// A large file written in pieces with the same guarantee: the bytes go to `<path>.tmp.<pid>`
+// (removed by the destructor, and by a signal, unless commit() ran), commit() fsyncs and renames
+// it over `path`. Refuses a path that is a directory, device, FIFO or symlink. Errors throw
+// Error("<path>: ...").
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t n);
+  uint64_t written() const { return written_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1, guard_ = -1;
+  uint64_t written_ = 0;
+  bool done_ = false;
+};
+
 }  // namespace lowbit

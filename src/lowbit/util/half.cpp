@@ -70,6 +70,21 @@ void bf16_to_f32_n(const uint16_t* src, float* dst, size_t n) {
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+void f32_to_bf16_n(const float* src, uint16_t* dst, size_t n) {
+  size_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  // Round to nearest even as f32_to_bf16 does (NaN inputs aside: activations are finite).
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+  for (; i + 16 <= n; i += 16) {
+    const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(src + i));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 void f16_to_f32_n(const uint16_t* src, float* dst, size_t n) {
   size_t i = 0;
 #if defined(__AVX512F__)

@@ -28,5 +28,6 @@ uint16_t f32_to_f16(float f);
 // Bulk conversions (vectorized where the CPU allows).
 void bf16_to_f32_n(const uint16_t* src, float* dst, size_t n);
 void f16_to_f32_n(const uint16_t* src, float* dst, size_t n);
+void f32_to_bf16_n(const float* src, uint16_t* dst, size_t n);  // round to nearest even
 
 }  // namespace lowbit

@@ -1,0 +1,284 @@
+// GGUF export: the file format itself (a reader written here from the GGUF v3 specification reads
+// back what the writer wrote), and llama.cpp as the client — its tokenizer gives the ids lowbit
+// gives, its perplexity tool the perplexity lowbit computes for the same windows (docs/INTEROP.md).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "lowbit/io/gguf_writer.h"
+#include "lowbit/util/error.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+using test::run_cmd;
+
+// A minimal GGUF v3 reader over bytes in memory (test-only): header, typed metadata, tensor
+// infos, aligned data section.
+struct ReadBack {
+  uint32_t version = 0;
+  std::map<std::string, std::string> strings;
+  std::map<std::string, uint64_t> ints;
+  std::map<std::string, size_t> array_len;
+  struct T {
+    std::vector<uint64_t> ne;
+    uint32_t type;
+    uint64_t offset;
+  };
+  std::map<std::string, T> tensors;
+  uint64_t data_start = 0;
+};
+
+ReadBack read_gguf(const std::string& bytes) {
+  size_t at = 0;
+  auto need = [&](size_t n) {
+    if (at + n > bytes.size()) throw Error("gguf: truncated");
+  };
+  auto u32 = [&] {
+    need(4);
+    uint32_t v;
+    std::memcpy(&v, bytes.data() + at, 4);
+    at += 4;
+    return v;
+  };
+  auto u64 = [&] {
+    need(8);
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  auto str = [&] {
+    const uint64_t n = u64();
+    need(n);
+    std::string s = bytes.substr(at, n);
+    at += n;
+    return s;
+  };
+  auto skip_scalar = [&](uint32_t t) {
+    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (t == 8) {
+      str();
+    } else {
+      need(sizes[t]);
+      at += sizes[t];
+    }
+  };
+  ReadBack r;
+  need(4);
+  if (bytes.compare(0, 4, "GGUF") != 0) throw Error("gguf: bad magic");
+  at = 4;
+  r.version = u32();
+  const uint64_t n_tensors = u64(), n_kv = u64();
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    const std::string key = str();
+    const uint32_t type = u32();
+    if (type == 8) {
+      r.strings[key] = str();
+    } else if (type == 9) {
+      const uint32_t et = u32();
+      const uint64_t n = u64();
+      r.array_len[key] = n;
+      for (uint64_t j = 0; j < n; ++j) skip_scalar(et);
+    } else if (type == 4 || type == 5) {
+      r.ints[key] = u32();
+    } else if (type == 7) {
+      need(1);
+      r.ints[key] = static_cast<uint8_t>(bytes[at++]);
+    } else {
+      skip_scalar(type);
+    }
+  }
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    const std::string name = str();
+    ReadBack::T t;
+    const uint32_t nd = u32();
+    for (uint32_t d = 0; d < nd; ++d) t.ne.push_back(u64());
+    t.type = u32();
+    t.offset = u64();
+    r.tensors[name] = t;
+  }
+  r.data_start = (at + 31) / 32 * 32;
+  return r;
+}
+
+std::string tmp_path(const std::string& name) {
+  return (fs::temp_directory_path() / ("lowbit-gguf-" + std::to_string(::getpid()) + "-" + name))
+      .string();
+}
+
+TEST(GgufWriter, WritesWhatTheSpecificationDescribes) {
+  gguf::Writer w;
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.block_count", 3);
+  w.set_bool("tokenizer.ggml.add_bos_token", true);
+  w.set_strings("tokenizer.ggml.tokens", {"a", "bc", ""});
+  w.set_f32s("tokenizer.ggml.scores", {0.0f, -1.0f, -2.0f});
+  const std::vector<float> a = {1.0f, 2.0f, 3.0f};  // 12 bytes: the next tensor is padded to 32
+  w.add_tensor("a", {3}, gguf::GgmlType::kF32, [&](std::vector<uint8_t>* b) {
+    b->resize(12);
+    std::memcpy(b->data(), a.data(), 12);
+  });
+  w.add_tensor("b", {2, 5}, gguf::GgmlType::kBF16,
+               [](std::vector<uint8_t>* b) { b->assign(20, 0x3f); });
+  const std::string path = tmp_path("spec.gguf");
+  w.write(path);
+  const std::string bytes = test::read_all(path);
+  const ReadBack r = read_gguf(bytes);
+  EXPECT_EQ(r.version, 3u);
+  EXPECT_EQ(r.strings.at("general.architecture"), "llama");
+  EXPECT_EQ(r.ints.at("llama.block_count"), 3u);
+  EXPECT_EQ(r.ints.at("tokenizer.ggml.add_bos_token"), 1u);
+  EXPECT_EQ(r.array_len.at("tokenizer.ggml.tokens"), 3u);
+  ASSERT_EQ(r.tensors.size(), 2u);
+  EXPECT_EQ(r.tensors.at("a").offset, 0u);
+  EXPECT_EQ(r.tensors.at("b").offset, 32u);  // aligned
+  EXPECT_EQ(r.tensors.at("b").ne, (std::vector<uint64_t>{2, 5}));
+  EXPECT_EQ(r.tensors.at("b").type, 30u);
+  float back[3];
+  std::memcpy(back, bytes.data() + r.data_start, 12);
+  EXPECT_EQ(std::vector<float>(back, back + 3), a);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[r.data_start + 32]), 0x3f);
+  EXPECT_GE(bytes.size(), r.data_start + 32 + 20);
+  fs::remove(path);
+}
+
+TEST(GgufWriter, AProducerErrorLeavesNoFile) {
+  gguf::Writer w;
+  w.add_tensor("x", {4}, gguf::GgmlType::kF32,
+               [](std::vector<uint8_t>*) { throw Error("source: tensor x: truncated"); });
+  const std::string path = tmp_path("fail.gguf");
+  EXPECT_THROW(w.write(path), Error);
+  EXPECT_FALSE(fs::exists(path));
+  for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
+    EXPECT_EQ(e.path().filename().string().find(fs::path(path).filename().string() + ".tmp"),
+              std::string::npos);
+  }
+}
+
+// The ids llama-tokenize prints for a file ("[1, 2, 3]").
+std::vector<std::string> llama_ids(const std::string& out) {
+  std::vector<std::string> ids;
+  const size_t a = out.rfind('['), b = out.rfind(']');
+  if (a == std::string::npos || b == std::string::npos || b < a) return ids;
+  std::string s = out.substr(a + 1, b - a - 1);
+  std::regex num("\\d+");
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), num); it != std::sregex_iterator(); ++it)
+    ids.push_back(it->str());
+  return ids;
+}
+
+std::vector<std::string> lowbit_ids(const std::string& out) {
+  std::vector<std::string> ids;
+  std::regex num("\\d+");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), num); it != std::sregex_iterator();
+       ++it)
+    ids.push_back(it->str());
+  return ids;
+}
+
+double number_after(const std::string& out, const std::string& label) {
+  const std::regex re(label + "\\s*([0-9.]+)");
+  std::smatch m;
+  if (!std::regex_search(out, m, re)) return NAN;
+  return std::stod(m[1].str());
+}
+
+struct ExportCase {
+  const char* model;  // under ../shared/models
+  const char* type;
+  double ppl_tol;  // relative
+};
+
+class GgufLlamaCpp : public ::testing::TestWithParam<ExportCase> {};
+
+// Exports a shared model, then: llama.cpp loads it, tokenizes a WikiText-2 excerpt to the same
+// ids as lowbit, and its perplexity over the same windows (-c 128, 8 windows) equals lowbit's
+// `eval ppl --convention llamacpp` (f32: within 0.05 %; f16/bf16 rounding: within 1 %).
+TEST_P(GgufLlamaCpp, LlamaCppReadsTheExportAsLowbitRunsTheModel) {
+  const ExportCase c = GetParam();
+  LOWBIT_SHARED_OR_SKIP(model, std::string("models/") + c.model);
+  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
+  const std::string gguf = tmp_path(std::string(c.model) + "-" + c.type + ".gguf");
+  const test::CliResult ex =
+      run_cli("export gguf --model " + model + " --out " + gguf + " --type " + c.type);
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  // A WikiText-2 excerpt (no special tokens in it: llama.cpp's tools do not parse them in text).
+  const std::string text_path = tmp_path("wiki-excerpt.txt");
+  {
+    std::string wtext = test::read_all(wiki).substr(0, 12000);
+    FILE* f = std::fopen(text_path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(wtext.data(), 1, wtext.size(), f);
+    std::fclose(f);
+  }
+  const test::CliResult lt = run_cmd(bin + "/llama-tokenize -m " + gguf + " -f " + text_path +
+                                     " --ids --log-disable 2>/dev/null");
+  ASSERT_EQ(lt.rc, 0) << lt.out;
+  const bool llama2c = std::string(c.model) == "stories260K";  // a llama2.c folder
+  const std::string tok_src = llama2c ? "--tokenizer " + model + "/tok512.bin" : "--model " + model;
+  const test::CliResult lb = run_cli("tokenize " + tok_src + " --text " + text_path);
+  ASSERT_EQ(lb.rc, 0) << lb.out;
+  const std::vector<std::string> a = llama_ids(lt.out), b = lowbit_ids(lb.out);
+  EXPECT_GT(a.size(), 1000u);
+  EXPECT_EQ(a, b) << "llama.cpp and lowbit tokenize the excerpt differently";
+
+  const test::CliResult lp =
+      run_cmd(bin + "/llama-perplexity -m " + gguf + " -f " + wiki + " -c 128 --chunks 8 -t 2");
+  ASSERT_EQ(lp.rc, 0) << lp.out;
+  const double theirs = number_after(lp.out, "Final estimate: PPL =");
+  const test::CliResult ours = run_cli("eval ppl --model " + model + " --text " + wiki +
+                                       " --ctx 128 --limit 8 --convention llamacpp");
+  ASSERT_EQ(ours.rc, 0) << ours.out;
+  const double mine = number_after(ours.out, "perplexity:");
+  ASSERT_TRUE(std::isfinite(theirs) && std::isfinite(mine)) << lp.out << ours.out;
+  EXPECT_NEAR(theirs / mine, 1.0, c.ppl_tol) << "llama.cpp " << theirs << ", lowbit " << mine;
+  std::printf("[ gguf     ] %s %s: llama.cpp PPL %.4f, lowbit %.4f, %zu ids equal\n", c.model,
+              c.type, theirs, mine, a.size());
+  fs::remove(gguf);
+  fs::remove(text_path);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GgufLlamaCpp,
+                         ::testing::Values(ExportCase{"stories260K-hf", "f32", 5e-4},
+                                           ExportCase{"stories260K", "f32", 5e-4},
+                                           ExportCase{"llama-256", "f32", 5e-4},
+                                           ExportCase{"llama-256", "f16", 1e-2},
+                                           ExportCase{"llama-256", "bf16", 1e-2}),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param.model) + "_" + info.param.type;
+                           for (char& ch : n) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return n;
+                         });
+
+TEST(GgufExport, BadRequestsAreOneLineErrors) {
+  LOWBIT_SHARED_OR_SKIP(gpt2, "models/gpt2-tiny");
+  LOWBIT_SHARED_OR_SKIP(llama, "models/llama-256");
+  const std::string out = tmp_path("bad.gguf");
+  test::CliResult r = run_cli("export gguf --model " + gpt2 + " --out " + out);
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("not supported"), std::string::npos) << r.out;
+  r = run_cli("export gguf --model " + llama + " --out " + out + " --type q4_0");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  r = run_cli("export gguf --model " + llama + " --out " + llama + "/model.gguf");
+  EXPECT_EQ(r.rc, 2) << r.out;  // never into an input
+  r = run_cli("export gguf --model " + llama + " --out " + fs::temp_directory_path().string());
+  EXPECT_EQ(r.rc, 2) << r.out;  // a folder
+  EXPECT_FALSE(fs::exists(out));
+}
+
+}  // namespace
+}  // namespace lowbit
