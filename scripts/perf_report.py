@@ -188,7 +188,8 @@ if ppl:
 if os.path.exists(out):
     prev = open(out).read()
     for BEGIN, END in (("<!-- contention:begin -->", "<!-- contention:end -->"),
-                       ("<!-- archs:begin -->", "<!-- archs:end -->")):
+                       ("<!-- archs:begin -->", "<!-- archs:end -->"),
+                       ("<!-- small-models:begin -->", "<!-- small-models:end -->")):
         if BEGIN in prev and END in prev:
             L.append(prev[prev.index(BEGIN):prev.index(END) + len(END)])
             L.append("")

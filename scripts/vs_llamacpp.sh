@@ -9,7 +9,8 @@
 # rounds and the ratios lowbit / llama.cpp go into the table (scripts/vs_llamacpp_report.py).
 #
 #   bash scripts/vs_llamacpp.sh [BUILD_DIR=build] [SHARED=../shared]
-# Environment: SHAPE (tinyllama-1.1b; llama-2-7b uses P=128 N=32), ROUNDS (5), P (512), N (128),
+# Environment: SHAPE (tinyllama-1.1b; llama-2-7b uses P=128 N=32), ROUNDS (5), P (512; another
+# prompt length, e.g. P=2048 for decode at a long context, gets its own section), N (128),
 # THREADS (2), WORK (/tmp/lowbit-perf: checkpoints kept between runs), PAIRS (default
 # "w4g32:q4_0 w4g128:q4_0 w8:q8_0 bf16:bf16"), OUT (docs/PERFORMANCE.md; "-" = print only),
 # LAYERS (override the layer count of the synthetic shape: quick runs).
@@ -34,7 +35,12 @@ PEERS=$SHARED/peers/llama.cpp-b4748/bin
 mkdir -p "$WORK"
 NAME=$SHAPE${LAYERS:+-l$LAYERS}
 BASE=$WORK/$NAME
-RES=$WORK/vs-$NAME
+# The table's section: one per shape, and per prompt length when it is not the default.
+SECTION=$NAME
+DEFAULT_P=512
+[[ $SHAPE == llama-2-7b ]] && DEFAULT_P=128
+[[ $P != "$DEFAULT_P" ]] && SECTION=$NAME-p$P
+RES=$WORK/vs-$SECTION
 rm -rf "$RES"
 mkdir -p "$RES"
 
@@ -95,6 +101,6 @@ for pair in $PAIRS; do
   "$LOWBIT" bench --model "$model" -p 0 -n 1 -t "$THREADS" -r 1 --no-probe --fp-weights bf16 \
     --kv-cache f16 --json "$RES/bytes-$ours.json" >/dev/null
 done
-python3 scripts/vs_llamacpp_report.py "$RES" "$OUT" "$NAME" "$P" "$N" "$THREADS" "$ROUNDS" \
+python3 scripts/vs_llamacpp_report.py "$RES" "$OUT" "$SECTION" "$P" "$N" "$THREADS" "$ROUNDS" \
   "$PAIRS" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"

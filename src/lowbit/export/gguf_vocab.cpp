@@ -100,8 +100,7 @@ bool prepends_space(const json& j) {
           dump.find("\"add_prefix_space\":false") == std::string::npos);
 }
 
-GgufVocab from_tokenizer_json(const std::string& file, const Tokenizer& tok) {
-  const json j = read_json_file(file, kMaxTokenizerJsonBytes, "tokenizer.json");
+GgufVocab from_tokenizer_json(const json& j, const std::string& file, const Tokenizer& tok) {
   const json* model = tokjson::find(j, "model");
   if (model == nullptr || tokjson::get_string(*model, "type", file) != "BPE") {
     fail(file, "GGUF export reads BPE tokenizer.json files only");
@@ -204,6 +203,18 @@ GgufVocab from_tokenizer_json(const std::string& file, const Tokenizer& tok) {
   return v;
 }
 
+void pad_to(GgufVocab* v, int vocab_size) {
+  if (static_cast<int>(v->tokens.size()) > vocab_size) {
+    fail(v->source, "{} tokens, more than the model's {} embedding rows", v->tokens.size(),
+         vocab_size);
+  }
+  for (int i = static_cast<int>(v->tokens.size()); i < vocab_size; ++i) {
+    v->tokens.push_back("[PAD" + std::to_string(i) + "]");
+    v->types.push_back(kUnused);
+    if (v->model == "llama") v->scores.push_back(0.0f);
+  }
+}
+
 }  // namespace
 
 GgufVocab gguf_vocab(const std::string& tokenizer_path, int vocab_size) {
@@ -224,19 +235,21 @@ GgufVocab gguf_vocab(const std::string& tokenizer_path, int vocab_size) {
     v = from_sentencepiece(file);
   } else if (ext == ".json") {
     const auto tok = load_tokenizer(is_file(file) ? fs::path(file).parent_path().string() : file);
-    v = from_tokenizer_json(file, *tok);
+    v = from_tokenizer_json(read_json_file(file, kMaxTokenizerJsonBytes, "tokenizer.json"), file,
+                            *tok);
   } else {
     v = from_llama2c(file, vocab_size);
   }
   v.source = file;
-  if (static_cast<int>(v.tokens.size()) > vocab_size) {
-    fail(file, "{} tokens, more than the model's {} embedding rows", v.tokens.size(), vocab_size);
-  }
-  for (int i = static_cast<int>(v.tokens.size()); i < vocab_size; ++i) {
-    v.tokens.push_back("[PAD" + std::to_string(i) + "]");
-    v.types.push_back(kUnused);
-    if (v.model == "llama") v.scores.push_back(0.0f);
-  }
+  pad_to(&v, vocab_size);
+  return v;
+}
+
+GgufVocab gguf_vocab_from_json(const std::string& json_text, const std::string& name,
+                               const Tokenizer& tok, int vocab_size) {
+  GgufVocab v = from_tokenizer_json(parse_json(name, json_text), name, tok);
+  v.source = name;
+  pad_to(&v, vocab_size);
   return v;
 }
 

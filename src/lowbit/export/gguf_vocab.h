@@ -20,6 +20,8 @@
 
 namespace lowbit {
 
+class Tokenizer;
+
 struct GgufVocab {
   std::string model;  // "llama" or "gpt2"
   std::string pre;    // gpt2: the pre-tokenizer name llama.cpp knows
@@ -36,6 +38,11 @@ struct GgufVocab {
 // llama2.c .bin, as load_model locates it) for a model with `vocab_size` embedding rows. Throws
 // Error("<file>: ...") for a tokenizer GGUF cannot express or one larger than the model.
 GgufVocab gguf_vocab(const std::string& tokenizer_path, int vocab_size);
+
+// The same for tokenizer.json text held in memory (fuzzing); `name` names it in errors and `tok`
+// is lowbit's tokenizer of that text (for the BOS/EOS behaviour).
+GgufVocab gguf_vocab_from_json(const std::string& json_text, const std::string& name,
+                               const Tokenizer& tok, int vocab_size);
 
 void write_gguf_vocab(const GgufVocab& v, gguf::Writer* w);
 
