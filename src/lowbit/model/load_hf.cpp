@@ -112,6 +112,16 @@ const TensorInfo* find_tensor(const TensorStore& store, const ArchSpec& arch,
 }
 
 // An owned fp32 copy of rows `rows` of the [rows_total, cols] matrix m.
+// Drops the pages of a memory-mapped tensor from the resident set once the model holds its own
+// copy (converted, repacked): without it a W4 model would keep the file's pages (the stored codes)
+// resident beside the repacked ones. Harmless if something still reads it: the pages come back
+// from the file.
+void release_mapped(const TensorStore& store, const TensorInfo& t) {
+  for (const auto& f : store.files()) {
+    if (f->path() == t.file) f->mapped()->release(t.data, t.nbytes);
+  }
+}
+
 const float* take_rows(const float* m, int cols, const std::vector<int>& rows, ModelWeights* w) {
   std::shared_ptr<float[]> buf = alloc_floats(rows.size() * static_cast<size_t>(cols));
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -202,6 +212,10 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   if (q.out != shape[0] || q.in != shape[1]) {
     fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,
          shape_str(shape));
+  }
+  // q owns its codes and scales: the stored ones are not read again.
+  for (const char* part : {".qweight", ".qzeros", ".scales", ".zeros", ".g_idx"}) {
+    if (const TensorInfo* t = store.find(stored_prefix + part); t != nullptr) release_mapped(store, *t);
   }
   const std::vector<Linear*> lins = linears_of(spec.role, w, layer);
   if (!is_fused(spec.role)) {
@@ -354,6 +368,8 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
       }
       check_finite(*t);
       place(*spec, *t, w.get(), layer, rt);
+      // Only fp32 tensors read in place (mmap) are still pointed into; the others were copied.
+      if (!(rt.use_mmap && t->dtype == DType::F32 && !spec->transposed)) release_mapped(store, *t);
     }
   }
   if (w->cfg.tied_embeddings) {

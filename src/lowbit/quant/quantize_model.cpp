@@ -893,8 +893,9 @@ class Pipeline {
       // In bf16 calibration the down projection reads its input rounded to bf16 anyway (the bf16
       // dot product and Hessian): the stash keeps it in bf16, half the memory, same result.
       stash_bf16_ = p.opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
-      stash_act_ =
-          double(p.n_rows_) * c.hidden_dim * (stash_bf16_ ? 2 : 4) <= double(p.opt_stash_bytes());
+      // Whether to stash is decided on the fp32 size either way, so that bf16 saves memory
+      // rather than moving the peak (a 7B shape keeps recomputing).
+      stash_act_ = double(p.n_rows_) * c.hidden_dim * sizeof(float) <= double(p.opt_stash_bytes());
     }
 
     // Runs the steps up to (and including) the one producing `point`; `observe` sees its
