@@ -215,7 +215,8 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   }
   // q owns its codes and scales: the stored ones are not read again.
   for (const char* part : {".qweight", ".qzeros", ".scales", ".zeros", ".g_idx"}) {
-    if (const TensorInfo* t = store.find(stored_prefix + part); t != nullptr) release_mapped(store, *t);
+    if (const TensorInfo* t = store.find(stored_prefix + part); t != nullptr)
+      release_mapped(store, *t);
   }
   const std::vector<Linear*> lins = linears_of(spec.role, w, layer);
   if (!is_fused(spec.role)) {
