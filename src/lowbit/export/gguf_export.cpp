@@ -44,9 +44,11 @@ void encode(const std::vector<float>& v, GgmlType type, std::vector<uint8_t>* by
     return;
   }
   auto* dst = reinterpret_cast<uint16_t*>(bytes->data());
-  for (size_t i = 0; i < v.size(); ++i) {
-    dst[i] = type == GgmlType::kF16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+  if (type == GgmlType::kBF16) {
+    f32_to_bf16_n(v.data(), dst, v.size());
+    return;
   }
+  for (size_t i = 0; i < v.size(); ++i) dst[i] = f32_to_f16(v[i]);
 }
 
 }  // namespace
@@ -55,16 +57,16 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   std::shared_ptr<WeightSource> src = WeightSource::open(opt.model);
   const ModelConfig& cfg = src->config();
-  std::string arch;
-  if (cfg.family == "llama" || cfg.family == "mistral") {
-    arch = "llama";
-  } else if (cfg.family == "qwen2") {
-    arch = "qwen2";
-  } else {
-    fail(opt.model,
-         "GGUF export of the {} family is not supported (supported: llama, mistral, qwen2)",
-         cfg.family);
+  if (src->arch().gguf_arch == nullptr) {
+    std::string supported;
+    for (const ArchSpec& s : all_archs()) {
+      if (s.gguf_arch != nullptr)
+        supported += (supported.empty() ? "" : ", ") + std::string(s.model_type);
+    }
+    fail(opt.model, "GGUF export of the {} family is not supported (supported: {})", cfg.family,
+         supported);
   }
+  const std::string arch = src->arch().gguf_arch;
   if (cfg.rope_dims != 0 && cfg.rope_dims != cfg.head_dim) {
     fail(opt.model, "partial rotary embeddings cannot be exported to GGUF's {}", arch);
   }

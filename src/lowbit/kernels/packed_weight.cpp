@@ -182,8 +182,7 @@ PackedWeight bf16_shell(int out, int in) {
   p.in = in;
   p.k_pad = in;
   p.ld = bf16_row_stride(in);
-  p.codes = alloc_aligned(static_cast<size_t>(out) * p.ld * 2);
-  if (p.ld != in) std::memset(p.codes.data(), 0, static_cast<size_t>(out) * p.ld * 2);
+  p.codes = alloc_aligned(static_cast<size_t>(out) * p.ld * 2);  // zeroed: the padding too
   return p;
 }
 

@@ -577,9 +577,9 @@ std::vector<TensorSpec> phi_tensors() {
 
 const std::vector<ArchSpec>& all_archs() {
   static const std::vector<ArchSpec> archs = {
-      {"LlamaForCausalLM", "llama", "model.", configure_llama, llama_tensors()},
-      {"MistralForCausalLM", "mistral", "model.", configure_llama, llama_tensors()},
-      {"Qwen2ForCausalLM", "qwen2", "model.", configure_llama, llama_tensors()},
+      {"LlamaForCausalLM", "llama", "model.", configure_llama, llama_tensors(), "llama"},
+      {"MistralForCausalLM", "mistral", "model.", configure_llama, llama_tensors(), "llama"},
+      {"Qwen2ForCausalLM", "qwen2", "model.", configure_llama, llama_tensors(), "qwen2"},
       {"GPT2LMHeadModel", "gpt2", "transformer.", configure_gpt2, gpt2_tensors()},
       {"OPTForCausalLM", "opt", "model.", configure_opt, opt_tensors()},
       {"BloomForCausalLM", "bloom", "transformer.", configure_bloom, bloom_tensors()},

@@ -76,6 +76,9 @@ struct ArchSpec {
   const char* base_prefix;
   void (*configure)(const ConfigReader& r, ModelConfig* c);
   std::vector<TensorSpec> tensors;
+  // llama.cpp's name for the architecture when `lowbit export gguf` can write it ("llama",
+  // "qwen2"); nullptr when it cannot.
+  const char* gguf_arch = nullptr;
 };
 
 // nullptr when unsupported.

@@ -383,7 +383,7 @@ class Pipeline {
     f["awq_clip"] = opt_.awq_clip;
     f["sample_rows"] = opt_.sample_rows;
     f["calibrate"] = opt_.calibrate;
-    f["calib_bf16"] = opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
+    f["calib_bf16"] = calib_bf16();
     f["gptq"] = {opt_.gptq.percdamp, opt_.gptq.block_size, opt_.gptq.act_order,
                  opt_.gptq.static_groups};
     f["awq"] = {opt_.awq.n_grid, opt_.awq.clip_grid, opt_.awq.clip_max_shrink,
@@ -494,18 +494,28 @@ class Pipeline {
     }
   }
 
+  // Whether calibration runs on the bf16 dot product (asked, and the CPU has one).
+  bool calib_bf16() const {
+    return opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
+  }
+
+  // Points each fp32 linear of `lins` at a bf16 copy kept in `store` (reserved up front: the
+  // linears keep pointers into it).
+  static void hold_bf16(const std::vector<Linear*>& lins,
+                        std::vector<kernels::PackedWeight>* store) {
+    store->reserve(lins.size());
+    for (Linear* lin : lins) {
+      if (lin->w == nullptr || lin->packed != nullptr) continue;
+      store->push_back(kernels::pack_bf16(lin->w, lin->out, lin->in));
+      lin->packed = &store->back();
+    }
+  }
+
   // x_ ← the layer's outputs over every calibration sample, with the weights in T.
   void forward_outputs(LayerTensors& T) {
     LayerWeights W = T.view(cfg_);
     std::vector<kernels::PackedWeight> bf16;  // as Steps::run_step multiplies them
-    if (opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr) {
-      bf16.reserve(7);
-      for (Linear* lin : {&W.wq, &W.wk, &W.wv, &W.wo, &W.w_gate, &W.w_up, &W.w_down}) {
-        if (lin->w == nullptr || lin->packed != nullptr) continue;
-        bf16.push_back(kernels::pack_bf16(lin->w, lin->out, lin->in));
-        lin->packed = &bf16.back();
-      }
-    }
+    if (calib_bf16()) hold_bf16({&W.wq, &W.wk, &W.wv, &W.wo, &W.w_gate, &W.w_up, &W.w_down}, &bf16);
     Block blk(cfg_);
     std::vector<float> cache(2 * size_t(calib_.seqlen) * cfg_.kv_dim());
     const KvView kv{cache.data(), cache.data() + cache.size() / 2, ops::KvKind::kF32};
@@ -892,7 +902,7 @@ class Pipeline {
       cache_.resize(2 * L * c.kv_dim());
       // In bf16 calibration the down projection reads its input rounded to bf16 anyway (the bf16
       // dot product and Hessian): the stash keeps it in bf16, half the memory, same result.
-      stash_bf16_ = p.opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr;
+      stash_bf16_ = p.calib_bf16();
       // Whether to stash is decided on the fp32 size either way, so that bf16 saves memory
       // rather than moving the peak (a 7B shape keeps recomputing).
       stash_act_ = double(p.n_rows_) * c.hidden_dim * sizeof(float) <= double(p.opt_stash_bytes());
@@ -927,18 +937,13 @@ class Pipeline {
       // bf16 copies of the linears this step multiplies by (as they are now: quantized ones
       // dequantized), for the bf16 dot product.
       std::vector<kernels::PackedWeight> bf16;
-      if (p_.opt_.calib_bf16 && kernels::active_kernels().gemm_bf16 != nullptr) {
+      if (p_.calib_bf16()) {
         std::vector<Linear*> used;
         if (k == 2) used = {&W.wq, &W.wk, &W.wv};
         if (k == 3) used = {&W.wo};
         if (k == 4 || (k == 5 && !stash_act_)) used = {&W.w_gate, &W.w_up};
         if (k == 5) used.push_back(&W.w_down);
-        bf16.reserve(used.size());
-        for (Linear* lin : used) {
-          if (lin->w == nullptr || lin->packed != nullptr) continue;
-          bf16.push_back(kernels::pack_bf16(lin->w, lin->out, lin->in));
-          lin->packed = &bf16.back();
-        }
+        hold_bf16(used, &bf16);
       }
       const KvView kv{cache_.data(), cache_.data() + cache_.size() / 2, ops::KvKind::kF32};
       if (k == 2) att_.resize(size_t(p_.n_rows_) * c.q_dim());
