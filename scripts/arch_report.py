@@ -10,6 +10,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import doc_section  # noqa: E402
+
 runs_path, out, cpu, nproc, date, commit, rounds, layers, base_label, base_rounds = sys.argv[1:11]
 BEGIN, END = "<!-- archs:begin -->", "<!-- archs:end -->"
 runs = [json.loads(line) for line in open(runs_path) if line.strip()]
@@ -66,13 +69,4 @@ if base:
 L.append(END)
 section = "\n".join(L)
 
-prev = open(out).read() if os.path.exists(out) else ""
-if BEGIN in prev and END in prev:
-    text = prev[:prev.index(BEGIN)] + section + prev[prev.index(END) + len(END):]
-else:
-    text = prev.rstrip("\n") + "\n\n" + section + "\n"
-tmp = out + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, out)
-print(f"wrote {out}")
+doc_section.write_section(out, "archs", section)

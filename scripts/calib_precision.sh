@@ -29,6 +29,8 @@ done
 python3 - "$WORK" "$OUT" "$MODELS" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
 import json, os, sys
+sys.path.insert(0, "scripts")
+import doc_section
 work, out, models, date, commit = sys.argv[1:6]
 BEGIN, END = "<!-- calib-precision:begin -->", "<!-- calib-precision:end -->"
 L = [BEGIN, "## Calibration arithmetic: bf16 vs fp32\n",
@@ -52,10 +54,5 @@ for m in models.split():
 L.append("")
 L.append(END)
 section = "\n".join(L)
-prev = open(out).read() if os.path.exists(out) else ""
-text = (prev[:prev.index(BEGIN)] + section + prev[prev.index(END) + len(END):]
-        if BEGIN in prev and END in prev else prev.rstrip("\n") + "\n\n" + section + "\n")
-open(out + ".tmp", "w").write(text)
-os.replace(out + ".tmp", out)
-print(f"wrote {out}")
+doc_section.write_section(out, "calib-precision", section)
 PY

@@ -10,6 +10,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import doc_section  # noqa: E402
+
 runs_path, out, cpu, nproc, date, commit, rounds = sys.argv[1:8]
 BEGIN, END = "<!-- contention:begin -->", "<!-- contention:end -->"
 
@@ -75,17 +78,4 @@ L.append("Why this policy: with fixed threads every parallel region waits for th
 L.append(END)
 section = "\n".join(L) + "\n"
 
-try:
-    text = open(out).read()
-except FileNotFoundError:
-    text = "# Performance\n"
-if BEGIN in text and END in text:
-    a, b = text.index(BEGIN), text.index(END) + len(END)
-    text = text[:a] + section.rstrip("\n") + text[b:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-tmp = out + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, out)
-print(f"wrote the contention section of {out}")
+doc_section.write_section(out, "contention", section.rstrip("\n"))

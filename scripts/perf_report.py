@@ -6,6 +6,9 @@ import math
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import doc_section  # noqa: E402
+
 res, out, cpu, cores, load, date, commit, reps = sys.argv[1:]
 
 # llama.cpp reference figures from the issue (TinyLlama-1.1B shape, 2 threads): pp128 / tg32.
@@ -185,21 +188,8 @@ if ppl:
     L.append("")
 
 # The sections scripts/contention_bench.sh and scripts/arch_bench.sh write are kept as they are.
-if os.path.exists(out):
-    prev = open(out).read()
-    for BEGIN, END in (("<!-- contention:begin -->", "<!-- contention:end -->"),
-                       ("<!-- archs:begin -->", "<!-- archs:end -->"),
-                       ("<!-- small-models:begin -->", "<!-- small-models:end -->")):
-        if BEGIN in prev and END in prev:
-            L.append(prev[prev.index(BEGIN):prev.index(END) + len(END)])
-            L.append("")
-    # scripts/vs_llamacpp.sh: one section per shape.
-    import re
-    for m in re.finditer(r"<!-- vs-llamacpp:(\S+):begin -->.*?<!-- vs-llamacpp:\1:end -->", prev, re.S):
-        L.append(m.group(0))
-        L.append("")
-tmp = out + ".tmp"
-with open(tmp, "w") as f:
-    f.write("\n".join(L) + "\n")
-os.replace(tmp, out)
+# scripts/vs_llamacpp.sh writes one section per shape.
+for kept in doc_section.kept_sections(out, r"contention|archs|small-models|vs-llamacpp:\S+"):
+    L += [kept, ""]
+doc_section.write_atomic(out, "\n".join(L) + "\n")
 print(f"wrote {out}")

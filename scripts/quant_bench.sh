@@ -67,6 +67,8 @@ fi
 
 python3 - "$WORK" "$OUT" <<'PY'
 import json, os, re, sys, datetime, platform
+sys.path.insert(0, "scripts")
+import doc_section
 work, out = sys.argv[1], sys.argv[2]
 rows = [("tinyllama-gptq", "TinyLlama-1.1B shape (bf16, 22 layers)", "GPTQ W4 g128, 128 x 512 calib", 15 * 60, 3.0),
         ("llama7b-rtn", "Llama-2-7B shape (bf16, 32 layers, 13.5 GB)", "RTN W4 g128, no calib", None, 6.0),
@@ -135,13 +137,8 @@ for rid, *_ in rows:
     if os.path.exists(c):
         L.append("- `" + open(c).read().strip() + "`")
 # scripts/calib_precision.sh's section is kept.
-if os.path.exists(out):
-    prev = open(out).read()
-    B, E = "<!-- calib-precision:begin -->", "<!-- calib-precision:end -->"
-    if B in prev and E in prev:
-        L += ["", prev[prev.index(B):prev.index(E) + len(E)]]
-with open(out + ".tmp", "w") as f:
-    f.write("\n".join(L) + "\n")
-os.replace(out + ".tmp", out)
+for kept in doc_section.kept_sections(out, "calib-precision"):
+    L += ["", kept]
+doc_section.write_atomic(out, "\n".join(L) + "\n")
 print("\n".join(L))
 PY

@@ -12,6 +12,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import doc_section  # noqa: E402
+
 res, out, shape, P, N, threads, rounds, pairs, date, commit, load = sys.argv[1:12]
 P, N, rounds = int(P), int(N), int(rounds)
 pairs = [p.split(":") for p in pairs.split()]
@@ -113,17 +116,4 @@ for ours, theirs in pairs:
 L.append("")
 L.append(f"<!-- vs-llamacpp:{shape}:end -->")
 section = "\n".join(L)
-if out == "-":
-    print(section)
-    sys.exit(0)
-BEGIN, END = f"<!-- vs-llamacpp:{shape}:begin -->", f"<!-- vs-llamacpp:{shape}:end -->"
-prev = open(out).read() if os.path.exists(out) else ""
-if BEGIN in prev and END in prev:
-    text = prev[:prev.index(BEGIN)] + section + prev[prev.index(END) + len(END):]
-else:
-    text = prev.rstrip("\n") + "\n\n" + section + "\n"
-tmp = out + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, out)
-print(f"wrote {out}")
+doc_section.write_section(out, f"vs-llamacpp:{shape}", section)

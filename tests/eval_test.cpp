@@ -3,6 +3,8 @@
 // encoding / scoring with a toy tokenizer, and the text sets.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lowbit/eval/kld.h"
@@ -19,6 +22,7 @@
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/report.h"
 #include "lowbit/eval/text_sets.h"
+#include "lowbit/eval/window_runner.h"
 #include "lowbit/eval/windows.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/tokenizer/tokenizer.h"
@@ -220,6 +224,49 @@ TEST(EvalPerplexity, LimitEvaluatesOnlyTheFirstWindows) {
   EXPECT_EQ(one.plan.n_windows, 1);
   EXPECT_DOUBLE_EQ(one.nll_mean, only.nll_mean);
   EXPECT_NE(one.nll_mean, all.nll_mean);
+}
+
+// Windows run on per-thread replicas give the same per-window results as one after another, every
+// window runs exactly once, done() sees each, and an error in one window reaches the caller.
+TEST(EvalWindowRunner, ParallelWindowsMatchSequential) {
+  auto w = test::make_tiny_model();
+  const std::vector<int> toks = random_tokens(16 * 9, w->cfg.vocab_size, 11);
+  const WindowPlan plan = plan_windows(Convention::kGptq, toks.size(), 16);
+  Transformer model(w, 16);
+  auto run = [&](int threads, std::vector<const Transformer*>* used) {
+    std::vector<double> sums(static_cast<size_t>(plan.n_windows), -1.0);
+    std::vector<int> done_count(static_cast<size_t>(plan.n_windows), 0);
+    std::vector<const Transformer*> who(static_cast<size_t>(plan.n_windows), nullptr);
+    for_each_window(
+        {&model}, plan.n_windows,
+        [&](const std::vector<Transformer*>& m, int64_t win) {
+          const std::vector<int> t = window_tokens(plan, toks, win, kBos);
+          m[0]->reset();
+          const float* lg = m[0]->forward(t.data(), plan.ctx, true);
+          double s = 0;
+          for (int i = 0; i < plan.ctx * w->cfg.vocab_size; ++i) s += lg[i] * (1 + i % 7);
+          sums[static_cast<size_t>(win)] = s;
+          who[static_cast<size_t>(win)] = m[0];
+          std::this_thread::sleep_for(std::chrono::milliseconds(3));  // let every thread take one
+        },
+        [&](int64_t win) { ++done_count[static_cast<size_t>(win)]; }, threads);
+    for (int c : done_count) EXPECT_EQ(c, 1);
+    *used = who;
+    return sums;
+  };
+  std::vector<const Transformer*> seq_used, par_used;
+  const std::vector<double> seq = run(1, &seq_used), par = run(3, &par_used);
+  EXPECT_EQ(seq, par);
+  for (const Transformer* t : seq_used) EXPECT_EQ(t, &model);
+  EXPECT_GT(std::count_if(par_used.begin(), par_used.end(), [&](auto* t) { return t != &model; }),
+            0);
+  EXPECT_THROW(for_each_window(
+                   {&model}, plan.n_windows,
+                   [&](const std::vector<Transformer*>&, int64_t win) {
+                     if (win == 4) fail("window", "boom");
+                   },
+                   [](int64_t) {}, 3),
+               Error);
 }
 
 TEST(EvalPerplexity, RejectsTooLongCtxAndForeignTokens) {

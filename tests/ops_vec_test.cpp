@@ -84,6 +84,20 @@ TEST(VecMath, SoftmaxMatchesDoubleReference) {
   }
 }
 
+TEST(VecMath, LogSumExpMatchesDoubleReference) {
+  for (size_t n : {1u, 7u, 8u, 9u, 16u, 100u, 2048u, 32001u}) {
+    const auto x = random_floats(n, -40.0f, 25.0f, static_cast<unsigned>(n) + 20);
+    double mx = -1e300, sum = 0;
+    for (float v : x) mx = std::max(mx, static_cast<double>(v));
+    for (float v : x) sum += std::exp(static_cast<double>(v) - mx);
+    EXPECT_NEAR(ops::log_sum_exp(x.data(), n), mx + std::log(sum), 1e-12 * (1 + std::abs(mx))) << n;
+  }
+  // A row with -inf entries (masked logits) and one finite value.
+  std::vector<float> m(20, -std::numeric_limits<float>::infinity());
+  m[13] = 3.5f;
+  EXPECT_NEAR(ops::log_sum_exp(m.data(), m.size()), 3.5, 1e-15);
+}
+
 TEST(VecMath, SwigluMatchesScalarReference) {
   for (size_t n : {1u, 15u, 1003u, 20011u}) {  // the last one runs the parallel path
     auto g = random_floats(n, -20.0f, 20.0f, static_cast<unsigned>(n));

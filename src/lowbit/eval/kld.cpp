@@ -7,6 +7,7 @@
 
 #include "lowbit/eval/logprobs.h"
 #include "lowbit/eval/perplexity.h"
+#include "lowbit/eval/window_runner.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/progress.h"
@@ -34,38 +35,57 @@ KldResult kl_divergence(Transformer& base, Transformer& model, const std::vector
   check_token_range(tokens, plan.n_windows * plan.ctx, vocab);
   const auto start = std::chrono::steady_clock::now();
 
-  // Only the scored rows of the current window's base logits are kept.
-  std::vector<float> base_rows(static_cast<size_t>(plan.n_scored) * vocab);
-  std::vector<double> logp, logq, klds;
-  klds.reserve(static_cast<size_t>(plan.tokens_scored()));
-  MeanStats kl, nll_base, nll_model;
-  int64_t agree = 0;
+  // Per-window results, merged in window order (the result does not depend on the threads).
+  struct WindowResult {
+    std::vector<double> kl, nll_base, nll_model;
+    int64_t agree = 0;
+  };
+  std::vector<WindowResult> per(static_cast<size_t>(plan.n_windows));
+  MeanStats shown;  // windows finished so far, for the progress bar
+  int64_t finished = 0;
   Progress progress(label, plan.n_windows);
-  for (int64_t w = 0; w < plan.n_windows; ++w) {
+  auto score = [&](const std::vector<Transformer*>& m, int64_t w) {
     const std::vector<int> win = window_tokens(plan, tokens, w, bos_id);
     const size_t first = static_cast<size_t>(plan.first_scored) * vocab;
-    base.reset();
-    const float* lb = base.forward(win.data(), plan.ctx, /*all_logits=*/true);
-    std::memcpy(base_rows.data(), lb + first, base_rows.size() * sizeof(float));
-    model.reset();
-    const float* lm = model.forward(win.data(), plan.ctx, /*all_logits=*/true) + first;
+    // Only the scored rows of the base logits are kept.
+    m[0]->reset();
+    const float* lb = m[0]->forward(win.data(), plan.ctx, /*all_logits=*/true);
+    std::vector<float> base_rows(lb + first,
+                                 lb + first + static_cast<size_t>(plan.n_scored) * vocab);
+    m[1]->reset();
+    const float* lm = m[1]->forward(win.data(), plan.ctx, /*all_logits=*/true) + first;
+    std::vector<double> logp, logq;
+    WindowResult& r = per[static_cast<size_t>(w)];
     for (int k = 0; k < plan.n_scored; ++k) {
       const float* pb = base_rows.data() + static_cast<size_t>(k) * vocab;
       const float* pm = lm + static_cast<size_t>(k) * vocab;
       const int target = win[plan.first_scored + k + 1];
       log_softmax(pb, vocab, &logp);
       log_softmax(pm, vocab, &logq);
-      const double d = kl_divergence_rows(logp, logq);
-      kl.add(d);
-      klds.push_back(d);
-      nll_base.add(-logp[target]);
-      nll_model.add(-logq[target]);
-      agree += argmax(pb, vocab) == argmax(pm, vocab) ? 1 : 0;
+      r.kl.push_back(kl_divergence_rows(logp, logq));
+      r.nll_base.push_back(-logp[target]);
+      r.nll_model.push_back(-logq[target]);
+      r.agree += argmax(pb, vocab) == argmax(pm, vocab) ? 1 : 0;
     }
-    progress.update(w + 1, fmt::format("kld {:.5f}", kl.mean()));
-  }
+  };
+  for_each_window({&base, &model}, plan.n_windows, score, [&](int64_t w) {
+    for (double v : per[static_cast<size_t>(w)].kl) shown.add(v);
+    progress.update(++finished, fmt::format("kld {:.5f}", shown.mean()));
+  });
   progress.finish();
-
+  MeanStats kl, nll_base, nll_model;
+  std::vector<double> klds;
+  klds.reserve(static_cast<size_t>(plan.tokens_scored()));
+  int64_t agree = 0;
+  for (const WindowResult& r : per) {
+    for (size_t k = 0; k < r.kl.size(); ++k) {
+      kl.add(r.kl[k]);
+      klds.push_back(r.kl[k]);
+      nll_base.add(r.nll_base[k]);
+      nll_model.add(r.nll_model[k]);
+    }
+    agree += r.agree;
+  }
   KldResult r;
   r.plan = plan;
   r.kld_mean = kl.mean();

@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "lowbit/ops/vec_math.h"
+
 namespace lowbit {
 
 double log_sum_exp(const float* row, int n) {
-  float mx = row[0];
-  for (int j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-  double s = 0;
-  for (int j = 0; j < n; ++j) s += std::exp(static_cast<double>(row[j]) - mx);
-  return static_cast<double>(mx) + std::log(s);
+  return ops::log_sum_exp(row, static_cast<size_t>(n));
 }
 
 void log_softmax(const float* row, int n, std::vector<double>* out) {
@@ -20,8 +18,19 @@ void log_softmax(const float* row, int n, std::vector<double>* out) {
 }
 
 double kl_divergence_rows(const std::vector<double>& logp, const std::vector<double>& logq) {
+  const size_t n = logp.size();
+  size_t j = 0;
   double kl = 0;
-  for (size_t j = 0; j < logp.size(); ++j) kl += std::exp(logp[j]) * (logp[j] - logq[j]);
+#if defined(__AVX512F__)
+  __m512d acc = _mm512_setzero_pd();
+  for (; j + 8 <= n; j += 8) {
+    const __m512d p = _mm512_loadu_pd(logp.data() + j);
+    const __m512d d = _mm512_sub_pd(p, _mm512_loadu_pd(logq.data() + j));
+    acc = _mm512_fmadd_pd(ops::exp8d(p), d, acc);
+  }
+  kl = _mm512_reduce_add_pd(acc);
+#endif
+  for (; j < n; ++j) kl += std::exp(logp[j]) * (logp[j] - logq[j]);
   return std::max(kl, 0.0);  // rounding can give -1e-17 for identical rows
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "lowbit/eval/logprobs.h"
+#include "lowbit/eval/window_runner.h"
 #include "lowbit/model/transformer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/progress.h"
@@ -34,20 +35,29 @@ PplResult perplexity(Transformer& model, const std::vector<int>& tokens, const W
   const int vocab = model.config().vocab_size;
   check_token_range(tokens, plan.n_windows * plan.ctx, vocab);
   const auto start = std::chrono::steady_clock::now();
-  MeanStats nll;
+  // NLLs per window, merged in window order (the result does not depend on the threads).
+  std::vector<std::vector<double>> nlls(static_cast<size_t>(plan.n_windows));
+  MeanStats shown;  // windows finished so far, for the progress bar
+  int64_t finished = 0;
   Progress progress(label, plan.n_windows);
-  for (int64_t w = 0; w < plan.n_windows; ++w) {
+  auto score = [&](const std::vector<Transformer*>& m, int64_t w) {
     const std::vector<int> win = window_tokens(plan, tokens, w, bos_id);
-    model.reset();
-    const float* logits = model.forward(win.data(), plan.ctx, /*all_logits=*/true);
+    m[0]->reset();
+    const float* logits = m[0]->forward(win.data(), plan.ctx, /*all_logits=*/true);
+    std::vector<double>& out = nlls[static_cast<size_t>(w)];
     for (int i = plan.first_scored; i <= plan.ctx - 2; ++i) {
       const float* row = logits + static_cast<size_t>(i) * vocab;
-      const int target = win[i + 1];
-      nll.add(log_sum_exp(row, vocab) - row[target]);
+      out.push_back(log_sum_exp(row, vocab) - row[win[i + 1]]);
     }
-    progress.update(w + 1, fmt::format("ppl {:.4f}", std::exp(nll.mean())));
-  }
+  };
+  for_each_window({&model}, plan.n_windows, score, [&](int64_t w) {
+    for (double v : nlls[static_cast<size_t>(w)]) shown.add(v);
+    progress.update(++finished, fmt::format("ppl {:.4f}", std::exp(shown.mean())));
+  });
   progress.finish();
+  MeanStats nll;
+  for (const auto& v : nlls)
+    for (double x : v) nll.add(x);
   PplResult r;
   r.plan = plan;
   r.nll_mean = nll.mean();

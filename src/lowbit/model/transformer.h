@@ -36,6 +36,8 @@ class Transformer {
   ~Transformer();
 
   const ModelConfig& config() const { return w_->cfg; }
+  const std::shared_ptr<const ModelWeights>& weights() const { return w_; }
+  TransformerOptions options() const { return {kv_, name_}; }
   int max_ctx() const { return max_ctx_; }
   KvType kv_type() const { return kv_; }
   int pos() const { return pos_; }  // tokens already in the KV cache

@@ -66,6 +66,10 @@ inline __mmask16 lanes16(size_t n) {
 // y[i] = exp(x[i]) for i < n; y may equal x.
 void vexp(const float* x, float* y, size_t n);
 
+// log(sum(exp(x[i]))) over n ≥ 1 floats, computed as max + log(sum exp(x - max)) with the exp and
+// the sum in double precision (exp8d), so an evaluation's NLL does not depend on the ISA.
+double log_sum_exp(const float* x, size_t n);
+
 // In place: x[0..n) = exp(x - max) / sum (n ≥ 1).
 void softmax(float* x, size_t n);
 
