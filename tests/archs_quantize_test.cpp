@@ -137,6 +137,54 @@ TEST_P(ArchQuantize, RtnGptqAwqRunAndCalibratedOnesBeatRtn) {
   EXPECT_LT(kld["awq"], kld["rtn"]);
 }
 
+// SmoothQuant's scales folded into the preceding norms and linears leave every family's function
+// unchanged (--algo none writes the smoothed FP model): logits of the smoothed and the original
+// model agree to fp32 rounding, while the smoothed inputs' ranges really shrank.
+TEST_P(ArchQuantize, SmoothingKeepsTheFunction) {
+  const Family& f = GetParam();
+  LOWBIT_SHARED_OR_SKIP(model, std::string("models/") + f.folder);
+  TempDir dir("arch_smooth");
+  QuantizeOptions o;
+  o.algo = QuantAlgo::kNone;
+  o.recipe = Recipe{test::int_scheme(8, -1), {}};
+  ActScheme act;
+  act.quantized = true;
+  o.act = act;
+  SmoothOptions so;
+  so.alpha = 0.8f;
+  o.smooth = so;
+  o.calib.text = "tinystories";
+  o.calib.nsamples = 4;
+  o.calib.seqlen = 64;
+  const std::string out = dir / "smoothed";
+  const QuantizeReport rep = quantize_model(model, out, o);
+  int smoothed = 0;
+  for (const LayerReport& l : rep.layers) {
+    if (l.smooth_alpha >= 0) {
+      ++smoothed;
+      EXPECT_GT(l.act_absmax, 0.0f) << l.name;
+      EXPECT_GT(l.act_absmax_smoothed, 0.0f) << l.name;
+    }
+  }
+  EXPECT_GE(smoothed, 2 * 2) << "every layer has at least its norm-fed groups smoothed";
+  const LoadedModel a = load_model(model), b = load_model(out);
+  std::vector<int> toks(64);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int>((i * 37 + 11) % 500);
+  Transformer ta(a.weights, 64), tb(b.weights, 64);
+  const int vocab = a.weights->cfg.vocab_size;
+  const float* la = ta.forward(toks.data(), 64, true);
+  std::vector<float> ref(la, la + static_cast<size_t>(64) * vocab);
+  const float* lb = tb.forward(toks.data(), 64, true);
+  double max_abs = 0, max_diff = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    max_abs = std::max(max_abs, std::fabs(double(ref[i])));
+    max_diff = std::max(max_diff, std::fabs(double(ref[i]) - lb[i]));
+  }
+  std::cout << "[ smooth   ] " << f.folder << ": " << smoothed << " smoothed linears, max |dlogit| "
+            << max_diff << " of max |logit| " << max_abs << "\n";
+  EXPECT_LT(max_diff, 1e-4 * max_abs);
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyModels, ArchQuantize,
                          ::testing::Values(Family{"gpt2-tiny"}, Family{"opt-tiny"},
                                            Family{"bloom-tiny", 0.32, 128, 512},

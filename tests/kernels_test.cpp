@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "lowbit/formats/act_scheme.h"
 #include "lowbit/formats/scheme.h"
 #include "lowbit/kernels/cpu_dispatch.h"
 #include "lowbit/kernels/packed_matmul.h"
@@ -282,6 +283,83 @@ TEST(Kernels, PackedMatmulMatchesDequantizedMatmul) {
     }
   }
   kernels::set_isa(saved);
+}
+
+// Per-token and static per-tensor activation schemes (sym and asym) through the whole driver on
+// every instruction set, against x̂ · dequantized(W)ᵀ in double, where x̂ = s·q + m is the
+// activation as formats/act_scheme.h defines it (so the only difference is summation order).
+TEST(Kernels, ActSchemesMatchFakeQuantizedReference) {
+  std::mt19937 rng(8);
+  const Isa saved = kernels::active_isa();
+  std::vector<Isa> isas = simd_isas();
+  isas.push_back(Isa::kScalar);
+  std::vector<ActScheme> schemes;
+  for (bool sym : {true, false}) {
+    ActScheme tok;
+    tok.quantized = true;
+    tok.granularity = ActGranularity::kToken;
+    tok.sym = sym;
+    schemes.push_back(tok);
+    ActScheme ten = tok;
+    ten.granularity = ActGranularity::kTensor;
+    ten.scale = 0.05f;
+    ten.zero = sym ? 0.0f : 0.7f;
+    schemes.push_back(ten);
+  }
+  for (const Case& c : cases()) {
+    if (c.type != WeightType::kInt) continue;
+    const QuantizedWeight qw = random_weight(c, rng);
+    const std::vector<float> deq = qw.dequantize();
+    for (const ActScheme& a : schemes) {
+      PackedWeight p = kernels::pack_quantized(qw);
+      kernels::set_act_scheme(p, a, "test");
+      for (int m : {1, 5}) {
+        std::vector<float> x = random_acts(m, c.in, rng);
+        for (float& v : x) v += a.sym ? 0.0f : 1.5f;  // an offset the asym schemes should use
+        std::vector<float> want(static_cast<size_t>(m) * c.out);
+        for (int t = 0; t < m; ++t) {
+          const float* xr = x.data() + static_cast<size_t>(t) * c.in;
+          float sc, mid;
+          act_row_params(a, xr, c.in, &sc, &mid);
+          for (int o = 0; o < c.out; ++o) {
+            double sum = 0;
+            for (int k = 0; k < c.in; ++k) {
+              const double xh = static_cast<double>(sc) * act_code(xr[k], sc, mid) + mid;
+              sum += xh * deq[static_cast<size_t>(o) * c.in + k];
+            }
+            want[static_cast<size_t>(t) * c.out + o] = static_cast<float>(sum);
+          }
+        }
+        for (Isa isa : isas) {
+          kernels::set_isa(isa);
+          SCOPED_TRACE(fmt::format("{} {} m={} {}", name_of(c), act_scheme_name(a), m,
+                                   kernels::isa_name(isa)));
+          std::vector<float> got(want.size(), -1.0f);
+          // The weight's own scheme wins over the call's mode.
+          kernels::packed_matmul(p, got.data(), x.data(), m, kernels::ActMode::kF32);
+          EXPECT_LT(test::max_rel_err(got, want), 2e-5);
+        }
+      }
+    }
+  }
+  kernels::set_isa(saved);
+  // Float activations as a scheme: the exact fp32 path.
+  const QuantizedWeight qw = random_weight({WeightType::kInt, 8, -1, true, 32, 64}, rng);
+  PackedWeight p = kernels::pack_quantized(qw);
+  kernels::set_act_scheme(p, ActScheme{}, "test");
+  const std::vector<float> x = random_acts(2, 64, rng);
+  std::vector<float> f32(64), got(64);
+  kernels::packed_matmul(p, got.data(), x.data(), 2, kernels::ActMode::kInt8);
+  PackedWeight plain = kernels::pack_quantized(qw);
+  kernels::packed_matmul(plain, f32.data(), x.data(), 2, kernels::ActMode::kF32);
+  EXPECT_EQ(got, f32);
+  // Schemes the kernels cannot run are errors naming the linear.
+  PackedWeight nf4 =
+      kernels::pack_quantized(random_weight({WeightType::kNF4, 4, 32, false, 16, 64}, rng));
+  EXPECT_THROW(kernels::set_act_scheme(nf4, schemes[0], "lin"), Error);
+  ActScheme bad = schemes[1];
+  bad.scale = 0.0f;
+  EXPECT_THROW(kernels::set_act_scheme(plain, bad, "lin"), Error);
 }
 
 TEST(Kernels, MultiWeightsShareOneCall) {

@@ -217,6 +217,19 @@ TEST_F(QuantizeCli, BadSchemeFlags) {
   expect_quantize_error(m, "--algo rtn --override '*.down_proj'", "--override");
   expect_quantize_error(m, "--algo rtn --override '*.down_proj:bitz=8'", "unknown key 'bitz'");
   expect_quantize_error(m, "--algo rtn --bits four", "--bits");
+  // Activation quantization and SmoothQuant flags.
+  expect_quantize_error(m, "--algo rtn --smoothquant 0.5", "--smoothquant: needs --act int8");
+  expect_quantize_error(m, "--algo rtn --act-static", "--act-static: needs --act int8");
+  expect_quantize_error(m, "--algo rtn --act int4", "--act");
+  expect_quantize_error(m, "--algo rtn --act int8 --act-granularity block --act-asym",
+                        "symmetric only");
+  expect_quantize_error(m, "--algo rtn --act int8 --act-granularity token --act-static",
+                        "static activations are per tensor");
+  expect_quantize_error(m, "--algo rtn --act int8 --smoothquant 1.5", "alpha in [0, 1]");
+  expect_quantize_error(
+      m, "--algo rtn --act int8 --smoothquant auto --alpha-min 0.8 --alpha-max 0.2", "is empty");
+  expect_quantize_error(m, "--algo awq --act int8 --smoothquant 0.5", "AWQ has its own scales");
+  expect_quantize_error(m, "--algo rtn --weight-type nf4 --act int8", "need integer weights");
 }
 
 // Regression: an override is validated over the CLI's scheme (Recipe::validate_rules), so

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <malloc.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -24,6 +26,9 @@ namespace {
 struct QuantizeArgs {
   std::string model, out, algo = "gptq", weight_type, scale_dtype = "f16", recipe, json_path;
   std::string calib_precision = "bf16";
+  std::string act, act_granularity, smoothquant, alpha_criterion = "mean";
+  bool act_asym = false, act_static = false;
+  float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   int bits = 4, group_size = 128, threads = 0;
   bool sym = false, int4_clip = false, calib_given = false, bits_given = false;
   std::vector<std::string> overrides, skips;
@@ -39,6 +44,56 @@ void keep_freed_memory() {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 64 << 20);
+}
+
+// --act, --act-granularity, --act-asym, --act-static, --skip-act, --smoothquant and its grid.
+void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
+  if (a.act.empty() || a.act == "none") {
+    for (const auto& [given, flag] :
+         {std::pair{!a.act_granularity.empty(), "--act-granularity"},
+          std::pair{a.act_asym, "--act-asym"}, std::pair{a.act_static, "--act-static"},
+          std::pair{!o.skip_act.empty(), "--skip-act"},
+          std::pair{!a.smoothquant.empty(), "--smoothquant"}}) {
+      if (given) fail(flag, "needs --act int8 (activations are not quantized without it)");
+    }
+    return;
+  }
+  if (a.act != "int8") fail("--act", "unknown activation type '{}' (expected int8 or none)", a.act);
+  ActScheme act;
+  act.quantized = true;
+  act.sym = !a.act_asym;
+  act.granularity = a.act_granularity.empty()
+                        ? ActGranularity::kToken
+                        : parse_act_granularity("--act-granularity", a.act_granularity);
+  if (a.act_static) {
+    if (!a.act_granularity.empty() && act.granularity != ActGranularity::kTensor)
+      fail("--act-static", "static activations are per tensor, not per {}", a.act_granularity);
+    act.granularity = ActGranularity::kTensor;
+  }
+  if (act.granularity == ActGranularity::kBlock && !act.sym)
+    fail("--act-asym", "block activations are symmetric only");
+  o.act = act;
+  if (!a.smoothquant.empty()) {
+    if (o.algo == QuantAlgo::kAwq)
+      fail("--smoothquant", "combine SmoothQuant with --algo rtn or gptq (AWQ has its own scales)");
+    SmoothOptions so;
+    if (a.smoothquant == "auto") {
+      so.alpha = -1.0f;
+    } else {
+      char* end = nullptr;
+      so.alpha = std::strtof(a.smoothquant.c_str(), &end);
+      if (end == a.smoothquant.c_str() || *end != '\0' || !(so.alpha >= 0.0f && so.alpha <= 1.0f))
+        fail("--smoothquant", "'{}' is not auto or an alpha in [0, 1]", a.smoothquant);
+    }
+    so.alpha_min = a.alpha_min;
+    so.alpha_max = a.alpha_max;
+    so.alpha_step = a.alpha_step;
+    if (!(so.alpha_step > 0.0f) || so.alpha_min > so.alpha_max)
+      fail("--alpha-step", "the grid [{}, {}] step {} is empty", so.alpha_min, so.alpha_max,
+           so.alpha_step);
+    so.criterion = parse_alpha_criterion("--alpha-criterion", a.alpha_criterion);
+    o.smooth = so;
+  }
 }
 
 int run_quantize(QuantizeArgs& a) {
@@ -72,8 +127,11 @@ int run_quantize(QuantizeArgs& a) {
   }
   for (const std::string& spec : a.overrides) o.recipe.rules.push_back(parse_override(spec));
   o.recipe.validate_rules();
-  // RTN runs without calibration unless a text is named or the clip search wants importances.
-  o.calibrate = o.algo != QuantAlgo::kRtn || a.calib_given;
+  set_act_options(a, o);
+  // RTN runs without calibration unless a text is named or something needs activations (static
+  // activation scales, SmoothQuant).
+  o.calibrate = (o.algo != QuantAlgo::kRtn && o.algo != QuantAlgo::kNone) || a.calib_given ||
+                o.smooth || (o.act && o.act->granularity == ActGranularity::kTensor);
   o.inputs = {a.recipe};
   if (!a.json_path.empty()) {
     std::vector<std::string> inputs = model_input_paths(a.model, o.tokenizer);
@@ -112,7 +170,9 @@ void add_quantize(CLI::App& app, Runner* run) {
   o.calib.seqlen = 0;  // auto: min(512, model context)
   sub->add_option("--model,-m", a->model, "Input model (HF folder or llama2.c .bin)")->required();
   sub->add_option("--out,-o", a->out, "Output folder (must not exist unless --force)")->required();
-  sub->add_option("--algo", a->algo, "rtn|gptq|awq (default gptq)");
+  sub->add_option(
+      "--algo", a->algo,
+      "rtn|gptq|awq, or none (only the transformations, e.g. --smoothquant; default gptq)");
   sub->add_option("--bits", a->bits, "Integer weight bits: 2, 3, 4, 8 (default 4)")
       ->check(int_in(1, 64))
       ->each([a](const std::string&) { a->bits_given = true; });
@@ -159,6 +219,33 @@ void add_quantize(CLI::App& app, Runner* run) {
   sub->add_option("--sample-rows", o.sample_rows,
                   "Input rows kept per layer for AWQ searches and the error report (default 2048)")
       ->check(int_in(1, 1 << 24));
+  sub->add_option("--act", a->act,
+                  "Quantize the inputs of quantized linears: int8 (W8A8, W4A8) or none (default)")
+      ->check(CLI::IsMember({"int8", "none"}));
+  sub->add_option(
+         "--act-granularity", a->act_granularity,
+         "int8 activations: token (dynamic, per row; default), tensor (static, calibrated) "
+         "or block (dynamic, per 32 columns)")
+      ->check(CLI::IsMember({"token", "tensor", "block"}));
+  sub->add_flag(
+      "--act-static", a->act_static,
+      "Static per-tensor activation scales from calibration (= --act-granularity tensor)");
+  sub->add_flag("--act-asym", a->act_asym, "Asymmetric activations (a zero point per scale)");
+  sub->add_option("--skip-act", o.skip_act,
+                  "Keep the input of layers matching PATTERN in floating point, e.g. "
+                  "'*.mlp.down_proj' (repeatable)");
+  sub->add_option("--smoothquant", a->smoothquant,
+                  "SmoothQuant before quantizing: ALPHA in [0, 1] or auto (grid search per layer)");
+  sub->add_option("--alpha-min", a->alpha_min, "SmoothQuant auto: smallest alpha (default 0.3)")
+      ->check(real_in(0.0, 1.0));
+  sub->add_option("--alpha-max", a->alpha_max, "SmoothQuant auto: largest alpha (default 0.7)")
+      ->check(real_in(0.0, 1.0));
+  sub->add_option("--alpha-step", a->alpha_step, "SmoothQuant auto: grid step (default 0.05)")
+      ->check(real_in(1e-6, 1.0));
+  sub->add_option("--alpha-criterion", a->alpha_criterion,
+                  "SmoothQuant auto: how linears sharing an input combine their alphas: mean "
+                  "(default), min or max")
+      ->check(CLI::IsMember({"mean", "min", "max"}));
   sub->add_option("--tokenizer", o.tokenizer, "Tokenizer (default: the one beside the model)");
   sub->add_option("--json", a->json_path, "Also write the report as JSON to this file");
   sub->add_option("-t,--threads", a->threads, "Threads (default: all cores)")

@@ -31,6 +31,7 @@ QuantScheme scheme_from_entry(const std::string& where, const json& e) {
   QuantScheme s;
   json fields = e;
   fields.erase("layout");
+  fields.erase("act");
   return apply_scheme_fields(where, s, fields);
 }
 
@@ -44,6 +45,8 @@ json quantization_config_for(const QuantScheme& base, const json& modules, bool 
   for (const auto& [name, e] : modules.items()) {
     const std::string layout = e.value("layout", "fp");
     if (layout != "fp" && layout != "gptq") all_gptq = false;
+    // GPTQ loaders would run a W8A8 module with float activations: not what lowbit measured.
+    if (e.contains("act") && e["act"].value("type", "float") != "float") all_gptq = false;
   }
   json qc;
   if (gptq_expressible(base) && all_gptq) {
@@ -164,6 +167,7 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
       fail(where_, "module {}: unknown layout '{}'", name, m.layout);
     }
     m.scheme = scheme_from_entry(where_ + ": module " + name, e);
+    if (e.contains("act")) m.act = act_scheme_from_json(where_ + ": module " + name, e["act"]);
     return m;
   }
   if (method_ == "gptq" && name == "lm_head" && has_qweight != lm_head_) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/act_scheme.h"
 #include "lowbit/formats/scheme.h"
 
 namespace lowbit {
@@ -37,6 +38,9 @@ struct ModuleStorage {
   // desc_act of the config: whether columns are stored in act-order (a g_idx is then required);
   // unknown for lowbit blocks written before it was recorded.
   std::optional<bool> desc_act;
+  // lowbit_modules "act": how the module's input is quantized (W8A8); a static scheme's scale is
+  // in the tensors <name>.input_scale (and .input_zero_point), read by the loader.
+  std::optional<ActScheme> act;
 };
 
 class QuantizedCheckpointConfig {

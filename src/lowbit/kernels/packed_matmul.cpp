@@ -37,6 +37,7 @@ Path choose(const PackedWeight& w, int m, ActMode mode) {
     if (active_kernels().gemm_bf16 != nullptr) return Path::kBf16Dot;
     return m == 1 ? Path::kBf16Gemv : Path::kSgemm;
   }
+  if (w.act) mode = w.act->quantized ? ActMode::kInt8 : ActMode::kF32;  // the linear's own scheme
   if (mode == ActMode::kAuto) mode = w.kind == PackedKind::kLut4 ? ActMode::kF32 : ActMode::kInt8;
   if (mode == ActMode::kInt8 && w.kind != PackedKind::kLut4) return Path::kInt8Gemm;
   return m < 4 ? Path::kF32Gemm : Path::kSgemm;
@@ -50,11 +51,35 @@ struct Prepared {
   std::vector<int8_t> q;
   std::vector<uint16_t> xb;  // bf16 activations [m][in]
   std::vector<float> d, dsum, gsum;
+  std::vector<float> mid;  // asymmetric activations: m of each row (x ≈ s·q + m)
   int gsum_group = 0;
 };
 
 bool same_input(const PackedWeight& a, const PackedWeight& b) {
-  return a.k_pad == b.k_pad && a.in == b.in && a.perm == b.perm;
+  return a.k_pad == b.k_pad && a.in == b.in && a.perm == b.perm && a.act == b.act;
+}
+
+// Int8 codes of rows [r0, r1) under a per-row (token) or static (tensor) scheme: one (s, m) per
+// row, every block of the row scaled by s; padded columns get code 0. The kernels then compute
+// Σ_k W_k · s·q_k; the m · Σ_k W_k term is added after (add_mid_term).
+void quantize_rows(const ActScheme& a, const float* x, int in, int k_pad, int8_t* q, float* d,
+                   float* dsum, float* mid, int r0, int r1) {
+  const int nb = k_pad / kBlockCols;
+  for (int t = r0; t < r1; ++t) {
+    const float* xr = x + static_cast<size_t>(t) * k_pad;
+    int8_t* qr = q + static_cast<size_t>(t) * k_pad;
+    float s, m;
+    act_row_params(a, xr, in, &s, &m);
+    mid[t] = m;
+    for (int k = 0; k < in; ++k) qr[k] = static_cast<int8_t>(act_code(xr[k], s, m));
+    std::fill(qr + in, qr + k_pad, int8_t{0});
+    for (int b = 0; b < nb; ++b) {
+      int sum = 0;
+      for (int k = b * kBlockCols; k < (b + 1) * kBlockCols; ++k) sum += qr[k];
+      d[static_cast<size_t>(t) * nb + b] = s;
+      dsum[static_cast<size_t>(t) * nb + b] = s * static_cast<float>(sum);
+    }
+  }
 }
 
 void prepare_x(const PackedWeight& w, const float* x, int m, Prepared* p) {
@@ -80,13 +105,20 @@ void prepare_int8(const PackedWeight& w, int m, Prepared* p) {
   p->q.resize(static_cast<size_t>(m) * w.k_pad);
   p->d.resize(static_cast<size_t>(m) * nb);
   p->dsum.resize(static_cast<size_t>(m) * nb);
+  p->mid.assign(static_cast<size_t>(m), 0.0f);
   const KernelTable& kt = active_kernels();
   const float* x = p->x;
+  const bool per_block = !w.act || w.act->granularity == ActGranularity::kBlock;
 #pragma omp parallel if (m >= 16)
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int r0 = m * t / nt, r1 = m * (t + 1) / nt;
-    kt.quantize_int8(x, w.k_pad, p->q.data(), p->d.data(), p->dsum.data(), r0, r1);
+    if (per_block) {
+      kt.quantize_int8(x, w.k_pad, p->q.data(), p->d.data(), p->dsum.data(), r0, r1);
+    } else {
+      quantize_rows(*w.act, x, w.in, w.k_pad, p->q.data(), p->d.data(), p->dsum.data(),
+                    p->mid.data(), r0, r1);
+    }
   }
 }
 
@@ -294,6 +326,17 @@ void packed_matmul(const PackedWeight* const* ws, float* const* ys, int count, c
             break;
         }
       }
+    }
+  }
+  // Asymmetric activations: y[t][o] += m_t · Σ_k W[o][k].
+  for (int i = 0; i < count; ++i) {
+    const PackedWeight& w = *ws[i];
+    if (paths[static_cast<size_t>(i)] != Path::kInt8Gemm || w.row_sums.empty()) continue;
+    const Prepared& p = preps[static_cast<size_t>(prep_of[static_cast<size_t>(i)])];
+    for (int t = 0; t < m; ++t) {
+      const float mt = p.mid[static_cast<size_t>(t)];
+      float* y = ys[i] + static_cast<size_t>(t) * w.out;
+      for (int o = 0; o < w.out; ++o) y[o] += mt * w.row_sums[static_cast<size_t>(o)];
     }
   }
   for (int i = 0; i < count; ++i) {

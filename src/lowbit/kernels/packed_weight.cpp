@@ -10,6 +10,8 @@
 #include <numeric>
 
 #include "lowbit/formats/group_quant.h"
+#include "lowbit/kernels/packed_matmul.h"
+#include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
 
 namespace lowbit::kernels {
@@ -262,6 +264,26 @@ std::string PackedWeight::describe() const {
   const std::string g = n_groups == 1 ? "per-channel" : fmt::format("g{}", group);
   return fmt::format("{} {} ({} scales{}{})", name, g, scales_f16 ? "f16" : "f32",
                      has_zero ? ", zeros" : "", perm.empty() ? "" : ", act-order");
+}
+
+void set_act_scheme(PackedWeight& w, const ActScheme& a, const std::string& where) {
+  validate_act_scheme(where, a);
+  if (a.quantized && w.kind != PackedKind::kInt4 && w.kind != PackedKind::kInt8) {
+    fail(where, "int8 activations need integer weights (this linear is {})", w.describe());
+  }
+  w.act = a;
+  w.row_sums.clear();
+  if (!a.quantized || a.sym) return;
+  w.row_sums.assign(static_cast<size_t>(w.out), 0.0f);
+  std::vector<float> tile(static_cast<size_t>(kTileRows) * w.k_pad);
+  for (int t = 0; t < w.n_tiles; ++t) {
+    dequantize_tiles(w, t, t + 1, tile.data());
+    for (int r = 0; r < kTileRows && t * kTileRows + r < w.out; ++r) {
+      double s = 0;  // packed columns [0, in) are the real ones, in any order
+      for (int k = 0; k < w.in; ++k) s += tile[static_cast<size_t>(r) * w.k_pad + k];
+      w.row_sums[static_cast<size_t>(t * kTileRows + r)] = static_cast<float>(s);
+    }
+  }
 }
 
 }  // namespace lowbit::kernels

@@ -19,9 +19,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/act_scheme.h"
 #include "lowbit/formats/scheme.h"
 
 namespace lowbit::kernels {
@@ -58,6 +60,12 @@ struct PackedWeight {
   bool has_zero = false;   // false: the zero point is zero_const for every group
   uint8_t zero_const = 0;  // kInt4 sym: 8, kInt8 sym: 128, kLut4: 0
   float lut[16] = {};      // kLut4 code values (nf4, fp4); kInt4: 0..15
+  // How this linear's input is quantized (formats/act_scheme.h); nullopt: the process default
+  // (kernels::act_mode(), int8 per block for integer weights). Set with set_act_scheme.
+  std::optional<ActScheme> act;
+  // Σ over the real columns of each dequantized row [out]: the m · Σ_k W_k term of asymmetric
+  // activations (x ≈ s·q + m). Filled by set_act_scheme when the scheme is asymmetric.
+  std::vector<float> row_sums;
 
   // Bytes from one tile's codes to the next (n_blocks · block_bytes; see pack_quantized).
   size_t tile_stride = 0;
@@ -82,6 +90,9 @@ struct PackedWeight {
 bool can_pack(const QuantizedWeight& w, std::string* why = nullptr);
 // Repacks a quantized weight into the compute layout. Precondition: can_pack(w).
 PackedWeight pack_quantized(const QuantizedWeight& w);
+// Sets w.act (and the row sums an asymmetric scheme needs). Throws Error("<where>: ...") for
+// weights whose kernels have no int8-activation path (nf4/fp4 codes, bf16) when a is quantized.
+void set_act_scheme(PackedWeight& w, const ActScheme& a, const std::string& where);
 // Row stride (elements) of bf16 matrices with `in` columns: `in`, padded by 32 when 2·in is a
 // multiple of 4096 bytes.
 int bf16_row_stride(int in);

@@ -170,11 +170,16 @@ void set_weight(Linear* lin, const float* p, int out, int in, bool bf16, ModelWe
 }
 
 // Holds a quantized weight in `lin`: repacked for the kernels when possible, else dequantized.
-void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, ModelWeights* w) {
+// `act`: the module's activation scheme (its input quantized to int8 needs the kernel layout).
+void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, ModelWeights* w,
+                   const std::optional<ActScheme>& act, const std::string& where) {
   lin->out = q.out;
   lin->in = q.in;
+  if (act && act->quantized && !(repack && kernels::can_pack(q)))
+    fail(where, "int8 activations need the quantized kernels (not --dequantize)");
   if (repack && kernels::can_pack(q)) {
     auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_quantized(q));
+    if (act) kernels::set_act_scheme(*p, *act, where);
     lin->packed = p.get();
     lin->w = nullptr;
     w->keep_alive.push_back(p);
@@ -186,6 +191,26 @@ void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, ModelWeig
   w->keep_alive.push_back(buf);
   lin->w = buf.get();
   lin->packed = nullptr;
+}
+
+// A static activation parameter: one finite float in <prefix><suffix>.
+float act_param(const TensorStore& store, const std::string& name, const std::string& where) {
+  const TensorInfo* t = store.find(name);
+  if (t == nullptr) fail(where, "missing tensor {} (static activation quantization)", name);
+  if (t->numel() != 1) fail(t->file, "{} must hold one value, has {}", name, t->numel());
+  float v = 0.0f;
+  tensor_to_f32(*t, &v);
+  return v;
+}
+
+// The module's activation scheme (W8A8, W4A8), with a static scheme's stored scale.
+ActScheme module_act(ActScheme act, const TensorStore& store, const std::string& prefix,
+                     const std::string& where) {
+  if (act.quantized && act.granularity == ActGranularity::kTensor) {
+    act.scale = act_param(store, prefix + ".input_scale", where);
+    if (!act.sym) act.zero = act_param(store, prefix + ".input_zero_point", where);
+  }
+  return act;
 }
 
 // A quantized linear module (GPTQ or lowbit layout), placed into its linear(s); false when the
@@ -218,14 +243,17 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
     if (const TensorInfo* t = store.find(stored_prefix + part); t != nullptr)
       release_mapped(store, *t);
   }
+  std::optional<ActScheme> act;
+  if (ms.act) act = module_act(*ms.act, store, stored_prefix, where);
+  const std::string what = where + ": " + stored_prefix;
   const std::vector<Linear*> lins = linears_of(spec.role, w, layer);
   if (!is_fused(spec.role)) {
-    set_quantized(lins[0], q, repack, w);
-    return true;
-  }
-  const std::vector<std::vector<int>> parts = fused_rows(spec.role, w->cfg);
-  for (size_t p = 0; p < lins.size(); ++p) {
-    set_quantized(lins[p], q.select_rows(parts[p]), repack, w);
+    set_quantized(lins[0], q, repack, w, act, what);
+  } else {
+    const std::vector<std::vector<int>> parts = fused_rows(spec.role, w->cfg);
+    for (size_t p = 0; p < lins.size(); ++p) {
+      set_quantized(lins[p], q.select_rows(parts[p]), repack, w, act, what);
+    }
   }
   return true;
 }

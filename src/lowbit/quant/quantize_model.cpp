@@ -35,6 +35,7 @@
 #include "lowbit/ops/norm.h"
 #include "lowbit/quant/algo/hessian.h"
 #include "lowbit/quant/algo/rtn.h"
+#include "lowbit/quant/algo/smoothquant.h"
 #include "lowbit/quant/layer_tensors.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
@@ -53,7 +54,8 @@ QuantAlgo parse_quant_algo(const std::string& name) {
   if (name == "rtn") return QuantAlgo::kRtn;
   if (name == "gptq") return QuantAlgo::kGptq;
   if (name == "awq") return QuantAlgo::kAwq;
-  fail("--algo", "unknown algorithm '{}' (expected rtn, gptq, awq)", name);
+  if (name == "none") return QuantAlgo::kNone;
+  fail("--algo", "unknown algorithm '{}' (expected rtn, gptq, awq, none)", name);
 }
 
 const char* quant_algo_name(QuantAlgo a) {
@@ -64,6 +66,8 @@ const char* quant_algo_name(QuantAlgo a) {
       return "gptq";
     case QuantAlgo::kAwq:
       return "awq";
+    case QuantAlgo::kNone:
+      return "none";
   }
   return "?";
 }
@@ -89,8 +93,16 @@ struct InputStats {
   std::unique_ptr<HessianAccumulator> hessian;
   std::vector<double> sumsq;
   int64_t rows_seen = 0;
-  std::vector<float> sample;  // [n_sample, in]
+  std::vector<float> sample;      // [n_sample, in]
+  std::vector<float> cmin, cmax;  // per channel over every row seen
   int n_sample = 0, cap = 0;
+
+  // max |x_j| per channel.
+  std::vector<float> absmax() const {
+    std::vector<float> a(cmin.size());
+    for (size_t i = 0; i < a.size(); ++i) a[i] = std::max(std::fabs(cmin[i]), std::fabs(cmax[i]));
+    return a;
+  }
   int64_t stride = 1;
 
   std::string label;  // "model.layers.3 attention input", for errors
@@ -113,6 +125,17 @@ struct InputStats {
            "overflow in fp32");
     }
     if (hessian) hessian->add(X, rows);
+    if (cmin.empty()) {
+      cmin.assign(static_cast<size_t>(in), INFINITY);
+      cmax.assign(static_cast<size_t>(in), -INFINITY);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const float* x = X + static_cast<size_t>(r) * in;
+      for (int i = 0; i < in; ++i) {
+        cmin[static_cast<size_t>(i)] = std::min(cmin[static_cast<size_t>(i)], x[i]);
+        cmax[static_cast<size_t>(i)] = std::max(cmax[static_cast<size_t>(i)], x[i]);
+      }
+    }
     if (!sumsq.empty()) {
       for (int r = 0; r < rows; ++r) {
         const float* x = X + static_cast<size_t>(r) * in;
@@ -252,6 +275,11 @@ json layer_json(const LayerReport& l) {
             {"seconds", l.seconds}};
   if (!l.note.empty()) j["note"] = l.note;
   if (l.awq_alpha >= 0) j["awq_alpha"] = l.awq_alpha;
+  if (!l.act.empty()) j["act"] = l.act;
+  if (l.act_scale > 0) j["act_scale"] = l.act_scale;
+  if (l.act_absmax >= 0) j["act_absmax"] = l.act_absmax;
+  if (l.act_absmax_smoothed >= 0) j["act_absmax_smoothed"] = l.act_absmax_smoothed;
+  if (l.smooth_alpha >= 0) j["smooth_alpha"] = l.smooth_alpha;
   return j;
 }
 
@@ -267,6 +295,11 @@ LayerReport layer_from_json(const json& j) {
   l.seconds = j.at("seconds").get<double>();
   l.note = j.value("note", "");
   l.awq_alpha = j.value("awq_alpha", -1.0f);
+  l.act = j.value("act", "");
+  l.act_scale = j.value("act_scale", 0.0f);
+  l.act_absmax = j.value("act_absmax", -1.0f);
+  l.act_absmax_smoothed = j.value("act_absmax_smoothed", -1.0f);
+  l.smooth_alpha = j.value("smooth_alpha", -1.0f);
   return l;
 }
 
@@ -388,6 +421,13 @@ class Pipeline {
                  opt_.gptq.static_groups};
     f["awq"] = {opt_.awq.n_grid, opt_.awq.clip_grid, opt_.awq.clip_max_shrink,
                 opt_.awq.clip_tokens};
+    f["act"] = opt_.act ? act_scheme_json(*opt_.act) : json(nullptr);
+    f["skip_act"] = opt_.skip_act;
+    if (opt_.smooth) {
+      const SmoothOptions& so = *opt_.smooth;
+      f["smooth"] = {so.alpha, so.alpha_min, so.alpha_max, so.alpha_step,
+                     alpha_criterion_name(so.criterion)};
+    }
     json rules = json::array();
     for (const RecipeRule& r : opt_.recipe.rules) rules.push_back({r.pattern, r.skip, r.fields});
     f["recipe"] = {{"default", module_entry(opt_.recipe.base, "")}, {"rules", rules}};
@@ -542,9 +582,16 @@ class Pipeline {
     if (opt_.gptq_version != 1 && opt_.gptq_version != 2) {
       fail("--gptq-version", "must be 1 or 2, got {}", opt_.gptq_version);
     }
-    if (!opt_.calibrate && opt_.algo != QuantAlgo::kRtn) {
+    const bool algo_calibrates = opt_.algo == QuantAlgo::kGptq || opt_.algo == QuantAlgo::kAwq;
+    if (!opt_.calibrate && algo_calibrates) {
       fail("--algo", "{} needs calibration data (--calib)", quant_algo_name(opt_.algo));
     }
+    if (!opt_.calibrate && opt_.smooth) fail("--smoothquant", "needs calibration data (--calib)");
+    if (!opt_.calibrate && opt_.act && opt_.act->granularity == ActGranularity::kTensor)
+      fail("--act-static", "static activation scales need calibration data (--calib)");
+    if (opt_.smooth && !opt_.act) fail("--smoothquant", "needs int8 activations (--act int8)");
+    if (opt_.smooth && opt_.algo == QuantAlgo::kAwq)
+      fail("--smoothquant", "combine SmoothQuant with --algo rtn or gptq (AWQ has its own scales)");
     if (opt_.sample_rows <= 0) fail("--sample-rows", "must be positive");
     validate_scheme("quantize", opt_.recipe.base);
   }
@@ -734,6 +781,18 @@ class Pipeline {
     return plans;
   }
 
+  // The activation columns of a quantized linear's report row.
+  void report_act(const LinearRef& lin, LayerReport* r) {
+    const std::optional<ActScheme> a = act_for(lin.name);
+    if (!a) return;
+    r->act = act_scheme_name(*a);
+    const ActInfo& ai = act_info_[lin.role];
+    r->act_absmax = ai.absmax;
+    r->act_absmax_smoothed = ai.absmax_smoothed;
+    r->smooth_alpha = ai.alpha;
+    if (a->quantized && a->granularity == ActGranularity::kTensor) r->act_scale = ai.scale;
+  }
+
   // One part's quantization: its dequantized values replace W, its report row is started.
   struct PartResult {
     std::optional<QuantizedWeight> q;
@@ -751,7 +810,12 @@ class Pipeline {
     r.note = plan.note;
     r.awq_alpha = awq_alpha;
     std::vector<float>& W = *lin.w;
-    if (!plan.scheme) {
+    if (opt_.algo == QuantAlgo::kNone) {
+      r.note = "not quantized (--algo none)";
+      if (plan.scheme) report_act(lin, &r);
+      r.act = r.act.empty() ? r.act : "fp (--algo none)";
+    }
+    if (!plan.scheme || opt_.algo == QuantAlgo::kNone) {
       r.scheme = "fp";
       r.layout = "fp";
       r.error_kind = "";
@@ -780,6 +844,7 @@ class Pipeline {
     }
     r.scheme = scheme_name(s);
     r.layout = plan.layout;
+    report_act(lin, &r);
     const std::vector<float> dq = qw.dequantize();
     if (input != nullptr && input->n_sample > 0) {
       r.rel_error = rel_output_error(input->sample.data(), input->n_sample, W.data(), dq.data(),
@@ -851,6 +916,18 @@ class Pipeline {
         r.bits_per_weight = 8.0 * double(bytes) / double(params);
       }
       modules_[name] = module_entry(q.scheme, layout);
+      if (const std::optional<ActScheme> a = act_for(name)) {
+        if (a->quantized && q.scheme.type != WeightType::kInt)
+          fail(name, "int8 activations need integer weights, not {}", scheme_name(q.scheme));
+        modules_[name]["act"] = act_scheme_json(*a);
+        if (a->quantized && a->granularity == ActGranularity::kTensor) {
+          // One input point feeds every part of a fused module: one scale.
+          const ActInfo& ai = act_info_[parts[0]->role];
+          packed.push_back(fp_tensor(name + ".input_scale", {ai.scale}, {1}, DType::F32));
+          if (!a->sym)
+            packed.push_back(fp_tensor(name + ".input_zero_point", {ai.zero}, {1}, DType::F32));
+        }
+      }
     }
     for (PackedTensor& t : packed) tensors->push_back(std::move(t));
     for (LayerReport& r : reps) {
@@ -1016,6 +1093,106 @@ class Pipeline {
     std::vector<uint16_t> act16_;
   };
 
+  // ---- activation quantization and SmoothQuant ----------------------------------------------
+
+  // The activation scheme of module `name` (a quantized one): nullopt when weight-only, float
+  // when a --skip-act glob matches it.
+  std::optional<ActScheme> act_for(const std::string& name) const {
+    if (!opt_.act) return std::nullopt;
+    for (const std::string& p : opt_.skip_act) {
+      if (glob_match(p, name)) return ActScheme{};
+    }
+    return opt_.act;
+  }
+
+  // What the report and the static scales need of each linear's input in the current layer.
+  struct ActInfo {
+    float absmax = -1, absmax_smoothed = -1, alpha = -1;
+    float scale = 0, zero = 0;  // static: calibrated
+  };
+  std::map<TensorRole, ActInfo> act_info_;
+
+  // After the calibration inputs of group g were collected (with smoothing already folded).
+  void record_input_range(const InputGroup& g, const InputStats& in) {
+    if (in.cmin.empty()) return;
+    const auto [lo_it, hi_it] = std::minmax_element(in.cmin.begin(), in.cmin.end());
+    const float lo = *lo_it, hi = *std::max_element(in.cmax.begin(), in.cmax.end());
+    (void)hi_it;
+    const float amax = std::max(std::fabs(lo), std::fabs(hi));
+    for (TensorRole role : g.linears) {
+      ActInfo& a = act_info_[role];
+      if (a.alpha >= 0) {
+        a.absmax_smoothed = amax;
+      } else {
+        a.absmax = amax;
+      }
+      if (opt_.act && opt_.act->granularity == ActGranularity::kTensor) {
+        if (opt_.act->sym) {
+          a.scale = std::max(amax, 1e-8f) / 127.0f;
+        } else {
+          a.scale = std::max(hi - lo, 1e-8f) / 254.0f;
+          a.zero = 0.5f * (lo + hi);
+        }
+      }
+    }
+  }
+
+  // SmoothQuant of layer l: an FP pass collects each input point's channel ranges (and a sample
+  // for the α search); each group whose linears get int8 activations is smoothed and the scales
+  // folded into what precedes it. The quantization that follows sees the smoothed layer.
+  void smooth_layer(int l, LayerTensors& T) {
+    std::vector<LinearRef> lins = linears(T, l);
+    std::map<std::string, Plan> plans = plans_for(lins);
+    const std::vector<InputGroup> groups = block_input_groups(cfg_);
+    std::map<InputPoint, std::unique_ptr<InputStats>> points;
+    const bool sample = opt_.smooth->auto_alpha();
+    for (const InputGroup& g : groups) {
+      points[g.point] =
+          std::make_unique<InputStats>(point_width(g.point), n_rows_, sample ? opt_.sample_rows : 0,
+                                       false, false, fmt::format("model.layers.{} input", l));
+    }
+    {
+      const std::vector<float> x_saved = x_;
+      Steps steps(*this, T);
+      for (const InputGroup& g : groups) {
+        steps.run_to(Steps::step_of(g.point),
+                     [&](const float* x, int n) { points[g.point]->add(x, n); });
+      }
+      x_ = x_saved;
+    }
+    for (const InputGroup& g : groups) {
+      if (g.preceding == Preceding::kNone) continue;
+      const InputStats& in = *points[g.point];
+      std::vector<SmoothLinear> group;
+      const QuantScheme* wscheme = nullptr;
+      std::optional<ActScheme> ascheme;
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        const Plan& plan = plans[lin.name];
+        if (!plan.scheme) continue;
+        const std::optional<ActScheme> a = act_for(lin.name);
+        if (!a || !a->quantized) continue;
+        group.push_back({lin.w->data(), lin.out});
+        if (wscheme == nullptr) wscheme = &*plan.scheme, ascheme = a;
+      }
+      // Smoothing helps only linears whose activations are quantized; all of the group's
+      // linears share the input, so all are rescaled, but only those choose α.
+      if (group.empty() || in.cmin.empty()) continue;
+      const std::vector<float> absmax = in.absmax();
+      const SmoothChoice ch = smooth_choose(group, in.in, absmax, in.sample.data(), in.n_sample,
+                                            *wscheme, *ascheme, *opt_.smooth);
+      if (!fold_into_preceding(g.preceding, T, ch.s)) continue;
+      const float before = *std::max_element(absmax.begin(), absmax.end());
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        scale_input_channels(lin.w->data(), lin.out, in.in, ch.s.data());
+        act_info_[role].alpha = ch.alpha;
+        act_info_[role].absmax = before;
+      }
+    }
+    norms_f32_ = true;  // the norms (and preceding linears) changed: written as F32
+  }
+
   // GPTQ and RTN: each input point's linears quantized before the steps that read their outputs.
   void quantize_sequential(int l, LayerTensors& T, std::vector<PackedTensor>* out) {
     std::vector<LinearRef> lins = linears(T, l);
@@ -1031,6 +1208,7 @@ class Pipeline {
             point_width(g.point), n_rows_, opt_.sample_rows, want_h, opt_.clip_search,
             fmt::format("model.layers.{} linear input", l), opt_.calib_bf16);
         steps.run_to(Steps::step_of(g.point), [&](const float* x, int n) { p->add(x, n); });
+        record_input_range(g, *p);
       }
       for (TensorRole role : g.linears) {
         const LinearRef& lin = ref(lins, role);
@@ -1056,6 +1234,38 @@ class Pipeline {
 
   size_t opt_stash_bytes() const { return size_t{1536} << 20; }
 
+  // Divides what produces an input group's activations (the preceding norm or linear) by s, so
+  // that linears whose columns are multiplied by s compute the same function; false (nothing
+  // changed) where the group has no such producer or the shapes do not allow it.
+  bool fold_into_preceding(Preceding preceding, LayerTensors& T, const std::vector<float>& s) {
+    const ModelConfig& c = cfg_;
+    bool folded = true;
+    switch (preceding) {
+      case Preceding::kAttnNorm:
+        fold_scales_into_norm(T.attn_norm.data(),
+                              T.attn_norm_b.empty() ? nullptr : T.attn_norm_b.data(), c.dim,
+                              s.data());
+        break;
+      case Preceding::kFfnNorm:
+        fold_scales_into_norm(T.ffn_norm.data(),
+                              T.ffn_norm_b.empty() ? nullptr : T.ffn_norm_b.data(), c.dim,
+                              s.data());
+        break;
+      case Preceding::kValue:
+        folded = fold_scales_into_linear(T.wv.data(), T.bv.empty() ? nullptr : T.bv.data(),
+                                         c.kv_dim(), c.dim, s.data(), c.q_dim());
+        break;
+      case Preceding::kUp:
+        folded = fold_scales_into_linear(T.up.data(), T.b_up.empty() ? nullptr : T.b_up.data(),
+                                         c.hidden_dim, c.dim, s.data(), c.hidden_dim);
+        break;
+      case Preceding::kNone:
+        folded = false;
+        break;
+    }
+    return folded;
+  }
+
   // AWQ: FP pass collecting every input point, scale search + folding, clip search, RTN.
   void quantize_awq(int l, LayerTensors& T, std::vector<PackedTensor>* out) {
     const ModelConfig& c = cfg_;
@@ -1078,6 +1288,7 @@ class Pipeline {
       }
       x_ = x_saved;
     }
+    for (const InputGroup& g : groups) record_input_range(g, *points[g.point]);
     std::map<TensorRole, float> alpha;
     for (const InputGroup& g : groups) {
       InputStats& in = *points[g.point];
@@ -1093,30 +1304,7 @@ class Pipeline {
       const AwqScales sc =
           awq_search_scales(q, in.in, in.sample.data(), in.n_sample, *scheme, opt_.awq);
       // Fold 1/s into what produced the input; where that cannot be done, leave the group as is.
-      bool folded = true;
-      switch (g.preceding) {
-        case Preceding::kAttnNorm:
-          fold_scales_into_norm(T.attn_norm.data(),
-                                T.attn_norm_b.empty() ? nullptr : T.attn_norm_b.data(), c.dim,
-                                sc.s.data());
-          break;
-        case Preceding::kFfnNorm:
-          fold_scales_into_norm(T.ffn_norm.data(),
-                                T.ffn_norm_b.empty() ? nullptr : T.ffn_norm_b.data(), c.dim,
-                                sc.s.data());
-          break;
-        case Preceding::kValue:
-          folded = fold_scales_into_linear(T.wv.data(), T.bv.empty() ? nullptr : T.bv.data(),
-                                           c.kv_dim(), c.dim, sc.s.data(), c.q_dim());
-          break;
-        case Preceding::kUp:
-          folded = fold_scales_into_linear(T.up.data(), T.b_up.empty() ? nullptr : T.b_up.data(),
-                                           c.hidden_dim, c.dim, sc.s.data(), c.hidden_dim);
-          break;
-        case Preceding::kNone:
-          folded = false;
-          break;
-      }
+      const bool folded = fold_into_preceding(g.preceding, T, sc.s);
       if (!folded) continue;
       for (TensorRole role : g.linears) {
         const LinearRef& lin = ref(lins, role);
@@ -1177,9 +1365,11 @@ class Pipeline {
     LayerTensors T = read_layer(l);
     std::vector<PackedTensor> tensors;
     norms_f32_ = false;
+    act_info_.clear();
     if (opt_.algo == QuantAlgo::kAwq) {
       quantize_awq(l, T, &tensors);
     } else {
+      if (opt_.smooth) smooth_layer(l, T);
       quantize_sequential(l, T, &tensors);
     }
     // Norms and biases: as stored, or F32 where AWQ rescaled them.
@@ -1441,6 +1631,25 @@ std::string report_text(const QuantizeReport& r) {
   for (const LayerReport& l : r.layers) {
     s += fmt::format("| {:<{}} | {:<32} | {:<6} | {:>7.3f} | {:>10.5f} | {:>7.2f} |\n", l.name, w,
                      l.scheme, l.layout, l.bits_per_weight, l.rel_error, l.seconds);
+  }
+  // Activations (W8A8 / W4A8): scheme, input range before and after smoothing, α, static scale.
+  bool any_act = false;
+  for (const LayerReport& l : r.layers) any_act = any_act || !l.act.empty();
+  if (any_act) {
+    auto num = [](float v, const char* f) {
+      return v >= 0 ? fmt::format(fmt::runtime(f), v) : std::string("-");
+    };
+    s += fmt::format("\n| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} |\n", "layer", w,
+                     "activations", "max |x|", "smoothed", "alpha", "scale");
+    s += fmt::format("|{:-<{}}|{:-<26}|{:->12}|{:->12}|{:->7}|{:->12}|\n", "", w + 2, "", "", "",
+                     "", "");
+    for (const LayerReport& l : r.layers) {
+      if (l.act.empty()) continue;
+      s += fmt::format("| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} |\n", l.name, w, l.act,
+                       num(l.act_absmax, "{:.3g}"), num(l.act_absmax_smoothed, "{:.3g}"),
+                       num(l.smooth_alpha, "{:.2f}"),
+                       l.act_scale > 0 ? fmt::format("{:.4g}", l.act_scale) : std::string("-"));
+    }
   }
   bool weight_err = false;
   for (const LayerReport& l : r.layers) {

@@ -22,13 +22,16 @@
 
 #include "lowbit/quant/algo/awq.h"
 #include "lowbit/quant/algo/gptq.h"
+#include "lowbit/quant/algo/smoothquant.h"
 #include "lowbit/quant/calibration.h"
 #include "lowbit/quant/recipe.h"
 
 namespace lowbit {
 
-enum class QuantAlgo { kRtn, kGptq, kAwq };
-QuantAlgo parse_quant_algo(const std::string& name);  // "rtn", "gptq", "awq"
+// kNone: no weight quantization, only the transformations asked for (SmoothQuant): writes the
+// transformed floating-point model (its function unchanged), e.g. for other tools to quantize.
+enum class QuantAlgo { kRtn, kGptq, kAwq, kNone };
+QuantAlgo parse_quant_algo(const std::string& name);  // "rtn", "gptq", "awq", "none"
 const char* quant_algo_name(QuantAlgo a);
 
 struct QuantizeOptions {
@@ -52,6 +55,15 @@ struct QuantizeOptions {
   // false (`--calib-precision f32`) keeps fp32 throughout.
   bool calib_bf16 = true;
   CalibOptions calib;
+  // Activation quantization (W8A8, W4A8; docs/QUANTIZE.md "Weight and activation"): the scheme
+  // of every quantized linear's input, except modules matched by a skip_act glob (their input
+  // stays float); nullopt: weight-only (the runtime's default activations). A static (tensor)
+  // scheme's scale is calibrated per module from its inputs' range (abs-max).
+  std::optional<ActScheme> act;
+  std::vector<std::string> skip_act;
+  // SmoothQuant before quantizing each layer (needs `act`, RTN or GPTQ): per-channel scales
+  // folded into the preceding norm or linear (algo/smoothquant.h).
+  std::optional<SmoothOptions> smooth;
   std::string tokenizer;  // overrides the tokenizer found beside the model
   bool force = false;     // replace an existing output folder lowbit wrote (io/output_dir.h)
   // Resume: a temp folder that an interrupted run with the same input and options left for this
@@ -77,6 +89,11 @@ struct LayerReport {
   std::string error_kind = "output";  // "output", "weight", or "" for floating-point layers
   double seconds = 0;
   float awq_alpha = -1;  // AWQ: the α chosen for the linear's input group
+  std::string act;       // act_scheme_name() of its input ("fp" when float, "" weight-only)
+  float act_scale = 0;   // static activations: the calibrated scale
+  // max |x| over its input's channels on the calibration data, before and after smoothing
+  // (-1: not measured), and the SmoothQuant α of its input group (-1: not smoothed).
+  float act_absmax = -1, act_absmax_smoothed = -1, smooth_alpha = -1;
 };
 
 struct QuantizeReport {
