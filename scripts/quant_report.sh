@@ -68,6 +68,8 @@ done
 
 python3 - "$TMP" "$OUT" "${LIMIT:-}" <<'PY'
 import json, os, sys, datetime
+sys.path.insert(0, "scripts")
+import doc_section
 tmp, out, limit = sys.argv[1], sys.argv[2], sys.argv[3]
 runs = [l.rstrip("\n").split("\t") for l in open(os.path.join(tmp, "runs.tsv"))]
 def load(i, kind):
@@ -134,8 +136,9 @@ L.append("## Commands")
 L.append("")
 for r in runs:
     L.append(f"- `{r[4]}`")
-with open(out + ".tmp", "w") as f:
-    f.write("\n".join(L) + "\n")
-os.replace(out + ".tmp", out)
+# The weight+activation section (scripts/w8a8_results.sh) is kept.
+for kept in doc_section.kept_sections(out, "w8a8"):
+    L += ["", kept]
+doc_section.write_atomic(out, "\n".join(L) + "\n")
 print("\n".join(L))
 PY

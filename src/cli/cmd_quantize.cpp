@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <malloc.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ struct QuantizeArgs {
   std::string calib_precision = "bf16";
   std::string act, act_granularity, smoothquant, alpha_criterion = "mean";
   bool act_asym = false, act_static = false;
+  std::string outliers;  // N:FACTOR[:SEED]
+  std::string rotate;
+  uint64_t rotate_seed = 0;
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   int bits = 4, group_size = 128, threads = 0;
   bool sym = false, int4_clip = false, calib_given = false, bits_given = false;
@@ -128,6 +132,35 @@ int run_quantize(QuantizeArgs& a) {
   for (const std::string& spec : a.overrides) o.recipe.rules.push_back(parse_override(spec));
   o.recipe.validate_rules();
   set_act_options(a, o);
+  if (!a.rotate.empty()) {
+    QuantizeOptions::Rotate r;
+    r.r1 = false;
+    r.seed = a.rotate_seed;
+    size_t at = 0;
+    while (at <= a.rotate.size()) {
+      const size_t comma = std::min(a.rotate.find(',', at), a.rotate.size());
+      const std::string part = a.rotate.substr(at, comma - at);
+      if (part == "r1") {
+        r.r1 = true;
+      } else if (part == "r4") {
+        r.r4 = true;
+      } else {
+        fail("--rotate", "'{}': expected r1, r4 or r1,r4 (r2 is not implemented)", a.rotate);
+      }
+      at = comma + 1;
+    }
+    o.rotate = r;
+  }
+  if (!a.outliers.empty()) {
+    QuantizeOptions::Outliers out;
+    unsigned long long seed = out.seed;
+    char tail = 0;
+    const int n =
+        std::sscanf(a.outliers.c_str(), "%d:%f:%llu%c", &out.channels, &out.factor, &seed, &tail);
+    if (n < 2 || n > 3) fail("--inject-outliers", "expected N:FACTOR[:SEED], got '{}'", a.outliers);
+    out.seed = seed;
+    o.outliers = out;
+  }
   // RTN runs without calibration unless a text is named or something needs activations (static
   // activation scales, SmoothQuant).
   o.calibrate = (o.algo != QuantAlgo::kRtn && o.algo != QuantAlgo::kNone) || a.calib_given ||
@@ -246,6 +279,16 @@ void add_quantize(CLI::App& app, Runner* run) {
                   "SmoothQuant auto: how linears sharing an input combine their alphas: mean "
                   "(default), min or max")
       ->check(CLI::IsMember({"mean", "min", "max"}));
+  sub->add_option(
+      "--rotate", a->rotate,
+      "QuaRot rotations before quantizing: r1 (residual stream, RMSNorm families), r4 (online "
+      "Hadamard before down_proj), or r1,r4");
+  sub->add_option("--rotate-seed", a->rotate_seed, "Seed of the rotation (default 0)");
+  sub->add_option(
+      "--inject-outliers", a->outliers,
+      "Test models (with --algo none): N:FACTOR[:SEED] multiplies N channels of every "
+      "norm output (and up_proj output) by FACTOR and divides the columns reading them, "
+      "so the function is unchanged but activations have outliers");
   sub->add_option("--tokenizer", o.tokenizer, "Tokenizer (default: the one beside the model)");
   sub->add_option("--json", a->json_path, "Also write the report as JSON to this file");
   sub->add_option("-t,--threads", a->threads, "Threads (default: all cores)")

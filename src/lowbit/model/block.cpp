@@ -68,6 +68,7 @@ const float* head_input(const ModelConfig& c, const Norm& final_norm, const Line
 Block::Block(const ModelConfig& cfg) : c_(cfg) {
   if (c_.position == PositionKind::kRope) inv_freq_ = ops::rope_inv_freq(c_);
   if (c_.position == PositionKind::kAlibi) alibi_ = ops::alibi_slopes(c_.n_heads);
+  if (c_.hadamard_down) hadamard_ = ops::hadamard_plan(c_.hidden_dim);
 }
 
 void Block::norm(const Norm& nw, const float* x, float* y, int n) const {
@@ -131,13 +132,15 @@ void Block::mlp_act(const LayerWeights& L, const float* mi, int n, float* out) {
   if (!c_.gated_mlp) {
     ops::linear(L.w_up, mi, n, out);
     ops::activate(c_.act, out, m);
-    return;
+  } else {
+    grow(up_, m);
+    const Linear* gu[] = {&L.w_gate, &L.w_up};
+    float* outs[] = {out, up_.data()};
+    ops::linear_multi(gu, outs, 2, mi, n);
+    ops::gated(c_.act, out, up_.data(), m);
   }
-  grow(up_, m);
-  const Linear* gu[] = {&L.w_gate, &L.w_up};
-  float* outs[] = {out, up_.data()};
-  ops::linear_multi(gu, outs, 2, mi, n);
-  ops::gated(c_.act, out, up_.data(), m);
+  // R4 (QuaRot): down_proj reads x·M; its weight rows were multiplied by M offline.
+  if (c_.hadamard_down) ops::hadamard_rows(hadamard_, out, n);
 }
 
 void Block::after_mlp(const LayerWeights& L, float* x, const float* a, const float* m,

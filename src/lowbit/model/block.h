@@ -19,6 +19,7 @@
 #include "lowbit/model/config.h"
 #include "lowbit/model/weights.h"
 #include "lowbit/ops/attention.h"
+#include "lowbit/ops/hadamard.h"
 
 namespace lowbit {
 
@@ -72,6 +73,7 @@ class Block {
   ModelConfig c_;
   std::vector<float> inv_freq_;  // RoPE frequencies
   std::vector<float> alibi_;     // ALiBi slopes per head
+  ops::HadamardPlan hadamard_;   // cfg.hadamard_down: the online transform of down's input
   std::vector<float> q_, k_, v_, up_, xn_, mi_, att_, a_, act_, m_;
 };
 

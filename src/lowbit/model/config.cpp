@@ -219,6 +219,10 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
   if (c.position == PositionKind::kRope) c.rope_scaling = parse_rope_scaling(where, j);
   c.bos_id = get_token_id(where, j, "bos_token_id", 1);
   c.eos_id = get_token_id(where, j, "eos_token_id", 2);
+  if (auto h = j.find("lowbit_hadamard_down_proj"); h != j.end() && !h->is_null()) {
+    if (!h->is_boolean()) fail(where, "lowbit_hadamard_down_proj must be true or false");
+    c.hadamard_down = h->get<bool>();
+  }
   auto qc = j.find("quantization_config");
   if (qc != j.end() && !qc->is_null()) {
     auto m = qc->is_object() ? qc->find("quant_method") : qc->end();
@@ -257,6 +261,7 @@ std::string to_hf_config_json(const ModelConfig& c, const std::string& torch_dty
         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
   }
   j["tie_word_embeddings"] = c.tied_embeddings;
+  if (c.hadamard_down) j["lowbit_hadamard_down_proj"] = true;
   // Llama says whether its projections carry biases; Mistral only when they do (Qwen2's q/k/v
   // always do, its o_proj never).
   if (c.family == "llama" || (c.family == "mistral" && c.qkv_bias)) {

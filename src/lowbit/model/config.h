@@ -84,6 +84,9 @@ struct ModelConfig {
   bool lm_head_bias = false;
   bool norm_head = false;  // Baichuan2: the lm_head rows are L2-normalized before use
   int proj_dim = 0;        // OPT word_embed_proj_dim when it differs from dim: project_in/out
+  // QuaRot R4: an online Hadamard transform (ops/hadamard.h) of down_proj's input, whose weight
+  // was rotated to match (config.json "lowbit_hadamard_down_proj": true, any family).
+  bool hadamard_down = false;
 
   int bos_id = 1;
   int eos_id = 2;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <random>
 
 #include "lowbit/eval/text_sets.h"
 #include "lowbit/formats/checkpoint_layout.h"
@@ -31,6 +32,7 @@
 #include "lowbit/model/block.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
+#include "lowbit/ops/hadamard.h"
 #include "lowbit/ops/matmul.h"
 #include "lowbit/ops/norm.h"
 #include "lowbit/quant/algo/hessian.h"
@@ -423,6 +425,9 @@ class Pipeline {
                 opt_.awq.clip_tokens};
     f["act"] = opt_.act ? act_scheme_json(*opt_.act) : json(nullptr);
     f["skip_act"] = opt_.skip_act;
+    if (opt_.rotate) f["rotate"] = {opt_.rotate->r1, opt_.rotate->r4, opt_.rotate->seed};
+    if (opt_.outliers)
+      f["outliers"] = {opt_.outliers->channels, opt_.outliers->factor, opt_.outliers->seed};
     if (opt_.smooth) {
       const SmoothOptions& so = *opt_.smooth;
       f["smooth"] = {so.alpha, so.alpha_min, so.alpha_max, so.alpha_step,
@@ -590,6 +595,23 @@ class Pipeline {
     if (!opt_.calibrate && opt_.act && opt_.act->granularity == ActGranularity::kTensor)
       fail("--act-static", "static activation scales need calibration data (--calib)");
     if (opt_.smooth && !opt_.act) fail("--smoothquant", "needs int8 activations (--act int8)");
+    if (opt_.rotate && opt_.rotate->r4) cfg_.hadamard_down = true;
+    if (opt_.rotate && opt_.rotate->r1) {
+      const ModelConfig& c = cfg_;
+      if (c.norm != NormKind::kRms || c.embed_norm || c.post_norm || c.proj_dim > 0 ||
+          c.norm_head || !c.final_norm)
+        fail(
+            "--rotate",
+            "{}: r1 needs RMSNorm before every linear reading the residual stream "
+            "(LayerNorm families need their mean folded into the writers first: not supported yet)",
+            c.architecture);
+      rot_ = make_rotation(c.dim, opt_.rotate->seed);
+    }
+    if (opt_.outliers && opt_.algo != QuantAlgo::kNone)
+      fail("--inject-outliers", "writes a test model: use it with --algo none");
+    if (opt_.outliers && (opt_.outliers->channels < 1 || !(opt_.outliers->factor > 0.0f) ||
+                          !std::isfinite(opt_.outliers->factor)))
+      fail("--inject-outliers", "needs a positive channel count and a finite positive factor");
     if (opt_.smooth && opt_.algo == QuantAlgo::kAwq)
       fail("--smoothquant", "combine SmoothQuant with --algo rtn or gptq (AWQ has its own scales)");
     if (opt_.sample_rows <= 0) fail("--sample-rows", "must be positive");
@@ -655,6 +677,7 @@ class Pipeline {
                    &calib_.tokens[static_cast<size_t>(s) * calib_.seqlen], calib_.seqlen, 0,
                    rows(x_, s, cfg_.dim), scratch.data());
     }
+    if (rot_) rotate_rows(*rot_, x_.data(), n_rows_);  // the rotated model's residual stream
   }
 
   // ---- per-layer work ----------------------------------------------------------------------
@@ -967,7 +990,10 @@ class Pipeline {
   // (norms) from what earlier steps kept.
   class Steps {
    public:
-    Steps(Pipeline& p, LayerTensors& T) : p_(p), T_(T), blk_(p.cfg_) {
+    // online_hadamard false: the forward pass without R4's transform of down_proj's input (the
+    // layer before its down_proj is rotated: SmoothQuant's pass).
+    Steps(Pipeline& p, LayerTensors& T, bool online_hadamard = true)
+        : p_(p), T_(T), blk_(without_hadamard(p.cfg_, !online_hadamard)) {
       const ModelConfig& c = p.cfg_;
       const size_t L = static_cast<size_t>(p.calib_.seqlen);
       h_.resize(L * c.dim);
@@ -983,6 +1009,11 @@ class Pipeline {
       // Whether to stash is decided on the fp32 size either way, so that bf16 saves memory
       // rather than moving the peak (a 7B shape keeps recomputing).
       stash_act_ = double(p.n_rows_) * c.hidden_dim * sizeof(float) <= double(p.opt_stash_bytes());
+    }
+
+    static ModelConfig without_hadamard(ModelConfig c, bool off) {
+      if (off) c.hadamard_down = false;
+      return c;
     }
 
     // Runs the steps up to (and including) the one producing `point`; `observe` sees its
@@ -1137,6 +1168,64 @@ class Pipeline {
     }
   }
 
+  // R1: the norms' gains moved into the linears reading them, those linears' inputs rotated
+  // (W diag(g) Q), the linears writing the residual stream rotated on their outputs (Qᵀ W, b Q).
+  // R4: down_proj's rows times the M its input gets online (the forward pass applies it).
+  void rotate_down(LayerTensors& T) {
+    ops::hadamard_rows(ops::hadamard_plan(cfg_.hidden_dim), T.down.data(), cfg_.dim);
+    down_rotated_ = true;
+  }
+  bool down_rotated_ = false;  // of the current layer
+
+  void rotate_layer(int l, LayerTensors& T) {
+    const ModelConfig& c = cfg_;
+    if (!rot_) return;
+    std::vector<LinearRef> lins = linears(T, l);
+    for (const InputGroup& g : block_input_groups(c)) {
+      if (g.point != InputPoint::kAttnIn && g.point != InputPoint::kMlpIn) continue;
+      const std::vector<float>& gain =
+          g.preceding == Preceding::kAttnNorm ? T.attn_norm : T.ffn_norm;
+      if ((g.preceding != Preceding::kAttnNorm && g.preceding != Preceding::kFfnNorm) ||
+          gain.size() != static_cast<size_t>(c.dim))
+        fail("--rotate", "{}: an input of layer {} is not produced by a norm", c.architecture, l);
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        scale_input_channels(lin.w->data(), lin.out, lin.in, gain.data());
+        rotate_rows(*rot_, lin.w->data(), lin.out);
+      }
+    }
+    for (std::vector<float>* n : {&T.attn_norm, &T.ffn_norm}) std::fill(n->begin(), n->end(), 1.0f);
+    rotate_output_rows(*rot_, T.wo.data(), c.q_dim());
+    rotate_output_rows(*rot_, T.down.data(), c.hidden_dim);
+    for (std::vector<float>* b : {&T.bo, &T.b_down})
+      if (!b->empty()) rotate_rows(*rot_, b->data(), 1);
+    norms_f32_ = true;
+  }
+
+  // Outlier injection (test models): a function-preserving per-channel rescaling, folded like a
+  // smoothing scale s with s_c = 1 / factor on the chosen channels.
+  void inject_outliers(int l, LayerTensors& T) {
+    std::vector<LinearRef> lins = linears(T, l);
+    const QuantizeOptions::Outliers& o = *opt_.outliers;
+    for (const InputGroup& g : block_input_groups(cfg_)) {
+      if (preceding_of(g) == Preceding::kNone || g.preceding == Preceding::kValue) continue;
+      const int width = point_width(g.point);
+      std::vector<int> idx(static_cast<size_t>(width));
+      std::iota(idx.begin(), idx.end(), 0);
+      std::mt19937_64 rng(o.seed);
+      std::shuffle(idx.begin(), idx.end(), rng);
+      std::vector<float> s(static_cast<size_t>(width), 1.0f);
+      for (int i = 0; i < std::min(o.channels, width); ++i)
+        s[static_cast<size_t>(idx[i])] = 1.0f / o.factor;
+      if (!fold_into_preceding(g.preceding, T, s)) continue;
+      for (TensorRole role : g.linears) {
+        const LinearRef& lin = ref(lins, role);
+        scale_input_channels(lin.w->data(), lin.out, lin.in, s.data());
+      }
+    }
+    norms_f32_ = true;
+  }
+
   // SmoothQuant of layer l: an FP pass collects each input point's channel ranges (and a sample
   // for the α search); each group whose linears get int8 activations is smoothed and the scales
   // folded into what precedes it. The quantization that follows sees the smoothed layer.
@@ -1153,7 +1242,7 @@ class Pipeline {
     }
     {
       const std::vector<float> x_saved = x_;
-      Steps steps(*this, T);
+      Steps steps(*this, T, /*online_hadamard=*/down_rotated_);
       for (const InputGroup& g : groups) {
         steps.run_to(Steps::step_of(g.point),
                      [&](const float* x, int n) { points[g.point]->add(x, n); });
@@ -1161,7 +1250,7 @@ class Pipeline {
       x_ = x_saved;
     }
     for (const InputGroup& g : groups) {
-      if (g.preceding == Preceding::kNone) continue;
+      if (preceding_of(g) == Preceding::kNone) continue;
       const InputStats& in = *points[g.point];
       std::vector<SmoothLinear> group;
       const QuantScheme* wscheme = nullptr;
@@ -1181,7 +1270,7 @@ class Pipeline {
       const std::vector<float> absmax = in.absmax();
       const SmoothChoice ch = smooth_choose(group, in.in, absmax, in.sample.data(), in.n_sample,
                                             *wscheme, *ascheme, *opt_.smooth);
-      if (!fold_into_preceding(g.preceding, T, ch.s)) continue;
+      if (!fold_into_preceding(preceding_of(g), T, ch.s)) continue;
       const float before = *std::max_element(absmax.begin(), absmax.end());
       for (TensorRole role : g.linears) {
         const LinearRef& lin = ref(lins, role);
@@ -1233,6 +1322,13 @@ class Pipeline {
   }
 
   size_t opt_stash_bytes() const { return size_t{1536} << 20; }
+
+  // What precedes a group's input for folding per-channel scales: none for down_proj's input
+  // under R4 (it is transformed online after up_proj, so a channel of up is not a channel there).
+  Preceding preceding_of(const InputGroup& g) const {
+    if (g.point == InputPoint::kMlpAct && down_rotated_) return Preceding::kNone;
+    return g.preceding;
+  }
 
   // Divides what produces an input group's activations (the preceding norm or linear) by s, so
   // that linears whose columns are multiplied by s compute the same function; false (nothing
@@ -1300,11 +1396,11 @@ class Pipeline {
         q.push_back({lin.w->data(), lin.out});
         if (scheme == nullptr) scheme = &*plans[lin.name].scheme;
       }
-      if (q.empty() || g.preceding == Preceding::kNone) continue;
+      if (q.empty() || preceding_of(g) == Preceding::kNone) continue;
       const AwqScales sc =
           awq_search_scales(q, in.in, in.sample.data(), in.n_sample, *scheme, opt_.awq);
       // Fold 1/s into what produced the input; where that cannot be done, leave the group as is.
-      const bool folded = fold_into_preceding(g.preceding, T, sc.s);
+      const bool folded = fold_into_preceding(preceding_of(g), T, sc.s);
       if (!folded) continue;
       for (TensorRole role : g.linears) {
         const LinearRef& lin = ref(lins, role);
@@ -1366,10 +1462,17 @@ class Pipeline {
     std::vector<PackedTensor> tensors;
     norms_f32_ = false;
     act_info_.clear();
+    down_rotated_ = false;
+    // Order: R1 (folds the norms), outliers / SmoothQuant in the basis the activations have
+    // before R4, then R4, then quantization.
+    if (rot_) rotate_layer(l, T);
+    if (opt_.outliers) inject_outliers(l, T);
+    if (opt_.smooth) smooth_layer(l, T);
+    if (cfg_.hadamard_down) rotate_down(T);
+    if (opt_.rotate) norms_f32_ = true;
     if (opt_.algo == QuantAlgo::kAwq) {
       quantize_awq(l, T, &tensors);
     } else {
-      if (opt_.smooth) smooth_layer(l, T);
       quantize_sequential(l, T, &tensors);
     }
     // Norms and biases: as stored, or F32 where AWQ rescaled them.
@@ -1411,29 +1514,51 @@ class Pipeline {
         roles.push_back(sp.role);
       }
     }
+    std::vector<float> emb_orig, final_gain;  // R1: what the (untied) head is made of
     for (TensorRole role : roles) {
       if (role == TensorRole::kLmHead) continue;
       std::vector<float> v = read(role, 0);
       std::vector<int64_t> shape = role_shape(role, c);
+      DType dtype = src_->stored_dtype(role, 0);
+      if (rot_) {
+        // The stream's writers rotated (E Q, positions P Q), the final norm's gain moved into
+        // the head (a gain of ones left).
+        if (role == TensorRole::kTokEmbeddings || role == TensorRole::kPosEmbeddings) {
+          if (role == TensorRole::kTokEmbeddings && c.tied_embeddings) emb_orig = v;
+          rotate_rows(*rot_, v.data(), shape[0]);
+          dtype = DType::F32;
+        } else if (role == TensorRole::kFinalNorm) {
+          final_gain = v;
+          std::fill(v.begin(), v.end(), 1.0f);
+          dtype = DType::F32;
+        }
+      }
       std::vector<float> stored = v;
       if (src_->transposed(role)) {
         stored = transpose(v, shape[0], shape[1]);
         std::swap(shape[0], shape[1]);
       }
-      tensors.push_back(fp_tensor(src_->name(role, 0), stored, shape, src_->stored_dtype(role, 0)));
+      tensors.push_back(fp_tensor(src_->name(role, 0), stored, shape, dtype));
       fp[role] = std::move(v);
     }
     if (opt_.recipe.scheme_for("model.embed_tokens")) {
       rep_.warnings.push_back("embeddings are kept in floating point");
     }
-    if (c.tied_embeddings) {
+    if (c.tied_embeddings && !rot_) {
       if (opt_.recipe.scheme_for("lm_head")) {
         rep_.warnings.push_back(
             "lm_head: tied to the embeddings; kept in floating point (quantizing it would untie)");
       }
       progress_->add(1, "lm_head (tied)");
     } else {
-      std::vector<float> head = read(TensorRole::kLmHead, 0);
+      // A rotated model's head is W diag(g_final) Q: no longer the embeddings, so a tied model is
+      // untied (write_configs says so).
+      std::vector<float> head =
+          c.tied_embeddings && rot_ ? std::move(emb_orig) : read(TensorRole::kLmHead, 0);
+      if (rot_) {
+        scale_input_channels(head.data(), c.vocab_size, c.dim, final_gain.data());
+        rotate_rows(*rot_, head.data(), c.vocab_size);
+      }
       LinearRef lin;
       lin.role = lin.module = TensorRole::kLmHead;
       lin.w = &head;
@@ -1467,11 +1592,11 @@ class Pipeline {
       LayerTensors none;
       if (!done[TensorRole::kLmHead].q) {
         // Written as stored: emit_module reads the weight back from the layer tensors otherwise.
-        tensors.push_back(fp_tensor(lin.name + ".weight", head, {lin.out, lin.in},
-                                    src_->stored_dtype(TensorRole::kLmHead, 0)));
+        const DType head_dtype = rot_ ? DType::F32 : src_->stored_dtype(TensorRole::kLmHead, 0);
+        tensors.push_back(fp_tensor(lin.name + ".weight", head, {lin.out, lin.in}, head_dtype));
         modules_[lin.name] = json{{"layout", "fp"}};
         LayerReport r = done[TensorRole::kLmHead].r;
-        r.bits_per_weight = 8.0 * dtype_size(src_->stored_dtype(TensorRole::kLmHead, 0));
+        r.bits_per_weight = 8.0 * dtype_size(head_dtype);
         rep_.layers.push_back(r);
         progress_->add(1, r.name);
       } else {
@@ -1508,9 +1633,16 @@ class Pipeline {
     } else {
       config = nlohmann::ordered_json::parse(to_hf_config_json(cfg_, torch_dtype()));
     }
-    config["quantization_config"] = qc;
+    if (rot_ && cfg_.tied_embeddings) config["tie_word_embeddings"] = false;
+    if (cfg_.hadamard_down) config["lowbit_hadamard_down_proj"] = true;
+    // --algo none writes a floating-point model: no quantization_config.
+    if (opt_.algo == QuantAlgo::kNone) {
+      config.erase("quantization_config");
+    } else {
+      config["quantization_config"] = qc;
+    }
     write_file_atomic(dir_->file("config.json"), config.dump(2) + "\n");
-    if (qc.value("quant_method", "") == "gptq") {
+    if (opt_.algo != QuantAlgo::kNone && qc.value("quant_method", "") == "gptq") {
       json q = qc;
       q.erase("lowbit_modules");
       write_file_atomic(dir_->file("quantize_config.json"), q.dump(2) + "\n");
@@ -1574,7 +1706,8 @@ class Pipeline {
   std::string tokenizer_path_;
   CalibSet calib_;
   int64_t n_rows_ = 0;
-  std::vector<float> x_;  // hidden states of the calibration tokens [N, dim]
+  std::vector<float> x_;         // hidden states of the calibration tokens [N, dim]
+  std::optional<Rotation> rot_;  // --rotate r1: the residual stream's Q
   int n_shards_ = 0;
   int layers_done_ = 0;  // decoder layers a resumed run had finished
   json fingerprint_;

@@ -22,6 +22,7 @@
 
 #include "lowbit/quant/algo/awq.h"
 #include "lowbit/quant/algo/gptq.h"
+#include "lowbit/quant/algo/rotation.h"
 #include "lowbit/quant/algo/smoothquant.h"
 #include "lowbit/quant/calibration.h"
 #include "lowbit/quant/recipe.h"
@@ -64,6 +65,26 @@ struct QuantizeOptions {
   // SmoothQuant before quantizing each layer (needs `act`, RTN or GPTQ): per-channel scales
   // folded into the preceding norm or linear (algo/smoothquant.h).
   std::optional<SmoothOptions> smooth;
+  // Test models with activation outliers that compute the same function (docs/QUANTIZE.md):
+  // `channels` input channels (the same ones in every layer, chosen by `seed`) of every input
+  // fed by a norm, or by up_proj, are multiplied by `factor` where they are produced (norm gain and
+  // bias, up_proj rows) and the columns of the linears reading them divided by it. Only with
+  // QuantAlgo::kNone (the written model is the transformed FP model).
+  struct Outliers {
+    int channels = 4;
+    float factor = 50.0f;
+    uint64_t seed = 1;
+  };
+  std::optional<Outliers> outliers;
+  // QuaRot-style rotations before anything else (smoothing, quantization): r1, the residual
+  // stream (algo/rotation.h; RMSNorm families), folded into the weights; r4, an online Hadamard
+  // transform of down_proj's input (ops/hadamard.h; any family), its weight rotated to match and
+  // the transform recorded in config.json for the runtime. The seed picks r1's Q.
+  struct Rotate {
+    bool r1 = true, r4 = false;
+    uint64_t seed = 0;
+  };
+  std::optional<Rotate> rotate;
   std::string tokenizer;  // overrides the tokenizer found beside the model
   bool force = false;     // replace an existing output folder lowbit wrote (io/output_dir.h)
   // Resume: a temp folder that an interrupted run with the same input and options left for this
