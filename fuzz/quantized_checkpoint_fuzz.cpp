@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         "fuzz.safetensors", std::vector<uint8_t>(data + json_len + 1, data + size));
     const lowbit::TensorLookup lookup = [&](const std::string& n) { return f->find(n); };
     for (const auto& t : f->tensors()) {
-      const std::string suffix = ".qweight";
+      const std::string suffix = qc.quantized_suffix();
       if (t.name.size() <= suffix.size() ||
           t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0) {
         continue;
@@ -40,6 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const lowbit::QuantizedWeight w =
             m.layout == "gptq"
                 ? lowbit::from_gptq_tensors(m.scheme, prefix, lookup, m.gptq_version, m.desc_act)
+            : m.layout == "compressed-tensors"
+                ? lowbit::from_ct_int8_tensors(prefix, lookup)
                 : lowbit::from_lowbit_tensors(m.scheme, prefix, lookup);
         const std::vector<float> d = w.dequantize();
         if (d.size() != static_cast<size_t>(w.out) * static_cast<size_t>(w.in)) std::abort();

@@ -189,7 +189,7 @@ if ppl:
 
 # The sections scripts/contention_bench.sh and scripts/arch_bench.sh write are kept as they are.
 # scripts/vs_llamacpp.sh writes one section per shape.
-for kept in doc_section.kept_sections(out, r"contention|archs|small-models|vs-llamacpp:\S+"):
+for kept in doc_section.kept_sections(out, r"contention|archs|small-models|w8a8-speed|vs-llamacpp:\S+"):
     L += [kept, ""]
 doc_section.write_atomic(out, "\n".join(L) + "\n")
 print(f"wrote {out}")

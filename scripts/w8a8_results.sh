@@ -123,7 +123,10 @@ L += ["", "Per-tensor static activations without help degrade every model (×15�
       "3e-6 to 4e-4, the smallest numbers in the table), so any 8-bit rounding of 64–256-wide "
       "activations — an error of max|x|/254 per element, the same at every model size — dominates "
       "the ratio. On these models W8A8 per token costs 3e-5 to 8e-4 nats absolute, a perplexity "
-      "change in the third or fourth digit."]
+      "change in the third or fourth digit. Rotations help every RMSNorm model; r4 alone makes "
+      "GPT-2 and OPT (GELU / ReLU MLPs, no outlier channels in down_proj's input) worse — measured, "
+      "not yet explained; r1, which would rotate their residual stream, needs LayerNorm mean "
+      "folding (not implemented)."]
 L += ["", "Commands (Q: the output folder; the FP model of an *+outliers* row is the transformed one):", ""]
 for key in [c[0] for c in configs]:
     L.append(f"- {key}: `" + open(f"{work}/{models.split()[0]}-{key}.cmd").read().strip()

@@ -4,6 +4,7 @@
 // loading them puts each scheme on the packed linears the kernels run; the KLD against the FP
 // model has the expected shape (static per-tensor is worst, SmoothQuant repairs part of it,
 // per-token is close to weight-only); a corrupted activation entry is a one-line error.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -132,6 +133,71 @@ TEST(W8A8, CorruptActivationEntryIsAOneLineError) {
   EXPECT_EQ(r.rc, 2) << r.out;
   EXPECT_NE(r.out.find("unknown activation granularity 'row'"), std::string::npos) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+std::vector<float> logits_of(const LoadedModel& m, int n) {
+  std::vector<int> toks(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    toks[static_cast<size_t>(i)] = (i * 17 + 3) % m.weights->cfg.vocab_size;
+  Transformer t(m.weights, n);
+  const float* l = t.forward(toks.data(), n, true);
+  return std::vector<float>(l, l + static_cast<size_t>(n) * m.weights->cfg.vocab_size);
+}
+
+// compressed-tensors (int-quantized, what vLLM loads for W8A8): the same quantization written in
+// that layout loads back to exactly the model of the lowbit layout, also when lowbit reads only the
+// compressed-tensors description (config_groups, ignore) as a foreign checkpoint has it.
+TEST(W8A8, CompressedTensorsRoundTrip) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/babyllama-105-hf");
+  TempDir dir("w8a8_ct");
+  int run = 0;
+  for (const char* act : {"--act-static", "--act-granularity token --act-asym"}) {
+    SCOPED_TRACE(act);
+    ++run;
+    const std::string common = std::string(" --algo rtn --bits 8 -g -1 --sym --act int8 ") + act +
+                               " --skip-act '*.down_proj' --calib tinystories --nsamples 4 "
+                               "--seqlen 64";
+    const std::string lb = dir / fmt::format("lowbit{}", run), ct = dir / fmt::format("ct{}", run);
+    ASSERT_EQ(
+        test::run_cli("quantize --model " + model + " --out " + lb + common + " --format lowbit")
+            .rc,
+        0);
+    const test::CliResult r = test::run_cli("quantize --model " + model + " --out " + ct + common +
+                                            " --format compressed-tensors");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const std::vector<float> want = logits_of(load_model(lb), 24);
+    // The same dequantized weights and scales (f16 values stored as F32): equal up to the kernels'
+    // summation order.
+    EXPECT_LT(test::max_rel_err(logits_of(load_model(ct), 24), want), 1e-5);
+    // Written as llm-compressor does: quant_method, format, a config group per activation scheme.
+    nlohmann::json cfg = nlohmann::json::parse(std::ifstream(ct + "/config.json"));
+    nlohmann::json& qc = cfg["quantization_config"];
+    EXPECT_EQ(qc["quant_method"], "compressed-tensors");
+    EXPECT_EQ(qc["format"], "int-quantized");
+    EXPECT_EQ(qc["config_groups"].size(), 2u);  // int8 inputs; down_proj weight-only
+    // Without lowbit's own module list: the config groups alone give the same model.
+    qc.erase("lowbit_modules");
+    std::ofstream(ct + "/config.json") << cfg.dump(2);
+    EXPECT_LT(test::max_rel_err(logits_of(load_model(ct), 24), want), 1e-5);
+  }
+  const test::CliResult bad =
+      test::run_cli("quantize --model " + model + " --out " + (dir / "bad") +
+                    " --algo rtn --bits 4 --format compressed-tensors --calib tinystories "
+                    "--nsamples 2 --seqlen 32");
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.out.find("int8 per-channel symmetric"), std::string::npos) << bad.out;
+  const test::CliResult asym =
+      test::run_cli("quantize --model " + model + " --out " + (dir / "bad") +
+                    " --algo rtn --bits 8 -g -1 --sym --act int8 --act-static --act-asym --format "
+                    "compressed-tensors --calib tinystories --nsamples 2 --seqlen 32");
+  EXPECT_EQ(asym.rc, 2);
+  EXPECT_NE(asym.out.find("integer activation zero points"), std::string::npos) << asym.out;
 }
 
 }  // namespace

@@ -416,4 +416,53 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
   }
 }
 
+bool ct_int8_fits(const QuantScheme& s) {
+  return s.type == WeightType::kInt && s.bits == 8 && s.sym && !s.int4_clip && s.group_size == -1;
+}
+
+std::vector<PackedTensor> to_ct_int8_tensors(const QuantizedWeight& w, const std::string& prefix) {
+  if (!ct_int8_fits(w.scheme))
+    fail(prefix,
+         "compressed-tensors int-quantized holds int8 per-channel symmetric weights, not {}",
+         scheme_name(w.scheme));
+  std::vector<int8_t> q(w.q.size());
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(static_cast<int>(w.q[i]) - 128);
+  std::vector<float> scales(static_cast<size_t>(w.out));
+  for (int o = 0; o < w.out; ++o)
+    scales[static_cast<size_t>(o)] = w.params[static_cast<size_t>(o)].scale;
+  std::vector<PackedTensor> t;
+  t.push_back(make_tensor(prefix + ".weight", DType::I8, {w.out, w.in}, q));
+  t.push_back(make_tensor(prefix + ".weight_scale", DType::F32, {w.out, 1}, scales));
+  return t;
+}
+
+QuantizedWeight from_ct_int8_tensors(const std::string& prefix, const TensorLookup& lookup) {
+  const TensorInfo& weight = require(lookup, prefix + ".weight", prefix);
+  const std::string where = where_of(weight);
+  expect_dtype(weight, DType::I8);
+  if (weight.shape.size() != 2) fail(where, "tensor {} must have shape [out, in]", weight.name);
+  QuantizedWeight w;
+  w.scheme.type = WeightType::kInt;
+  w.scheme.bits = 8;
+  w.scheme.sym = true;
+  w.scheme.group_size = -1;
+  w.out = dim_as_int(weight, 0);
+  w.in = dim_as_int(weight, 1);
+  w.n_groups = 1;
+  const TensorInfo& sc = require(lookup, prefix + ".weight_scale", where);
+  expect_shape(sc, {w.out, 1});
+  const std::vector<float> scales = read_scales(sc, &w.scheme.scale_type);
+  const std::vector<int8_t> q = read_raw<int8_t>(weight);
+  w.q.resize(q.size());
+  for (size_t i = 0; i < q.size(); ++i) w.q[i] = static_cast<uint8_t>(static_cast<int>(q[i]) + 128);
+  w.params.resize(static_cast<size_t>(w.out));
+  for (int o = 0; o < w.out; ++o) {
+    w.params[static_cast<size_t>(o)].scale = scales[static_cast<size_t>(o)];
+    w.params[static_cast<size_t>(o)].zero = 128.0f;
+  }
+  w.g_idx.assign(static_cast<size_t>(w.in), 0);
+  w.check(where + ": " + prefix);
+  return w;
+}
+
 }  // namespace lowbit

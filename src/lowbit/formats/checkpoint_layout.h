@@ -67,4 +67,12 @@ nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act = 
 QuantScheme scheme_from_quantization_config(const std::string& where, const nlohmann::json& cfg,
                                             int* gptq_version = nullptr);
 
+// compressed-tensors "int-quantized" (quant_method "compressed-tensors", as llm-compressor writes
+// W8A8 for vLLM): <prefix>.weight I8 [out, in] holding the signed codes q (w = scale · q),
+// <prefix>.weight_scale [out, 1] (written F32; F16/BF16 read). Int8 per-channel symmetric only
+// (ct_int8_fits); lowbit's codes are q + 128.
+bool ct_int8_fits(const QuantScheme& s);
+std::vector<PackedTensor> to_ct_int8_tensors(const QuantizedWeight& w, const std::string& prefix);
+QuantizedWeight from_ct_int8_tensors(const std::string& prefix, const TensorLookup& lookup);
+
 }  // namespace lowbit

@@ -1,5 +1,9 @@
 #include "lowbit/formats/quantized_config.h"
 
+#include <fmt/format.h>
+
+#include <map>
+
 #include "lowbit/formats/checkpoint_layout.h"
 #include "lowbit/formats/scheme_fields.h"
 #include "lowbit/io/json_read.h"
@@ -99,8 +103,14 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse_unchecked(const std::
   c.where_ = where;
   if (!qc.is_object()) fail(where, "quantization_config is not an object");
   c.method_ = qc.value("quant_method", "");
+  if (c.method_ == "compressed-tensors") {
+    parse_ct(where, qc, &c);
+    return c;
+  }
   if (c.method_ != "gptq" && c.method_ != "lowbit") {
-    fail(where, "quant_method '{}' is not supported (lowbit loads gptq and lowbit checkpoints)",
+    fail(where,
+         "quant_method '{}' is not supported (lowbit loads gptq, lowbit and compressed-tensors "
+         "checkpoints)",
          c.method_);
   }
   c.base_ = scheme_from_quantization_config(where, qc, &c.gptq_version_);
@@ -163,13 +173,14 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
            name);
     }
     if (m.layout == "fp") return m;
-    if (m.layout != "gptq" && m.layout != "lowbit") {
+    if (m.layout != "gptq" && m.layout != "lowbit" && m.layout != "compressed-tensors") {
       fail(where_, "module {}: unknown layout '{}'", name, m.layout);
     }
     m.scheme = scheme_from_entry(where_ + ": module " + name, e);
     if (e.contains("act")) m.act = act_scheme_from_json(where_ + ": module " + name, e["act"]);
     return m;
   }
+  if (method_ == "compressed-tensors") return ct_module(name, has_qweight);
   if (method_ == "gptq" && name == "lm_head" && has_qweight != lm_head_) {
     fail(where_, "quantization_config says lm_head is {}quantized but lm_head.qweight is {}",
          lm_head_ ? "" : "not ", has_qweight ? "present" : "missing");
@@ -186,6 +197,163 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
     break;
   }
   return m;
+}
+
+// ---- compressed-tensors ----------------------------------------------------------------------
+
+namespace {
+
+json ct_weight_args() {
+  return {{"num_bits", 8},         {"type", "int"},
+          {"symmetric", true},     {"strategy", "channel"},
+          {"group_size", nullptr}, {"block_structure", nullptr},
+          {"dynamic", false},      {"actorder", nullptr},
+          {"observer", "minmax"},  {"observer_kwargs", json::object()}};
+}
+
+json ct_act_args(const std::string& where, const ActScheme& a) {
+  if (a.granularity == ActGranularity::kBlock)
+    fail(where, "compressed-tensors has no per-block activation scheme (use token or tensor)");
+  const bool stat = a.granularity == ActGranularity::kTensor;
+  if (stat && !a.sym)
+    fail(where,
+         "compressed-tensors stores integer activation zero points: static asymmetric activations "
+         "cannot be written (use --act-static without --act-asym, or per-token)");
+  return {{"num_bits", 8},
+          {"type", "int"},
+          {"symmetric", a.sym},
+          {"strategy", stat ? "tensor" : "token"},
+          {"group_size", nullptr},
+          {"block_structure", nullptr},
+          {"dynamic", !stat},
+          {"actorder", nullptr},
+          {"observer", stat ? json("minmax") : json(nullptr)},
+          {"observer_kwargs", json::object()}};
+}
+
+// A target or ignore entry matches a module: the exact name, "re:REGEX" (whole name), or the
+// class "Linear" (every module asked about is a linear).
+bool ct_matches(const std::string& where, const std::string& target, const std::string& name) {
+  if (target == "Linear" || target == name) return true;
+  if (target.rfind("re:", 0) != 0) return false;
+  const Regex re(target.substr(3), where);
+  for (const auto& [b, e] : re.find_all(name)) {
+    if (b == 0 && e == name.size()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+json ct_quantization_config(const json& modules) {
+  std::map<std::string, std::vector<std::string>> by_act;  // act JSON → module names
+  std::map<std::string, json> act_of;
+  json ignore = json::array();
+  for (const auto& [name, e] : modules.items()) {
+    if (e.value("layout", "fp") == "fp") {
+      ignore.push_back(name);
+      continue;
+    }
+    const json act = e.contains("act") ? e["act"] : json(nullptr);
+    by_act[act.dump()].push_back(name);
+    act_of[act.dump()] = act;
+  }
+  json groups = json::object();
+  int g = 0;
+  for (const auto& [key, names] : by_act) {
+    const json& act = act_of[key];
+    json ia = nullptr;
+    if (!act.is_null()) {
+      const ActScheme a = act_scheme_from_json("compressed-tensors", act);
+      if (a.quantized) ia = ct_act_args("compressed-tensors: " + names[0], a);
+    }
+    groups[fmt::format("group_{}", g++)] = {{"targets", names},
+                                            {"weights", ct_weight_args()},
+                                            {"input_activations", ia},
+                                            {"output_activations", nullptr},
+                                            {"format", "int-quantized"}};
+  }
+  return {{"quant_method", "compressed-tensors"},
+          {"format", "int-quantized"},
+          {"quantization_status", "compressed"},
+          {"config_groups", groups},
+          {"ignore", ignore},
+          {"kv_cache_scheme", nullptr},
+          {"sparsity_config", json::object()},
+          {"lowbit_modules", modules}};
+}
+
+void QuantizedCheckpointConfig::parse_ct(const std::string& where, const json& qc,
+                                         QuantizedCheckpointConfig* c) {
+  const std::string fmt_name = qc.value("format", "int-quantized");
+  if (fmt_name != "int-quantized")
+    fail(where, "compressed-tensors format '{}' is not supported (lowbit reads int-quantized)",
+         fmt_name);
+  if (qc.contains("lowbit_modules")) {
+    if (!qc["lowbit_modules"].is_object()) fail(where, "lowbit_modules is not an object");
+    c->modules_ = qc["lowbit_modules"];
+    return;
+  }
+  if (qc.contains("ignore")) {
+    if (!qc["ignore"].is_array()) fail(where, "compressed-tensors 'ignore' is not a list");
+    for (const json& t : qc["ignore"]) c->ct_ignore_.push_back(t.get<std::string>());
+  }
+  if (!qc.contains("config_groups") || !qc["config_groups"].is_object())
+    fail(where, "compressed-tensors config has no config_groups");
+  for (const auto& [gname, g] : qc["config_groups"].items()) {
+    const std::string gw = where + ": config group " + gname;
+    CtGroup grp;
+    if (!g.is_object() || !g.contains("targets") || !g["targets"].is_array())
+      fail(gw, "needs a list of targets");
+    for (const json& t : g["targets"]) grp.targets.push_back(t.get<std::string>());
+    const json& w = g.contains("weights") ? g["weights"] : json(nullptr);
+    if (!w.is_object() || w.value("type", "") != "int" || w.value("num_bits", 0) != 8 ||
+        !w.value("symmetric", false) || w.value("strategy", "") != "channel")
+      fail(gw, "only int8 symmetric per-channel weights are supported, got {}", w.dump());
+    const json& ia = g.contains("input_activations") ? g["input_activations"] : json(nullptr);
+    if (!ia.is_null()) {
+      if (!ia.is_object() || ia.value("type", "") != "int" || ia.value("num_bits", 0) != 8)
+        fail(gw, "only int8 input activations are supported, got {}", ia.dump());
+      ActScheme a;
+      a.quantized = true;
+      a.sym = ia.value("symmetric", true);
+      const std::string strat = ia.value("strategy", "");
+      if (strat == "token" && ia.value("dynamic", true)) {
+        a.granularity = ActGranularity::kToken;
+      } else if (strat == "tensor" && !ia.value("dynamic", false) && a.sym) {
+        a.granularity = ActGranularity::kTensor;
+      } else {
+        fail(gw,
+             "unsupported input activations {} (lowbit runs dynamic per-token and static "
+             "symmetric per-tensor)",
+             ia.dump());
+      }
+      grp.act = a;
+    }
+    c->ct_groups_.push_back(std::move(grp));
+  }
+}
+
+ModuleStorage QuantizedCheckpointConfig::ct_module(const std::string& name, bool has_scale) const {
+  ModuleStorage m;
+  if (!has_scale) return m;  // stored in floating point
+  for (const std::string& t : ct_ignore_) {
+    if (ct_matches(where_, t, name))
+      fail(where_, "module {} is in 'ignore' but {}.weight_scale is present", name, name);
+  }
+  for (const CtGroup& g : ct_groups_) {
+    for (const std::string& t : g.targets) {
+      if (!ct_matches(where_, t, name)) continue;
+      m.layout = "compressed-tensors";
+      m.scheme.type = WeightType::kInt;
+      m.scheme.bits = 8;
+      m.scheme.sym = true;
+      m.scheme.group_size = -1;
+      m.act = g.act ? *g.act : ActScheme{};
+      return m;
+    }
+  }
+  fail(where_, "module {} is quantized but no config group targets it", name);
 }
 
 }  // namespace lowbit

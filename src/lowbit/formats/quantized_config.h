@@ -30,9 +30,17 @@ nlohmann::json quantization_config_for(const QuantScheme& base, const nlohmann::
                                        bool desc_act, bool static_groups, int gptq_version,
                                        const std::string& algo);
 
+// The compressed-tensors block (quant_method "compressed-tensors", format "int-quantized", as
+// llm-compressor writes W8A8 for vLLM and transformers) for modules stored in that layout: one
+// config group per activation scheme (weights int8 per-channel symmetric; input_activations per
+// token or per tensor, or null for weight-only modules), FP modules in "ignore", and lowbit's own
+// "lowbit_modules". Throws Error for what the format cannot express (block activations, static
+// asymmetric ones: its zero points are integers).
+nlohmann::json ct_quantization_config(const nlohmann::json& modules);
+
 // How one module is stored.
 struct ModuleStorage {
-  std::string layout = "fp";  // "gptq", "lowbit" or "fp"
+  std::string layout = "fp";  // "gptq", "lowbit", "compressed-tensors" or "fp"
   QuantScheme scheme;
   int gptq_version = 1;
   // desc_act of the config: whether columns are stored in act-order (a g_idx is then required);
@@ -52,6 +60,11 @@ class QuantizedCheckpointConfig {
   // when the config has no lowbit_modules).
   ModuleStorage module(const std::string& name, bool has_qweight) const;
   const std::string& method() const { return method_; }
+  // The tensor whose presence marks a module as quantized: "<name>.qweight", or for
+  // compressed-tensors "<name>.weight_scale".
+  const char* quantized_suffix() const {
+    return method_ == "compressed-tensors" ? ".weight_scale" : ".qweight";
+  }
 
  private:
   static QuantizedCheckpointConfig parse_unchecked(const std::string& where,
@@ -70,6 +83,16 @@ class QuantizedCheckpointConfig {
     nlohmann::json fields;
   };
   std::vector<Dynamic> dynamic_;
+  // compressed-tensors without lowbit_modules: config groups and ignore list.
+  struct CtGroup {
+    std::vector<std::string> targets;
+    std::optional<ActScheme> act;  // null input_activations: none
+  };
+  std::vector<CtGroup> ct_groups_;
+  std::vector<std::string> ct_ignore_;
+  ModuleStorage ct_module(const std::string& name, bool has_scale) const;
+  static void parse_ct(const std::string& where, const nlohmann::json& qc,
+                       QuantizedCheckpointConfig* c);
 };
 
 }  // namespace lowbit

@@ -219,19 +219,22 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
                     const ArchSpec& arch, const TensorSpec& spec, const std::string& weight_name,
                     bool repack, ModelWeights* w, int layer) {
   const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
-  const TensorInfo* qweight = find_tensor(store, arch, prefix + ".qweight");
+  const std::string marker = qc.quantized_suffix();  // ".qweight" (".weight_scale")
+  const TensorInfo* qweight = find_tensor(store, arch, prefix + marker);
   // A module saved without the base-model prefix keeps it out of its tensor names.
   std::string stored_prefix = prefix;
-  if (qweight != nullptr && store.find(prefix + ".qweight") == nullptr) {
+  if (qweight != nullptr && store.find(prefix + marker) == nullptr) {
     stored_prefix = prefix.substr(std::string(arch.base_prefix).size());
   }
   const ModuleStorage ms = qc.module(stored_prefix, qweight != nullptr);
   if (ms.layout == "fp") return false;
   const std::string where = qweight ? qweight->file : store.dir();
-  if (qweight == nullptr) fail(where, "missing tensor {}.qweight", prefix);
+  if (qweight == nullptr) fail(where, "missing tensor {}{}", prefix, marker);
   const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
-  QuantizedWeight q = ms.layout == "gptq" ? from_gptq_tensors(ms.scheme, stored_prefix, lookup,
-                                                              ms.gptq_version, ms.desc_act)
+  QuantizedWeight q =
+      ms.layout == "gptq"
+          ? from_gptq_tensors(ms.scheme, stored_prefix, lookup, ms.gptq_version, ms.desc_act)
+      : ms.layout == "compressed-tensors" ? from_ct_int8_tensors(stored_prefix, lookup)
                                           : from_lowbit_tensors(ms.scheme, stored_prefix, lookup);
   const std::vector<int64_t> shape = role_shape(spec.role, w->cfg);  // [out, in], not transposed
   if (q.out != shape[0] || q.in != shape[1]) {
@@ -239,7 +242,8 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
          shape_str(shape));
   }
   // q owns its codes and scales: the stored ones are not read again.
-  for (const char* part : {".qweight", ".qzeros", ".scales", ".zeros", ".g_idx"}) {
+  for (const char* part :
+       {".qweight", ".qzeros", ".scales", ".zeros", ".g_idx", ".weight", ".weight_scale"}) {
     if (const TensorInfo* t = store.find(stored_prefix + part); t != nullptr)
       release_mapped(store, *t);
   }
@@ -371,7 +375,8 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
         if (s.role != role) continue;
         const std::string nm = tensor_name(s, layer);
         if (qc && is_linear_weight(role) &&
-            find_tensor(store, arch, nm.substr(0, nm.size() - 7) + ".qweight") != nullptr) {
+            find_tensor(store, arch, nm.substr(0, nm.size() - 7) + qc->quantized_suffix()) !=
+                nullptr) {
           spec = &s;
           name = nm;
           break;

@@ -507,11 +507,8 @@ class Pipeline {
   // computed them.
   void replay_finished_layers() {
     if (!calibrating()) return;
-    const QuantizedCheckpointConfig qcfg = QuantizedCheckpointConfig::parse(
-        dir_->file(kResumeStateName),
-        quantization_config_for(opt_.recipe.base, modules_, opt_.gptq.act_order,
-                                opt_.gptq.static_groups, opt_.gptq_version,
-                                quant_algo_name(opt_.algo)));
+    const QuantizedCheckpointConfig qcfg =
+        QuantizedCheckpointConfig::parse(dir_->file(kResumeStateName), quantization_config());
     for (int l = 0; l < layers_done_; ++l) {
       auto shard = SafetensorsFile::open(dir_->file(shard_name(l, n_shards_)));
       const TensorLookup lookup = [&](const std::string& n) { return shard->find(n); };
@@ -581,8 +578,19 @@ class Pipeline {
   }
 
   void check_options() {
-    if (opt_.format != "gptq" && opt_.format != "lowbit") {
-      fail("--format", "unknown format '{}' (expected gptq, lowbit)", opt_.format);
+    if (opt_.format == "compressed-tensors") {
+      if (!ct_int8_fits(opt_.recipe.base))
+        fail("--format",
+             "compressed-tensors (int-quantized) holds int8 per-channel symmetric "
+             "weights: use --bits 8 -g -1 --sym, not {}",
+             scheme_name(opt_.recipe.base));
+      if (opt_.act)
+        ct_quantization_config(
+            {{"m", {{"layout", "compressed-tensors"}, {"act", act_scheme_json(*opt_.act)}}}});
+    }
+    if (opt_.format != "gptq" && opt_.format != "lowbit" && opt_.format != "compressed-tensors") {
+      fail("--format", "unknown format '{}' (expected gptq, lowbit, compressed-tensors)",
+           opt_.format);
     }
     if (opt_.gptq_version != 1 && opt_.gptq_version != 2) {
       fail("--gptq-version", "must be 1 or 2, got {}", opt_.gptq_version);
@@ -764,6 +772,15 @@ class Pipeline {
       return p;
     }
     const QuantScheme s = *p.scheme;
+    if (opt_.format == "compressed-tensors") {
+      if (!ct_int8_fits(s))
+        fail(name,
+             "compressed-tensors (int-quantized) holds int8 per-channel symmetric weights, "
+             "not {}",
+             scheme_name(s));
+      p.layout = "compressed-tensors";
+      return p;
+    }
     const bool gptq_type = s.type == WeightType::kInt && s.scale_type == ScaleType::kF16;
     if (opt_.format == "lowbit" || !gptq_type) {
       p.layout = "lowbit";
@@ -930,8 +947,9 @@ class Pipeline {
         for (LayerReport& r : reps) r.note = note;
         rep_.fallbacks.push_back(name + ": " + note);
       }
-      packed = layout == "gptq" ? to_gptq_tensors(q, name, opt_.gptq_version)
-                                : to_lowbit_tensors(q, name);
+      packed = layout == "gptq"                 ? to_gptq_tensors(q, name, opt_.gptq_version)
+               : layout == "compressed-tensors" ? to_ct_int8_tensors(q, name)
+                                                : to_lowbit_tensors(q, name);
       size_t bytes = 0;
       for (const PackedTensor& t : packed) bytes += t.bytes.size();
       for (LayerReport& r : reps) {
@@ -1617,15 +1635,21 @@ class Pipeline {
     }
   }
 
+  // The quantization_config block of the folder (and of the resume state).
+  json quantization_config() const {
+    if (opt_.format == "compressed-tensors") return ct_quantization_config(modules_);
+    return quantization_config_for(opt_.recipe.base, modules_, opt_.gptq.act_order,
+                                   opt_.gptq.static_groups, opt_.gptq_version,
+                                   quant_algo_name(opt_.algo));
+  }
+
   void write_configs() {
     json weight_map = json::object();
     for (const auto& [k, v] : weight_map_) weight_map[k] = v;
     json idx = {{"metadata", {{"total_size", total_bytes_}}}, {"weight_map", weight_map}};
     write_file_atomic(dir_->file("model.safetensors.index.json"), idx.dump(2) + "\n");
 
-    const json qc = quantization_config_for(opt_.recipe.base, modules_, opt_.gptq.act_order,
-                                            opt_.gptq.static_groups, opt_.gptq_version,
-                                            quant_algo_name(opt_.algo));
+    const json qc = quantization_config();
     nlohmann::ordered_json config;
     if (src_->is_hf()) {
       const std::string path = (fs::path(src_->hf_dir()) / "config.json").string();
