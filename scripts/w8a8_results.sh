@@ -43,11 +43,7 @@ for m in $MODELS; do
     "$LOWBIT" quantize --model "$SHARED/models/$base" --out "$src" --algo none \
       --inject-outliers 4:50 >/dev/null
   fi
-  # QuaRot: r1 (residual stream) needs RMSNorm; LayerNorm families get r4 alone.
-  case $base in
-    gpt2-tiny | opt-tiny) rot="--rotate r4" ;;
-    *) rot="--rotate r1,r4" ;;
-  esac
+  rot="--rotate r1,r4"
   for c in "${CONFIGS[@]}"; do
     IFS='|' read -r name flags act <<<"$c"
     flags=${flags/ROT/$rot}
@@ -102,9 +98,9 @@ for m in models.split():
     best_token = min(kl["token-sq"], kl["token-sqauto"], kl["token-rot"], kl["token-rot-sq"])
     checks.append((m, kl, best_token / kl["w8a16"]))
 L += ["", "With QuaRot rotations (`--rotate r1,r4`: the residual stream rotated by a seeded randomized "
-      "Hadamard folded into the weights, and an online Hadamard before down_proj; GPT-2 and OPT "
-      "are LayerNorm families, where r1 is not available yet, so they get `--rotate r4` only), "
-      "alone and composed with SmoothQuant (smoothing in the basis between R1 and R4):", "",
+      "Hadamard folded into the weights — on GPT-2 and OPT after their stream is made mean-free, so "
+      "that their LayerNorms become RMSNorms — and an online Hadamard before down_proj), alone and "
+      "composed with SmoothQuant (smoothing in the basis between R1 and R4):", "",
       "| model | " + " | ".join(c[1] for c in ROT) + " |", "|---|" + "---:|" * len(ROT)]
 for m in models.split():
     L.append(f"| {m} | " + " | ".join(cell(m, key)[1] for key, _ in ROT) + " |")
@@ -123,10 +119,9 @@ L += ["", "Per-tensor static activations without help degrade every model (×15�
       "3e-6 to 4e-4, the smallest numbers in the table), so any 8-bit rounding of 64–256-wide "
       "activations — an error of max|x|/254 per element, the same at every model size — dominates "
       "the ratio. On these models W8A8 per token costs 3e-5 to 8e-4 nats absolute, a perplexity "
-      "change in the third or fourth digit. Rotations help every RMSNorm model; r4 alone makes "
-      "GPT-2 and OPT (GELU / ReLU MLPs, no outlier channels in down_proj's input) worse — measured, "
-      "not yet explained; r1, which would rotate their residual stream, needs LayerNorm mean "
-      "folding (not implemented)."]
+      "change in the third or fourth digit. Rotations help every Llama-family model and every "
+      "outlier model; on GPT-2 and OPT (GELU / ReLU MLPs without outlier channels) they do not "
+      "help per-token activations — the table shows it as measured."]
 L += ["", "Commands (Q: the output folder; the FP model of an *+outliers* row is the transformed one):", ""]
 for key in [c[0] for c in configs]:
     L.append(f"- {key}: `" + open(f"{work}/{models.split()[0]}-{key}.cmd").read().strip()

@@ -29,10 +29,19 @@ void apply_norm(const ModelConfig& c, const Norm& nw, const float* x, float* y, 
     ops::layernorm(x, nw.w, nw.b, y, n, dim, c.norm_eps);
   } else {
     ops::rmsnorm(x, nw.w, y, n, dim, c.norm_eps);
+    if (nw.b != nullptr) {  // a LayerNorm family turned RMSNorm by r1 keeps its (rotated) bias
+      for (int t = 0; t < n; ++t)
+        for (int i = 0; i < dim; ++i) y[static_cast<size_t>(t) * dim + i] += nw.b[i];
+    }
   }
 }
 
 }  // namespace
+
+void apply_model_norm(const ModelConfig& c, const Norm& nw, const float* x, float* y, int n,
+                      int dim) {
+  apply_norm(c, nw, x, y, n, dim);
+}
 
 void embed_tokens(const ModelConfig& c, const float* tok_embeddings, const float* pos_embeddings,
                   const Norm& embed_norm, const Linear& proj_in, const int* tokens, int n, int pos0,

@@ -44,6 +44,11 @@ void embed_tokens(const ModelConfig& c, const float* tok_embeddings, const float
 const float* head_input(const ModelConfig& c, const Norm& final_norm, const Linear& proj_out,
                         const float* x, int rows, float* norm_out, float* proj_out_buf);
 
+// The model's norm (RMSNorm, or LayerNorm, per c.norm; an RMSNorm with a bias adds it) over n
+// rows of `dim` values; y may equal x.
+void apply_model_norm(const ModelConfig& c, const Norm& nw, const float* x, float* y, int n,
+                      int dim);
+
 class Block {
  public:
   explicit Block(const ModelConfig& cfg);

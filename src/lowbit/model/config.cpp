@@ -219,6 +219,18 @@ ModelConfig parse_hf_config(const std::string& where, const std::string& text) {
   if (c.position == PositionKind::kRope) c.rope_scaling = parse_rope_scaling(where, j);
   c.bos_id = get_token_id(where, j, "bos_token_id", 1);
   c.eos_id = get_token_id(where, j, "eos_token_id", 2);
+  if (auto nk = j.find("lowbit_norm"); nk != j.end() && !nk->is_null()) {
+    // r1 on a LayerNorm family (docs/QUANTIZE.md, "Rotations"): its norms are RMSNorms now.
+    if (!nk->is_string() || (*nk != "rms" && *nk != "layer"))
+      fail(where, "lowbit_norm must be \"rms\" or \"layer\"");
+    c.norm = *nk == "rms" ? NormKind::kRms : NormKind::kLayer;
+  }
+  if (auto en = j.find("lowbit_embed_norm"); en != j.end() && !en->is_null()) {
+    // r1 on Bloom: the embedding norm's output is baked into the (rotated) table.
+    if (!en->is_boolean() || en->get<bool>())
+      fail(where, "lowbit_embed_norm can only be false (the embedding norm baked into the table)");
+    c.embed_norm = false;
+  }
   if (auto h = j.find("lowbit_hadamard_down_proj"); h != j.end() && !h->is_null()) {
     if (!h->is_boolean()) fail(where, "lowbit_hadamard_down_proj must be true or false");
     c.hadamard_down = h->get<bool>();

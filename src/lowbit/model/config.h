@@ -87,6 +87,8 @@ struct ModelConfig {
   // QuaRot R4: an online Hadamard transform (ops/hadamard.h) of down_proj's input, whose weight
   // was rotated to match (config.json "lowbit_hadamard_down_proj": true, any family).
   bool hadamard_down = false;
+  // config.json "lowbit_norm": "rms" overrides the family's norm kind (a LayerNorm family rotated
+  // by r1, whose stream is mean-free: its LayerNorms are RMSNorms with their bias).
 
   int bos_id = 1;
   int eos_id = 2;

@@ -606,14 +606,22 @@ class Pipeline {
     if (opt_.rotate && opt_.rotate->r4) cfg_.hadamard_down = true;
     if (opt_.rotate && opt_.rotate->r1) {
       const ModelConfig& c = cfg_;
-      if (c.norm != NormKind::kRms || c.embed_norm || c.post_norm || c.proj_dim > 0 ||
-          c.norm_head || !c.final_norm)
-        fail(
-            "--rotate",
-            "{}: r1 needs RMSNorm before every linear reading the residual stream "
-            "(LayerNorm families need their mean folded into the writers first: not supported yet)",
-            c.architecture);
+      if (c.post_norm || c.proj_dim > 0 || c.norm_head || !c.final_norm ||
+          (c.embed_norm && c.position == PositionKind::kLearned))
+        fail("--rotate",
+             "{}: r1 needs a pre-norm residual stream that only embeddings and linears write "
+             "(no post-norm blocks, projections, normalized head, or embedding norm over learned "
+             "positions)",
+             c.architecture);
+      // An embedding norm (Bloom) depends on the token only: the rotated table holds its output.
+      bake_embed_norm_ = c.embed_norm;
       rot_ = make_rotation(c.dim, opt_.rotate->seed);
+      // LayerNorm families: the stream is made mean-free (every writer centered), so that each
+      // LayerNorm equals an RMSNorm (with its bias), which commutes with the rotation.
+      if (c.norm == NormKind::kLayer) {
+        center_ = true;
+        cfg_.norm = NormKind::kRms;
+      }
     }
     if (opt_.outliers && opt_.algo != QuantAlgo::kNone)
       fail("--inject-outliers", "writes a test model: use it with --algo none");
@@ -679,12 +687,15 @@ class Pipeline {
     Linear proj_in;
     if (!pin.empty()) proj_in = {pin.data(), nullptr, cfg_.dim, cfg_.embed_dim()};
     x_.resize(static_cast<size_t>(n_rows_) * cfg_.dim);
+    ModelConfig source_cfg = cfg_;  // the embedding norm as the source model has it
+    if (center_) source_cfg.norm = NormKind::kLayer;
     std::vector<float> scratch(static_cast<size_t>(calib_.seqlen) * cfg_.embed_dim());
     for (int s = 0; s < calib_.nsamples; ++s) {
-      embed_tokens(cfg_, emb.data(), pos.empty() ? nullptr : pos.data(), embed_norm, proj_in,
+      embed_tokens(source_cfg, emb.data(), pos.empty() ? nullptr : pos.data(), embed_norm, proj_in,
                    &calib_.tokens[static_cast<size_t>(s) * calib_.seqlen], calib_.seqlen, 0,
                    rows(x_, s, cfg_.dim), scratch.data());
     }
+    if (center_) center_rows(x_.data(), n_rows_, cfg_.dim);
     if (rot_) rotate_rows(*rot_, x_.data(), n_rows_);  // the rotated model's residual stream
   }
 
@@ -1195,9 +1206,54 @@ class Pipeline {
   }
   bool down_rotated_ = false;  // of the current layer
 
+  // C W: each column of a writer's weight [d, cols] (and its bias) minus its mean over the d
+  // output channels, so that what it adds to the stream has mean zero (SliceGPT's mean folding).
+  static void center_output_rows(std::vector<float>& w, std::vector<float>& b, int d, int cols) {
+    for (int c = 0; c < cols; ++c) {
+      double m = 0;
+      for (int i = 0; i < d; ++i) m += w[static_cast<size_t>(i) * cols + c];
+      m /= d;
+      for (int i = 0; i < d; ++i) w[static_cast<size_t>(i) * cols + c] -= static_cast<float>(m);
+    }
+    if (!b.empty()) {
+      double m = 0;
+      for (float v : b) m += v;
+      m /= d;
+      for (float& v : b) v -= static_cast<float>(m);
+    }
+  }
+  // Rows minus their means (embeddings, positions, calibration hidden states).
+  static void center_rows(float* x, int64_t rows, int d) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* v = x + static_cast<size_t>(r) * d;
+      double m = 0;
+      for (int i = 0; i < d; ++i) m += v[i];
+      m /= d;
+      for (int i = 0; i < d; ++i) v[i] -= static_cast<float>(m);
+    }
+  }
+  // A norm whose gain g moved into its readers keeps gain 1 and bias b diag(1/g) Q, so that the
+  // readers (W diag(g) Q) still see W's input x̂ diag(g) + b.
+  void rotate_norm_bias(std::vector<float>& gain, std::vector<float>& bias,
+                        const std::string& what) {
+    if (!bias.empty()) {
+      for (size_t i = 0; i < bias.size(); ++i) {
+        if (std::fabs(gain[i]) < 1e-30f)
+          fail("--rotate", "{}: gain {} is zero, its bias cannot be rotated", what, i);
+        bias[i] /= gain[i];
+      }
+      rotate_rows(*rot_, bias.data(), 1);
+    }
+    std::fill(gain.begin(), gain.end(), 1.0f);
+  }
+
   void rotate_layer(int l, LayerTensors& T) {
     const ModelConfig& c = cfg_;
     if (!rot_) return;
+    if (center_) {
+      center_output_rows(T.wo, T.bo, c.dim, c.q_dim());
+      center_output_rows(T.down, T.b_down, c.dim, c.hidden_dim);
+    }
     std::vector<LinearRef> lins = linears(T, l);
     for (const InputGroup& g : block_input_groups(c)) {
       if (g.point != InputPoint::kAttnIn && g.point != InputPoint::kMlpIn) continue;
@@ -1212,7 +1268,8 @@ class Pipeline {
         rotate_rows(*rot_, lin.w->data(), lin.out);
       }
     }
-    for (std::vector<float>* n : {&T.attn_norm, &T.ffn_norm}) std::fill(n->begin(), n->end(), 1.0f);
+    rotate_norm_bias(T.attn_norm, T.attn_norm_b, fmt::format("layer {} attention norm", l));
+    rotate_norm_bias(T.ffn_norm, T.ffn_norm_b, fmt::format("layer {} MLP norm", l));
     rotate_output_rows(*rot_, T.wo.data(), c.q_dim());
     rotate_output_rows(*rot_, T.down.data(), c.hidden_dim);
     for (std::vector<float>* b : {&T.bo, &T.b_down})
@@ -1541,13 +1598,34 @@ class Pipeline {
       if (rot_) {
         // The stream's writers rotated (E Q, positions P Q), the final norm's gain moved into
         // the head (a gain of ones left).
+        if (bake_embed_norm_ &&
+            (role == TensorRole::kEmbedNorm || role == TensorRole::kEmbedNormBias)) {
+          continue;  // applied to the table below; the written model has no embedding norm
+        }
         if (role == TensorRole::kTokEmbeddings || role == TensorRole::kPosEmbeddings) {
           if (role == TensorRole::kTokEmbeddings && c.tied_embeddings) emb_orig = v;
+          if (role == TensorRole::kTokEmbeddings && bake_embed_norm_) {
+            const std::vector<float> g = read(TensorRole::kEmbedNorm, 0);
+            std::vector<float> b;
+            if (tensor_present(TensorRole::kEmbedNormBias, c))
+              b = read(TensorRole::kEmbedNormBias, 0);
+            ModelConfig ln = c;
+            ln.norm = center_ ? NormKind::kLayer : c.norm;  // the source model's norm kind
+            std::vector<float> out(v.size());
+            apply_model_norm(ln, Norm{g.data(), b.empty() ? nullptr : b.data()}, v.data(),
+                             out.data(), static_cast<int>(shape[0]), static_cast<int>(shape[1]));
+            v = std::move(out);
+          }
+          if (center_) center_rows(v.data(), shape[0], static_cast<int>(shape[1]));
           rotate_rows(*rot_, v.data(), shape[0]);
           dtype = DType::F32;
         } else if (role == TensorRole::kFinalNorm) {
           final_gain = v;
           std::fill(v.begin(), v.end(), 1.0f);
+          dtype = DType::F32;
+        } else if (role == TensorRole::kFinalNormBias) {
+          std::vector<float> gain = read(TensorRole::kFinalNorm, 0);
+          rotate_norm_bias(gain, v, "final norm");
           dtype = DType::F32;
         }
       }
@@ -1659,6 +1737,8 @@ class Pipeline {
     }
     if (rot_ && cfg_.tied_embeddings) config["tie_word_embeddings"] = false;
     if (cfg_.hadamard_down) config["lowbit_hadamard_down_proj"] = true;
+    if (center_) config["lowbit_norm"] = "rms";
+    if (bake_embed_norm_) config["lowbit_embed_norm"] = false;
     // --algo none writes a floating-point model: no quantization_config.
     if (opt_.algo == QuantAlgo::kNone) {
       config.erase("quantization_config");
@@ -1730,8 +1810,10 @@ class Pipeline {
   std::string tokenizer_path_;
   CalibSet calib_;
   int64_t n_rows_ = 0;
-  std::vector<float> x_;         // hidden states of the calibration tokens [N, dim]
-  std::optional<Rotation> rot_;  // --rotate r1: the residual stream's Q
+  std::vector<float> x_;          // hidden states of the calibration tokens [N, dim]
+  std::optional<Rotation> rot_;   // --rotate r1: the residual stream's Q
+  bool center_ = false;           // r1 on a LayerNorm family: mean folded, norms become RMSNorms
+  bool bake_embed_norm_ = false;  // r1 with an embedding norm: the table holds its output
   int n_shards_ = 0;
   int layers_done_ = 0;  // decoder layers a resumed run had finished
   json fingerprint_;
