@@ -92,6 +92,8 @@ TEST(W8A8, SchemesSaveLoadAndOrderAsExpected) {
           if (l.name == "model.layers.0.self_attn.q_proj") row = &l;
         ASSERT_NE(row, nullptr);
         EXPECT_GT(row->act_scale, 0.0f);
+        // The output error with int8 inputs includes the weight error and more.
+        EXPECT_GT(row->rel_error_act, row->rel_error);
         EXPECT_EQ(a.scale, row->act_scale);  // saved and read back exactly (F32)
         EXPECT_NEAR(row->act_scale * 127.0f,
                     row->act_absmax_smoothed >= 0 ? row->act_absmax_smoothed : row->act_absmax,
@@ -198,6 +200,98 @@ TEST(W8A8, CompressedTensorsRoundTrip) {
                     "compressed-tensors --calib tinystories --nsamples 2 --seqlen 32");
   EXPECT_EQ(asym.rc, 2);
   EXPECT_NE(asym.out.find("integer activation zero points"), std::string::npos) << asym.out;
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Static scales from a percentile or the MSE search clip the range the abs-max covers: smaller
+// scales (never larger), recorded per module; bad combinations are errors.
+TEST(W8A8, StaticScaleCalibrationMethods) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");
+  TempDir dir("w8a8_calib");
+  std::map<std::string, std::map<std::string, float>> scale;  // method → module → scale
+  for (const char* method : {"absmax", "percentile", "mse"}) {
+    QuantizeOptions o;
+    o.algo = QuantAlgo::kRtn;
+    o.recipe = Recipe{test::int_scheme(8, -1, true), {}};
+    o.calib.text = "tinystories";
+    o.calib.nsamples = 4;
+    o.calib.seqlen = 64;
+    ActScheme a;
+    a.quantized = true;
+    a.granularity = ActGranularity::kTensor;
+    o.act = a;
+    o.act_calib = method;
+    o.act_percentile = 99.0;
+    const QuantizeReport rep = quantize_model(model, dir / method, o);
+    for (const LayerReport& l : rep.layers)
+      if (l.act_scale > 0) scale[method][l.name] = l.act_scale;
+  }
+  ASSERT_FALSE(scale["absmax"].empty());
+  int smaller = 0;
+  for (const auto& [name, s] : scale["absmax"]) {
+    EXPECT_LE(scale["percentile"][name], s) << name;
+    EXPECT_LE(scale["mse"][name], s * (1 + 1e-6f)) << name;
+    smaller += scale["percentile"][name] < s;
+  }
+  EXPECT_GT(smaller, 0);
+  const test::CliResult r = test::run_cli("quantize --model " + model + " --out " + (dir / "bad") +
+                                          " --algo rtn --bits 8 -g -1 --sym --act int8 "
+                                          "--act-calib mse --calib tinystories --nsamples 2");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("use it with --act int8 --act-static"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Per-layer α: rules override the fixed (or automatic) α for the groups they match; the report
+// shows each group's α.
+TEST(W8A8, PerLayerAlpha) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");
+  TempDir dir("w8a8_alpha");
+  QuantizeOptions o;
+  o.algo = QuantAlgo::kRtn;
+  o.recipe = Recipe{test::int_scheme(8, -1, true), {}};
+  o.calib.text = "tinystories";
+  o.calib.nsamples = 2;
+  o.calib.seqlen = 64;
+  ActScheme a;
+  a.quantized = true;
+  o.act = a;
+  SmoothOptions so;
+  so.alpha = -1.0f;  // auto elsewhere
+  so.alpha_rules = {{"*.mlp.gate_proj", 0.8f}, {"model.layers.0.*", 0.25f}};
+  o.smooth = so;
+  const QuantizeReport rep = quantize_model(model, dir / "q", o);
+  int checked = 0;
+  for (const LayerReport& l : rep.layers) {
+    if (l.name.rfind("model.layers.0.", 0) == 0 && l.smooth_alpha >= 0) {
+      EXPECT_FLOAT_EQ(l.smooth_alpha, 0.25f) << l.name;
+      ++checked;
+    } else if (l.name.find(".mlp.gate_proj") != std::string::npos ||
+               l.name.find(".mlp.up_proj") != std::string::npos) {
+      EXPECT_FLOAT_EQ(l.smooth_alpha, 0.8f) << l.name;
+      ++checked;
+    } else if (l.smooth_alpha >= 0) {
+      EXPECT_GE(l.smooth_alpha, so.alpha_min - 1e-6f) << l.name;  // the automatic grid
+      EXPECT_LE(l.smooth_alpha, so.alpha_max + 1e-6f) << l.name;
+    }
+  }
+  EXPECT_GT(checked, 4);
+  const test::CliResult r = test::run_cli("quantize --model " + model + " --out " + (dir / "bad") +
+                                          " --algo rtn --bits 8 -g -1 --sym --act int8 "
+                                          "--smoothquant 0.5 --alpha-override 'x:1.5' "
+                                          "--calib tinystories --nsamples 2");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("--alpha-override"), std::string::npos) << r.out;
 }
 
 }  // namespace

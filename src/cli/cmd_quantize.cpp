@@ -29,7 +29,8 @@ struct QuantizeArgs {
   std::string calib_precision = "bf16";
   std::string act, act_granularity, smoothquant, alpha_criterion = "mean";
   bool act_asym = false, act_static = false;
-  std::string outliers;  // N:FACTOR[:SEED]
+  std::vector<std::string> alpha_overrides;  // PATTERN:ALPHA
+  std::string outliers;                      // N:FACTOR[:SEED]
   std::string rotate;
   uint64_t rotate_seed = 0;
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
@@ -53,6 +54,7 @@ void keep_freed_memory() {
 // --act, --act-granularity, --act-asym, --act-static, --skip-act, --smoothquant and its grid.
 void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
   if (a.act.empty() || a.act == "none") {
+    if (!a.alpha_overrides.empty()) fail("--alpha-override", "needs --act int8 and --smoothquant");
     for (const auto& [given, flag] :
          {std::pair{!a.act_granularity.empty(), "--act-granularity"},
           std::pair{a.act_asym, "--act-asym"}, std::pair{a.act_static, "--act-static"},
@@ -96,6 +98,16 @@ void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
       fail("--alpha-step", "the grid [{}, {}] step {} is empty", so.alpha_min, so.alpha_max,
            so.alpha_step);
     so.criterion = parse_alpha_criterion("--alpha-criterion", a.alpha_criterion);
+    for (const std::string& r : a.alpha_overrides) {
+      const size_t colon = r.rfind(':');
+      char* end = nullptr;
+      const float alpha =
+          colon == std::string::npos ? -1.0f : std::strtof(r.c_str() + colon + 1, &end);
+      if (colon == std::string::npos || colon == 0 || end == r.c_str() + colon + 1 ||
+          *end != '\0' || !(alpha >= 0.0f && alpha <= 1.0f))
+        fail("--alpha-override", "expected PATTERN:ALPHA with ALPHA in [0, 1], got '{}'", r);
+      so.alpha_rules.emplace_back(r.substr(0, colon), alpha);
+    }
     o.smooth = so;
   }
 }
@@ -264,11 +276,21 @@ void add_quantize(CLI::App& app, Runner* run) {
       "--act-static", a->act_static,
       "Static per-tensor activation scales from calibration (= --act-granularity tensor)");
   sub->add_flag("--act-asym", a->act_asym, "Asymmetric activations (a zero point per scale)");
+  sub->add_option("--act-calib", o.act_calib,
+                  "Static scales from: absmax (default), percentile (--act-percentile of |x|) or "
+                  "mse (the clipping with the least squared error)")
+      ->check(CLI::IsMember({"absmax", "percentile", "mse"}));
+  sub->add_option("--act-percentile", o.act_percentile,
+                  "Percentile for --act-calib percentile (default 99.99)")
+      ->check(real_in(50.0, 100.0));
   sub->add_option("--skip-act", o.skip_act,
                   "Keep the input of layers matching PATTERN in floating point, e.g. "
                   "'*.mlp.down_proj' (repeatable)");
   sub->add_option("--smoothquant", a->smoothquant,
                   "SmoothQuant before quantizing: ALPHA in [0, 1] or auto (grid search per layer)");
+  sub->add_option("--alpha-override", a->alpha_overrides,
+                  "SmoothQuant: a fixed alpha for the input groups whose first linear matches "
+                  "PATTERN, e.g. '*.mlp.gate_proj:0.8' (repeatable; later rules win)");
   sub->add_option("--alpha-min", a->alpha_min, "SmoothQuant auto: smallest alpha (default 0.3)")
       ->check(real_in(0.0, 1.0));
   sub->add_option("--alpha-max", a->alpha_max, "SmoothQuant auto: largest alpha (default 0.7)")

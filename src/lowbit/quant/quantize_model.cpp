@@ -193,6 +193,30 @@ double rel_output_error(const float* X_all, int n_all, const float* W, const flo
   return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
 }
 
+// ‖XWᵀ − Q_a(X) Qᵀ‖ / ‖XWᵀ‖ over the same rows as rel_output_error: the output error with the
+// activations quantized as the runtime will (scheme `a`, static scales as calibrated).
+double rel_output_error_act(const float* X_all, int n_all, const float* W, const float* Q, int out,
+                            int in, const ActScheme& a) {
+  const int step = (n_all + kErrorRows - 1) / kErrorRows;
+  const int n = (n_all + step - 1) / step;
+  std::vector<float> X(size_t(n) * in);
+  for (int r = 0; r < n; ++r)
+    std::memcpy(&X[size_t(r) * in], X_all + size_t(r) * step * in, sizeof(float) * in);
+  std::vector<float> Xq = X;
+  fake_quantize_acts(a, Xq.data(), n, in);
+  std::vector<float> Y(size_t(n) * out), Yq(size_t(n) * out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X.data(), in, W, in, 0.0f,
+              Y.data(), out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, Xq.data(), in, Q, in, 0.0f,
+              Yq.data(), out);
+  double num = 0, den = 0;
+  for (size_t k = 0; k < Y.size(); ++k) {
+    const double e = double(Y[k]) - Yq[k];
+    num += e * e, den += double(Y[k]) * Y[k];
+  }
+  return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
+}
+
 // Σ ‖x (W − Q)ᵀ‖² over the rows of X [n, in] that a search with row stride `stride` did not see
 // (at most ~512 of them); 0 when it saw them all.
 double held_out_error(const float* X, int n, int stride, const float* W, const float* Q, int out,
@@ -282,6 +306,7 @@ json layer_json(const LayerReport& l) {
   if (l.act_absmax >= 0) j["act_absmax"] = l.act_absmax;
   if (l.act_absmax_smoothed >= 0) j["act_absmax_smoothed"] = l.act_absmax_smoothed;
   if (l.smooth_alpha >= 0) j["smooth_alpha"] = l.smooth_alpha;
+  if (l.rel_error_act >= 0) j["rel_error_act"] = l.rel_error_act;
   return j;
 }
 
@@ -302,6 +327,7 @@ LayerReport layer_from_json(const json& j) {
   l.act_absmax = j.value("act_absmax", -1.0f);
   l.act_absmax_smoothed = j.value("act_absmax_smoothed", -1.0f);
   l.smooth_alpha = j.value("smooth_alpha", -1.0f);
+  l.rel_error_act = j.value("rel_error_act", -1.0);
   return l;
 }
 
@@ -425,13 +451,18 @@ class Pipeline {
                 opt_.awq.clip_tokens};
     f["act"] = opt_.act ? act_scheme_json(*opt_.act) : json(nullptr);
     f["skip_act"] = opt_.skip_act;
+    f["act_calib"] = {opt_.act_calib, opt_.act_percentile};
     if (opt_.rotate) f["rotate"] = {opt_.rotate->r1, opt_.rotate->r4, opt_.rotate->seed};
     if (opt_.outliers)
       f["outliers"] = {opt_.outliers->channels, opt_.outliers->factor, opt_.outliers->seed};
     if (opt_.smooth) {
       const SmoothOptions& so = *opt_.smooth;
-      f["smooth"] = {so.alpha, so.alpha_min, so.alpha_max, so.alpha_step,
-                     alpha_criterion_name(so.criterion)};
+      f["smooth"] = {so.alpha,
+                     so.alpha_min,
+                     so.alpha_max,
+                     so.alpha_step,
+                     alpha_criterion_name(so.criterion),
+                     so.alpha_rules};
     }
     json rules = json::array();
     for (const RecipeRule& r : opt_.recipe.rules) rules.push_back({r.pattern, r.skip, r.fields});
@@ -603,6 +634,14 @@ class Pipeline {
     if (!opt_.calibrate && opt_.act && opt_.act->granularity == ActGranularity::kTensor)
       fail("--act-static", "static activation scales need calibration data (--calib)");
     if (opt_.smooth && !opt_.act) fail("--smoothquant", "needs int8 activations (--act int8)");
+    if (opt_.act_calib != "absmax" && opt_.act_calib != "percentile" && opt_.act_calib != "mse")
+      fail("--act-calib", "unknown method '{}' (expected absmax, percentile or mse)",
+           opt_.act_calib);
+    if (opt_.act_calib != "absmax" &&
+        (!opt_.act || opt_.act->granularity != ActGranularity::kTensor))
+      fail("--act-calib", "calibrates static scales: use it with --act int8 --act-static");
+    if (!(opt_.act_percentile > 50.0 && opt_.act_percentile <= 100.0))
+      fail("--act-percentile", "{} is not in (50, 100]", opt_.act_percentile);
     if (opt_.rotate && opt_.rotate->r4) cfg_.hadamard_down = true;
     if (opt_.rotate && opt_.rotate->r1) {
       const ModelConfig& c = cfg_;
@@ -900,6 +939,15 @@ class Pipeline {
     if (input != nullptr && input->n_sample > 0) {
       r.rel_error = rel_output_error(input->sample.data(), input->n_sample, W.data(), dq.data(),
                                      lin.out, lin.in);
+      if (const std::optional<ActScheme> a = act_for(lin.name); a && a->quantized) {
+        ActScheme run = *a;  // with the calibrated static scale
+        if (run.granularity == ActGranularity::kTensor) {
+          run.scale = act_info_[lin.role].scale;
+          run.zero = act_info_[lin.role].zero;
+        }
+        r.rel_error_act = rel_output_error_act(input->sample.data(), input->n_sample, W.data(),
+                                               dq.data(), lin.out, lin.in, run);
+      }
     } else {
       r.rel_error = rel_weight_error(W.data(), dq.data(), dq.size());
       r.error_kind = "weight";
@@ -1172,6 +1220,50 @@ class Pipeline {
   };
   std::map<TensorRole, ActInfo> act_info_;
 
+  // The range a static scale covers (QuantizeOptions::act_calib), from the full range [lo, hi]
+  // and the sampled rows.
+  std::pair<float, float> static_range(const InputStats& in, float lo, float hi) const {
+    const bool sym = opt_.act->sym;
+    if (opt_.act_calib == "absmax" || in.n_sample == 0) {
+      const float m = std::max(-lo, hi);
+      return sym ? std::pair{-m, m} : std::pair{lo, hi};
+    }
+    std::vector<float> v(in.sample.begin(),
+                         in.sample.begin() + static_cast<size_t>(in.n_sample) * in.in);
+    if (opt_.act_calib == "percentile") {
+      const double q = std::clamp(opt_.act_percentile, 0.0, 100.0) / 100.0;
+      auto at = [&](double frac) {
+        const size_t k = std::min(v.size() - 1, static_cast<size_t>(frac * double(v.size() - 1)));
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+        return v[k];
+      };
+      if (sym) {
+        for (float& x : v) x = std::fabs(x);
+        const float m = at(q);
+        return {-m, m};
+      }
+      const float l = at(1.0 - q), h = at(q);
+      return {l, h};
+    }
+    // mse: the clipping ratio of the full range with the least squared error on the sample.
+    double best = INFINITY;
+    std::pair<float, float> best_range{lo, hi};
+    const float m = std::max(-lo, hi);
+    for (int k = 0; k <= 20; ++k) {
+      const float r = 1.0f - static_cast<float>(k) / 40.0f;
+      const float l = sym ? -m * r : lo * r, h = sym ? m * r : hi * r;
+      const float s = sym ? std::max(h, 1e-8f) / 127.0f : std::max(h - l, 1e-8f) / 254.0f;
+      const float z = sym ? 0.0f : 0.5f * (l + h);
+      double err = 0;
+      for (float x : v) {
+        const double d = x - (s * static_cast<float>(act_code(x, s, z)) + z);
+        err += d * d;
+      }
+      if (err < best) best = err, best_range = {l, h};
+    }
+    return best_range;
+  }
+
   // After the calibration inputs of group g were collected (with smoothing already folded).
   void record_input_range(const InputGroup& g, const InputStats& in) {
     if (in.cmin.empty()) return;
@@ -1187,11 +1279,12 @@ class Pipeline {
         a.absmax = amax;
       }
       if (opt_.act && opt_.act->granularity == ActGranularity::kTensor) {
+        const auto [slo, shi] = static_range(in, lo, hi);
         if (opt_.act->sym) {
-          a.scale = std::max(amax, 1e-8f) / 127.0f;
+          a.scale = std::max(std::max(-slo, shi), 1e-8f) / 127.0f;
         } else {
-          a.scale = std::max(hi - lo, 1e-8f) / 254.0f;
-          a.zero = 0.5f * (lo + hi);
+          a.scale = std::max(shi - slo, 1e-8f) / 254.0f;
+          a.zero = 0.5f * (slo + shi);
         }
       }
     }
@@ -1343,8 +1436,12 @@ class Pipeline {
       // linears share the input, so all are rescaled, but only those choose α.
       if (group.empty() || in.cmin.empty()) continue;
       const std::vector<float> absmax = in.absmax();
+      SmoothOptions so = *opt_.smooth;
+      for (const auto& [pattern, alpha] : so.alpha_rules) {
+        if (glob_match(pattern, ref(lins, g.linears[0]).name)) so.alpha = alpha;
+      }
       const SmoothChoice ch = smooth_choose(group, in.in, absmax, in.sample.data(), in.n_sample,
-                                            *wscheme, *ascheme, *opt_.smooth);
+                                            *wscheme, *ascheme, so);
       if (!fold_into_preceding(preceding_of(g), T, ch.s)) continue;
       const float before = *std::max_element(absmax.begin(), absmax.end());
       for (TensorRole role : g.linears) {
@@ -1878,16 +1975,18 @@ std::string report_text(const QuantizeReport& r) {
     auto num = [](float v, const char* f) {
       return v >= 0 ? fmt::format(fmt::runtime(f), v) : std::string("-");
     };
-    s += fmt::format("\n| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} |\n", "layer", w,
-                     "activations", "max |x|", "smoothed", "alpha", "scale");
-    s += fmt::format("|{:-<{}}|{:-<26}|{:->12}|{:->12}|{:->7}|{:->12}|\n", "", w + 2, "", "", "",
-                     "", "");
+    s += fmt::format("\n| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} | {:>10} |\n", "layer",
+                     w, "activations", "max |x|", "smoothed", "alpha", "scale", "W+A error");
+    s += fmt::format("|{:-<{}}|{:-<26}|{:->12}|{:->12}|{:->7}|{:->12}|{:->12}|\n", "", w + 2, "",
+                     "", "", "", "", "");
     for (const LayerReport& l : r.layers) {
       if (l.act.empty()) continue;
-      s += fmt::format("| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} |\n", l.name, w, l.act,
-                       num(l.act_absmax, "{:.3g}"), num(l.act_absmax_smoothed, "{:.3g}"),
-                       num(l.smooth_alpha, "{:.2f}"),
-                       l.act_scale > 0 ? fmt::format("{:.4g}", l.act_scale) : std::string("-"));
+      s += fmt::format(
+          "| {:<{}} | {:<24} | {:>10} | {:>10} | {:>5} | {:>10} | {:>10} |\n", l.name, w, l.act,
+          num(l.act_absmax, "{:.3g}"), num(l.act_absmax_smoothed, "{:.3g}"),
+          num(l.smooth_alpha, "{:.2f}"),
+          l.act_scale > 0 ? fmt::format("{:.4g}", l.act_scale) : std::string("-"),
+          l.rel_error_act >= 0 ? fmt::format("{:.5f}", l.rel_error_act) : std::string("-"));
     }
   }
   bool weight_err = false;

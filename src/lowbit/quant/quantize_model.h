@@ -62,6 +62,12 @@ struct QuantizeOptions {
   // scheme's scale is calibrated per module from its inputs' range (abs-max).
   std::optional<ActScheme> act;
   std::vector<std::string> skip_act;
+  // How a static scale is calibrated from a module's inputs: "absmax" (the range over every
+  // calibration token), "percentile" (the act_percentile-th percentile of |x|, or of x at both
+  // ends for asymmetric, over the sampled rows), or "mse" (the clipping of the abs-max, 1 down to
+  // 0.5 in steps of 1/40, with the least squared quantization error on the sampled rows).
+  std::string act_calib = "absmax";
+  double act_percentile = 99.99;
   // SmoothQuant before quantizing each layer (needs `act`, RTN or GPTQ): per-channel scales
   // folded into the preceding norm or linear (algo/smoothquant.h).
   std::optional<SmoothOptions> smooth;
@@ -115,6 +121,8 @@ struct LayerReport {
   // max |x| over its input's channels on the calibration data, before and after smoothing
   // (-1: not measured), and the SmoothQuant α of its input group (-1: not smoothed).
   float act_absmax = -1, act_absmax_smoothed = -1, smooth_alpha = -1;
+  // ‖XWᵀ − Q_a(X) Qᵀ‖ / ‖XWᵀ‖ with int8 activations as the runtime quantizes them (-1: float).
+  double rel_error_act = -1;
 };
 
 struct QuantizeReport {

@@ -29,6 +29,9 @@ struct SmoothOptions {
   float alpha = 0.5f;  // fixed α; < 0: search the grid below
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   AlphaCriterion criterion = AlphaCriterion::kMean;
+  // Per-layer α: (glob over module names, α); the last rule matching a group's first linear wins
+  // over `alpha` (fixed or auto) for that group.
+  std::vector<std::pair<std::string, float>> alpha_rules;
   bool auto_alpha() const { return alpha < 0.0f; }
 };
 
