@@ -164,12 +164,13 @@ TEST(Rotation, R1AndR4KeepTheFunction) {
     SCOPED_TRACE(m);
     LOWBIT_SHARED_OR_SKIP(model, std::string("models/") + m);
     for (bool r4 : {false, true}) {
-      SCOPED_TRACE(r4 ? "r1,r4" : "r1");
+      SCOPED_TRACE(r4 ? "r1,r2,r4" : "r1");
       TempDir dir("rot");
       QuantizeOptions o;
       o.rotate = QuantizeOptions::Rotate{};
       o.rotate->seed = 5;
       o.rotate->r4 = r4;
+      o.rotate->r2 = r4;
       const LoadedModel b = expect_same_function(model, o, dir);
       EXPECT_FALSE(b.weights->cfg.tied_embeddings);
       EXPECT_EQ(b.weights->cfg.norm, NormKind::kRms);
@@ -230,9 +231,9 @@ TEST(Rotation, R1AndR4KeepTheFunction) {
   LOWBIT_SHARED_OR_SKIP(gpt2, "models/gpt2-tiny");
   TempDir dir("rot_ln");
   const test::CliResult r2 = test::run_cli("quantize --model " + gpt2 + " --out " + (dir / "r") +
-                                           " --algo none --rotate r2");
+                                           " --algo none --rotate r3");
   EXPECT_EQ(r2.rc, 2);
-  EXPECT_NE(r2.out.find("r2 is not implemented"), std::string::npos) << r2.out;
+  EXPECT_NE(r2.out.find("expected a list of r1, r2, r4"), std::string::npos) << r2.out;
 }
 
 }  // namespace

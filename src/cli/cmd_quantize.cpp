@@ -154,10 +154,12 @@ int run_quantize(QuantizeArgs& a) {
       const std::string part = a.rotate.substr(at, comma - at);
       if (part == "r1") {
         r.r1 = true;
+      } else if (part == "r2") {
+        r.r2 = true;
       } else if (part == "r4") {
         r.r4 = true;
       } else {
-        fail("--rotate", "'{}': expected r1, r4 or r1,r4 (r2 is not implemented)", a.rotate);
+        fail("--rotate", "'{}': expected a list of r1, r2, r4 (e.g. r1,r2,r4)", a.rotate);
       }
       at = comma + 1;
     }
@@ -303,8 +305,8 @@ void add_quantize(CLI::App& app, Runner* run) {
       ->check(CLI::IsMember({"mean", "min", "max"}));
   sub->add_option(
       "--rotate", a->rotate,
-      "QuaRot rotations before quantizing: r1 (residual stream, RMSNorm families), r4 (online "
-      "Hadamard before down_proj), or r1,r4");
+      "QuaRot rotations before quantizing, a list of: r1 (residual stream), r2 (per head, "
+      "v -> o), r4 (online Hadamard before down_proj); e.g. r1,r2,r4");
   sub->add_option("--rotate-seed", a->rotate_seed, "Seed of the rotation (default 0)");
   sub->add_option(
       "--inject-outliers", a->outliers,

@@ -452,7 +452,8 @@ class Pipeline {
     f["act"] = opt_.act ? act_scheme_json(*opt_.act) : json(nullptr);
     f["skip_act"] = opt_.skip_act;
     f["act_calib"] = {opt_.act_calib, opt_.act_percentile};
-    if (opt_.rotate) f["rotate"] = {opt_.rotate->r1, opt_.rotate->r4, opt_.rotate->seed};
+    if (opt_.rotate)
+      f["rotate"] = {opt_.rotate->r1, opt_.rotate->r2, opt_.rotate->r4, opt_.rotate->seed};
     if (opt_.outliers)
       f["outliers"] = {opt_.outliers->channels, opt_.outliers->factor, opt_.outliers->seed};
     if (opt_.smooth) {
@@ -643,6 +644,8 @@ class Pipeline {
     if (!(opt_.act_percentile > 50.0 && opt_.act_percentile <= 100.0))
       fail("--act-percentile", "{} is not in (50, 100]", opt_.act_percentile);
     if (opt_.rotate && opt_.rotate->r4) cfg_.hadamard_down = true;
+    if (opt_.rotate && opt_.rotate->r2)
+      rot_heads_ = make_rotation(cfg_.head_dim, opt_.rotate->seed + 1);
     if (opt_.rotate && opt_.rotate->r1) {
       const ModelConfig& c = cfg_;
       if (c.post_norm || c.proj_dim > 0 || c.norm_head || !c.final_norm ||
@@ -1340,8 +1343,23 @@ class Pipeline {
     std::fill(gain.begin(), gain.end(), 1.0f);
   }
 
+  // R2: the value outputs of every kv head rotated by R (head_dim × head_dim; Rᵀ W_v per head
+  // block, b_v R) and o_proj's input columns of every head by the same R (W_o R per head): the
+  // attention output of a head is a mix of its value rows, so it comes out rotated by R.
+  void rotate_heads(LayerTensors& T) {
+    const ModelConfig& c = cfg_;
+    const int hd = c.head_dim;
+    for (int h = 0; h < c.n_kv_heads; ++h) {
+      rotate_output_rows(*rot_heads_, T.wv.data() + static_cast<size_t>(h) * hd * c.dim, c.dim);
+      if (!T.bv.empty()) rotate_rows(*rot_heads_, T.bv.data() + static_cast<size_t>(h) * hd, 1);
+    }
+    // W_o [dim, q_dim]: each row's head segments times R, as rows of a [dim · n_heads, hd] view.
+    rotate_rows(*rot_heads_, T.wo.data(), static_cast<int64_t>(c.dim) * c.n_heads);
+  }
+
   void rotate_layer(int l, LayerTensors& T) {
     const ModelConfig& c = cfg_;
+    if (rot_heads_) rotate_heads(T);
     if (!rot_) return;
     if (center_) {
       center_output_rows(T.wo, T.bo, c.dim, c.q_dim());
@@ -1637,7 +1655,7 @@ class Pipeline {
     down_rotated_ = false;
     // Order: R1 (folds the norms), outliers / SmoothQuant in the basis the activations have
     // before R4, then R4, then quantization.
-    if (rot_) rotate_layer(l, T);
+    if (rot_ || rot_heads_) rotate_layer(l, T);
     if (opt_.outliers) inject_outliers(l, T);
     if (opt_.smooth) smooth_layer(l, T);
     if (cfg_.hadamard_down) rotate_down(T);
@@ -1907,8 +1925,9 @@ class Pipeline {
   std::string tokenizer_path_;
   CalibSet calib_;
   int64_t n_rows_ = 0;
-  std::vector<float> x_;          // hidden states of the calibration tokens [N, dim]
-  std::optional<Rotation> rot_;   // --rotate r1: the residual stream's Q
+  std::vector<float> x_;               // hidden states of the calibration tokens [N, dim]
+  std::optional<Rotation> rot_;        // --rotate r1: the residual stream's Q
+  std::optional<Rotation> rot_heads_;  // --rotate r2: each head's R
   bool center_ = false;           // r1 on a LayerNorm family: mean folded, norms become RMSNorms
   bool bake_embed_norm_ = false;  // r1 with an embedding norm: the table holds its output
   int n_shards_ = 0;

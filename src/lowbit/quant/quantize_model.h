@@ -83,11 +83,12 @@ struct QuantizeOptions {
   };
   std::optional<Outliers> outliers;
   // QuaRot-style rotations before anything else (smoothing, quantization): r1, the residual
-  // stream (algo/rotation.h; RMSNorm families), folded into the weights; r4, an online Hadamard
-  // transform of down_proj's input (ops/hadamard.h; any family), its weight rotated to match and
-  // the transform recorded in config.json for the runtime. The seed picks r1's Q.
+  // stream (algo/rotation.h), folded into the weights; r2, each head's value outputs and the
+  // matching o_proj inputs (folded); r4, an online Hadamard transform of down_proj's input
+  // (ops/hadamard.h), its weight rotated to match and the transform recorded in config.json for
+  // the runtime. The seed picks r1's and r2's matrices.
   struct Rotate {
-    bool r1 = true, r4 = false;
+    bool r1 = true, r2 = false, r4 = false;
     uint64_t seed = 0;
   };
   std::optional<Rotate> rotate;
