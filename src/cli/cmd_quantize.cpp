@@ -28,7 +28,7 @@ struct QuantizeArgs {
   std::string model, out, algo = "gptq", weight_type, scale_dtype = "f16", recipe, json_path;
   std::string calib_precision = "bf16";
   std::string act, act_granularity, smoothquant, alpha_criterion = "mean";
-  bool act_asym = false, act_static = false;
+  bool act_asym = false, act_static = false, no_fold = false;
   std::vector<std::string> alpha_overrides;  // PATTERN:ALPHA
   std::string outliers;                      // N:FACTOR[:SEED]
   std::string rotate;
@@ -55,6 +55,7 @@ void keep_freed_memory() {
 void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
   if (a.act.empty() || a.act == "none") {
     if (!a.alpha_overrides.empty()) fail("--alpha-override", "needs --act int8 and --smoothquant");
+    if (a.no_fold) fail("--no-fold", "needs --act int8 and --smoothquant");
     for (const auto& [given, flag] :
          {std::pair{!a.act_granularity.empty(), "--act-granularity"},
           std::pair{a.act_asym, "--act-asym"}, std::pair{a.act_static, "--act-static"},
@@ -79,6 +80,8 @@ void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
   if (act.granularity == ActGranularity::kBlock && !act.sym)
     fail("--act-asym", "block activations are symmetric only");
   o.act = act;
+  if (a.smoothquant.empty() && (a.no_fold || !a.alpha_overrides.empty()))
+    fail(a.no_fold ? "--no-fold" : "--alpha-override", "needs --smoothquant");
   if (!a.smoothquant.empty()) {
     if (o.algo == QuantAlgo::kAwq)
       fail("--smoothquant", "combine SmoothQuant with --algo rtn or gptq (AWQ has its own scales)");
@@ -98,6 +101,7 @@ void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
       fail("--alpha-step", "the grid [{}, {}] step {} is empty", so.alpha_min, so.alpha_max,
            so.alpha_step);
     so.criterion = parse_alpha_criterion("--alpha-criterion", a.alpha_criterion);
+    so.fold = !a.no_fold;
     for (const std::string& r : a.alpha_overrides) {
       const size_t colon = r.rfind(':');
       char* end = nullptr;
@@ -290,6 +294,10 @@ void add_quantize(CLI::App& app, Runner* run) {
                   "'*.mlp.down_proj' (repeatable)");
   sub->add_option("--smoothquant", a->smoothquant,
                   "SmoothQuant before quantizing: ALPHA in [0, 1] or auto (grid search per layer)");
+  sub->add_flag("--no-fold", a->no_fold,
+                "SmoothQuant: keep each scale as an explicit division of the linear's input "
+                "(stored as <module>.smooth_scale) instead of folding it into the preceding norm "
+                "or linear");
   sub->add_option("--alpha-override", a->alpha_overrides,
                   "SmoothQuant: a fixed alpha for the input groups whose first linear matches "
                   "PATTERN, e.g. '*.mlp.gate_proj:0.8' (repeatable; later rules win)");

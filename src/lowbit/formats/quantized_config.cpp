@@ -36,6 +36,7 @@ QuantScheme scheme_from_entry(const std::string& where, const json& e) {
   json fields = e;
   fields.erase("layout");
   fields.erase("act");
+  fields.erase("smooth_scale");
   return apply_scheme_fields(where, s, fields);
 }
 
@@ -178,6 +179,11 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
     }
     m.scheme = scheme_from_entry(where_ + ": module " + name, e);
     if (e.contains("act")) m.act = act_scheme_from_json(where_ + ": module " + name, e["act"]);
+    if (e.contains("smooth_scale")) {
+      if (!e["smooth_scale"].is_boolean())
+        fail(where_, "module {}: smooth_scale must be true or false", name);
+      m.smooth_scale = e["smooth_scale"].get<bool>();
+    }
     return m;
   }
   if (method_ == "compressed-tensors") return ct_module(name, has_qweight);

@@ -49,6 +49,9 @@ struct ModuleStorage {
   // lowbit_modules "act": how the module's input is quantized (W8A8); a static scheme's scale is
   // in the tensors <name>.input_scale (and .input_zero_point), read by the loader.
   std::optional<ActScheme> act;
+  // lowbit_modules "smooth_scale": true — the input is divided by <name>.smooth_scale [in] first
+  // (SmoothQuant --no-fold).
+  bool smooth_scale = false;
 };
 
 class QuantizedCheckpointConfig {

@@ -251,6 +251,22 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   if (ms.act) act = module_act(*ms.act, store, stored_prefix, where);
   const std::string what = where + ": " + stored_prefix;
   const std::vector<Linear*> lins = linears_of(spec.role, w, layer);
+  const float* in_scale = nullptr;
+  if (ms.smooth_scale) {  // SmoothQuant --no-fold: the input's divisor
+    const TensorInfo* t = store.find(stored_prefix + ".smooth_scale");
+    if (t == nullptr) fail(where, "missing tensor {}.smooth_scale", stored_prefix);
+    if (t->numel() != q.in)
+      fail(t->file, "{}.smooth_scale has {} values, expected {}", stored_prefix, t->numel(), q.in);
+    std::shared_ptr<float[]> buf = alloc_floats(static_cast<size_t>(q.in));
+    tensor_to_f32(*t, buf.get());
+    for (int k = 0; k < q.in; ++k) {
+      if (!(std::isfinite(buf[k]) && buf[k] > 0.0f))
+        fail(t->file, "{}.smooth_scale[{}] = {} is not a positive finite scale", stored_prefix, k,
+             buf[k]);
+    }
+    w->keep_alive.push_back(buf);
+    in_scale = buf.get();
+  }
   if (!is_fused(spec.role)) {
     set_quantized(lins[0], q, repack, w, act, what);
   } else {
@@ -259,6 +275,7 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
       set_quantized(lins[p], q.select_rows(parts[p]), repack, w, act, what);
     }
   }
+  for (Linear* l : lins) l->in_scale = in_scale;
   return true;
 }
 

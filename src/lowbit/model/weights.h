@@ -27,6 +27,9 @@ struct Linear {
   int out = 0;
   int in = 0;
   const kernels::PackedWeight* packed = nullptr;  // compute layout (kernels/packed_weight.h)
+  // [in] or nullptr: the input is divided by it column by column first (SmoothQuant --no-fold: the
+  // smoothing scale kept as an explicit input multiply instead of folded into what precedes).
+  const float* in_scale = nullptr;
   bool present() const { return w != nullptr || packed != nullptr; }
 };
 

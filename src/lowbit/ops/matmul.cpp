@@ -106,6 +106,20 @@ void gemv(const float* w, const float* x, float* y, int out, int in) {
 }
 
 void linear(const Linear& l, const float* x, int n, float* y) {
+  if (l.in_scale != nullptr) {
+    // x / s into a buffer of this thread, then the linear without the scale.
+    static thread_local std::vector<float> xs;
+    xs.resize(static_cast<size_t>(n) * l.in);
+    for (int t = 0; t < n; ++t) {
+      const float* src = x + static_cast<size_t>(t) * l.in;
+      float* dst = xs.data() + static_cast<size_t>(t) * l.in;
+      for (int k = 0; k < l.in; ++k) dst[k] = src[k] / l.in_scale[k];
+    }
+    Linear plain = l;
+    plain.in_scale = nullptr;
+    linear(plain, xs.data(), n, y);
+    return;
+  }
   if (l.packed != nullptr) {
     kernels::packed_matmul(*l.packed, y, x, n);
   } else if (n == 1) {
@@ -118,6 +132,12 @@ void linear(const Linear& l, const float* x, int n, float* y) {
 }
 
 void linear_multi(const Linear* const* ls, float* const* ys, int count, const float* x, int n) {
+  for (int i = 0; i < count; ++i) {
+    if (ls[i]->in_scale != nullptr) {  // each reads its own scaled input
+      for (int j = 0; j < count; ++j) linear(*ls[j], x, n, ys[j]);
+      return;
+    }
+  }
   int n_packed = 0;
   for (int i = 0; i < count; ++i) n_packed += ls[i]->packed != nullptr;
   if (n_packed == count && count <= 8) {

@@ -45,6 +45,17 @@ LayerWeights LayerTensors::view(const ModelConfig& c) const {
   L.w_gate = lin(gate, b_gate, c.hidden_dim, c.dim);
   L.w_up = lin(up, b_up, c.hidden_dim, c.dim);
   L.w_down = lin(down, b_down, c.dim, c.hidden_dim);
+  for (const auto& [role, s] : in_scale) {
+    Linear* l = role == kWq      ? &L.wq
+                : role == kWk    ? &L.wk
+                : role == kWv    ? &L.wv
+                : role == kWo    ? &L.wo
+                : role == kWGate ? &L.w_gate
+                : role == kWUp   ? &L.w_up
+                : role == kWDown ? &L.w_down
+                                 : nullptr;
+    if (l != nullptr) l->in_scale = s.data();
+  }
   return L;
 }
 

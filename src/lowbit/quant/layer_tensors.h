@@ -5,6 +5,7 @@
 // view().
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "lowbit/model/arch.h"
@@ -16,6 +17,8 @@ struct LayerTensors {
   std::vector<float> attn_norm, attn_norm_b, ffn_norm, ffn_norm_b;
   std::vector<float> wq, wk, wv, wo, gate, up, down;
   std::vector<float> bq, bk, bv, bo, b_gate, b_up, b_down;
+  // SmoothQuant --no-fold: per linear role (kWq, ...), the scale its input is divided by.
+  std::map<TensorRole, std::vector<float>> in_scale;
 
   LayerWeights view(const ModelConfig& c) const;
   // The vector holding a role that is not fused (kWq -> wq, kBUp -> b_up, kAttnNorm -> ...).

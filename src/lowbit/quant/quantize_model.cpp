@@ -463,7 +463,8 @@ class Pipeline {
                      so.alpha_max,
                      so.alpha_step,
                      alpha_criterion_name(so.criterion),
-                     so.alpha_rules};
+                     so.alpha_rules,
+                     so.fold};
     }
     json rules = json::array();
     for (const RecipeRule& r : opt_.recipe.rules) rules.push_back({r.pattern, r.skip, r.fields});
@@ -548,13 +549,21 @@ class Pipeline {
       for (TensorRole role : layer_roles()) {
         const std::string name = src_->name(role, l);
         const std::string module = name.substr(0, name.size() - 7);  // ".weight"
-        if (is_linear_weight(role) && shard->find(module + ".qweight") != nullptr) {
+        if (is_linear_weight(role) && shard->find(module + qcfg.quantized_suffix()) != nullptr) {
           const ModuleStorage ms = qcfg.module(module, true);
           const QuantizedWeight q =
               ms.layout == "gptq"
                   ? from_gptq_tensors(ms.scheme, module, lookup, ms.gptq_version, ms.desc_act)
-                  : from_lowbit_tensors(ms.scheme, module, lookup);
+              : ms.layout == "compressed-tensors" ? from_ct_int8_tensors(module, lookup)
+                                                  : from_lowbit_tensors(ms.scheme, module, lookup);
           T.set(role, q.dequantize(), cfg_);
+          if (ms.smooth_scale) {
+            const TensorInfo* t = shard->find(module + ".smooth_scale");
+            if (t == nullptr) fail(shard->path(), "missing tensor {}.smooth_scale", module);
+            std::vector<float> s(static_cast<size_t>(t->numel()));
+            tensor_to_f32(*t, s.data());
+            for (TensorRole part : parts_of(role)) T.in_scale[part] = s;
+          }
           continue;
         }
         const TensorInfo* t = shard->find(name);
@@ -670,6 +679,8 @@ class Pipeline {
     if (opt_.outliers && (opt_.outliers->channels < 1 || !(opt_.outliers->factor > 0.0f) ||
                           !std::isfinite(opt_.outliers->factor)))
       fail("--inject-outliers", "needs a positive channel count and a finite positive factor");
+    if (opt_.smooth && !opt_.smooth->fold && opt_.algo == QuantAlgo::kNone)
+      fail("--no-fold", "keeps the scale with quantized modules: not with --algo none");
     if (opt_.smooth && opt_.algo == QuantAlgo::kAwq)
       fail("--smoothquant", "combine SmoothQuant with --algo rtn or gptq (AWQ has its own scales)");
     if (opt_.sample_rows <= 0) fail("--sample-rows", "must be positive");
@@ -1019,6 +1030,14 @@ class Pipeline {
         r.bits_per_weight = 8.0 * double(bytes) / double(params);
       }
       modules_[name] = module_entry(q.scheme, layout);
+      if (const auto it = T.in_scale.find(parts[0]->role); it != T.in_scale.end()) {
+        if (layout == "compressed-tensors")
+          fail(name,
+               "compressed-tensors has no input scale: SmoothQuant --no-fold cannot be written");
+        packed.push_back(fp_tensor(name + ".smooth_scale", it->second,
+                                   {static_cast<int64_t>(it->second.size())}, DType::F32));
+        modules_[name]["smooth_scale"] = true;
+      }
       if (const std::optional<ActScheme> a = act_for(name)) {
         if (a->quantized && q.scheme.type != WeightType::kInt)
           fail(name, "int8 activations need integer weights, not {}", scheme_name(q.scheme));
@@ -1435,8 +1454,13 @@ class Pipeline {
       }
       x_ = x_saved;
     }
+    const bool fold = opt_.smooth->fold;
     for (const InputGroup& g : groups) {
-      if (preceding_of(g) == Preceding::kNone) continue;
+      // Unfolded scales need no producer, but down_proj's input under r4 is transformed online
+      // after the scale would apply: smoothed only when folded into up_proj before r4.
+      if (fold ? preceding_of(g) == Preceding::kNone
+               : (g.point == InputPoint::kMlpAct && cfg_.hadamard_down))
+        continue;
       const InputStats& in = *points[g.point];
       std::vector<SmoothLinear> group;
       const QuantScheme* wscheme = nullptr;
@@ -1460,8 +1484,21 @@ class Pipeline {
       }
       const SmoothChoice ch = smooth_choose(group, in.in, absmax, in.sample.data(), in.n_sample,
                                             *wscheme, *ascheme, so);
-      if (!fold_into_preceding(preceding_of(g), T, ch.s)) continue;
       const float before = *std::max_element(absmax.begin(), absmax.end());
+      if (!fold) {
+        // Each smoothed (quantized, int8-input) linear keeps s as its input's divisor.
+        for (TensorRole role : g.linears) {
+          const LinearRef& lin = ref(lins, role);
+          const std::optional<ActScheme> a = act_for(lin.name);
+          if (!plans[lin.name].scheme || !a || !a->quantized) continue;
+          scale_input_channels(lin.w->data(), lin.out, in.in, ch.s.data());
+          T.in_scale[role] = ch.s;
+          act_info_[role].alpha = ch.alpha;
+          act_info_[role].absmax = before;
+        }
+        continue;
+      }
+      if (!fold_into_preceding(preceding_of(g), T, ch.s)) continue;
       for (TensorRole role : g.linears) {
         const LinearRef& lin = ref(lins, role);
         scale_input_channels(lin.w->data(), lin.out, in.in, ch.s.data());
@@ -1486,7 +1523,22 @@ class Pipeline {
         p = std::make_unique<InputStats>(
             point_width(g.point), n_rows_, opt_.sample_rows, want_h, opt_.clip_search,
             fmt::format("model.layers.{} linear input", l), opt_.calib_bf16);
-        steps.run_to(Steps::step_of(g.point), [&](const float* x, int n) { p->add(x, n); });
+        // --no-fold: the group's smoothed linears read x / s (Linear::in_scale); their statistics,
+        // Hessian and static scale are of that input.
+        const std::vector<float>* s = nullptr;
+        for (TensorRole role : g.linears) {
+          if (const auto it = T.in_scale.find(role); it != T.in_scale.end()) s = &it->second;
+        }
+        std::vector<float> xs;
+        steps.run_to(Steps::step_of(g.point), [&](const float* x, int n) {
+          if (s == nullptr) return p->add(x, n);
+          const int w = p->in;
+          xs.assign(x, x + static_cast<size_t>(n) * w);
+          for (int t = 0; t < n; ++t)
+            for (int k = 0; k < w; ++k)
+              xs[static_cast<size_t>(t) * w + k] /= (*s)[static_cast<size_t>(k)];
+          p->add(xs.data(), n);
+        });
         record_input_range(g, *p);
       }
       for (TensorRole role : g.linears) {

@@ -29,6 +29,11 @@ struct SmoothOptions {
   float alpha = 0.5f;  // fixed α; < 0: search the grid below
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   AlphaCriterion criterion = AlphaCriterion::kMean;
+  // false (--no-fold): the scale is not folded into what precedes the input but kept with each
+  // smoothed linear as an explicit division of its input (Linear::in_scale, stored as
+  // <module>.smooth_scale); then inputs with no foldable producer (down_proj after GELU) are
+  // smoothed too.
+  bool fold = true;
   // Per-layer α: (glob over module names, α); the last rule matching a group's first linear wins
   // over `alpha` (fixed or auto) for that group.
   std::vector<std::pair<std::string, float>> alpha_rules;
