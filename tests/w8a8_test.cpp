@@ -351,3 +351,39 @@ TEST(W8A8, SmoothQuantWithoutFolding) {
 
 }  // namespace
 }  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Per-layer activation schemes (--act-override): the loaded model runs each module's own scheme.
+TEST(W8A8, PerLayerActivationSchemes) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/babyllama-105-hf");
+  TempDir dir("w8a8_override");
+  const std::string out = dir / "q";
+  const test::CliResult r =
+      test::run_cli("quantize --model " + model + " --out " + out +
+                    " --algo rtn --bits 8 -g -1 --sym --act int8 --act-static --act-override "
+                    "'*.mlp.down_proj:token-asym' --act-override '*.o_proj:fp' --act-override "
+                    "'model.layers.1.*:block' --calib tinystories --nsamples 4 --seqlen 64");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const LoadedModel q = load_model(out);
+  const LayerWeights& L0 = q.weights->layers[0];
+  ASSERT_TRUE(L0.wq.packed->act && L0.wo.packed->act && L0.w_down.packed->act);
+  EXPECT_EQ(L0.wq.packed->act->granularity, ActGranularity::kTensor);
+  EXPECT_GT(L0.wq.packed->act->scale, 0.0f);
+  EXPECT_FALSE(L0.wo.packed->act->quantized);
+  EXPECT_EQ(L0.w_down.packed->act->granularity, ActGranularity::kToken);
+  EXPECT_FALSE(L0.w_down.packed->act->sym);
+  // A later rule wins over the earlier ones for layer 1.
+  const LayerWeights& L1 = q.weights->layers[1];
+  EXPECT_EQ(L1.wq.packed->act->granularity, ActGranularity::kBlock);
+  EXPECT_EQ(L1.wo.packed->act->granularity, ActGranularity::kBlock);
+  const test::CliResult bad =
+      test::run_cli("quantize --model " + model + " --out " + (dir / "bad") +
+                    " --algo rtn --bits 8 --act int8 --act-override 'x:row'");
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.out.find("--act-override"), std::string::npos) << bad.out;
+}
+
+}  // namespace
+}  // namespace lowbit

@@ -29,6 +29,7 @@ struct QuantizeArgs {
   std::string calib_precision = "bf16";
   std::string act, act_granularity, smoothquant, alpha_criterion = "mean";
   bool act_asym = false, act_static = false, no_fold = false;
+  std::vector<std::string> act_overrides;    // GLOB:SPEC
   std::vector<std::string> alpha_overrides;  // PATTERN:ALPHA
   std::string outliers;                      // N:FACTOR[:SEED]
   std::string rotate;
@@ -55,6 +56,7 @@ void keep_freed_memory() {
 void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
   if (a.act.empty() || a.act == "none") {
     if (!a.alpha_overrides.empty()) fail("--alpha-override", "needs --act int8 and --smoothquant");
+    if (!a.act_overrides.empty()) fail("--act-override", "needs --act int8");
     if (a.no_fold) fail("--no-fold", "needs --act int8 and --smoothquant");
     for (const auto& [given, flag] :
          {std::pair{!a.act_granularity.empty(), "--act-granularity"},
@@ -80,6 +82,25 @@ void set_act_options(const QuantizeArgs& a, QuantizeOptions& o) {
   if (act.granularity == ActGranularity::kBlock && !act.sym)
     fail("--act-asym", "block activations are symmetric only");
   o.act = act;
+  for (const std::string& r : a.act_overrides) {
+    const size_t colon = r.rfind(':');
+    const std::string spec = colon == std::string::npos ? "" : r.substr(colon + 1);
+    ActScheme s;
+    s.quantized = spec != "fp";
+    if (spec == "token" || spec == "token-asym") {
+      s.granularity = ActGranularity::kToken;
+    } else if (spec == "tensor" || spec == "tensor-asym") {
+      s.granularity = ActGranularity::kTensor;
+    } else if (spec == "block") {
+      s.granularity = ActGranularity::kBlock;
+    } else if (spec != "fp") {
+      fail("--act-override", "expected GLOB:token|token-asym|tensor|tensor-asym|block|fp, got '{}'",
+           r);
+    }
+    s.sym = spec.find("-asym") == std::string::npos;
+    if (colon == 0) fail("--act-override", "expected GLOB:SCHEME, got '{}'", r);
+    o.act_rules.emplace_back(r.substr(0, colon), s);
+  }
   if (a.smoothquant.empty() && (a.no_fold || !a.alpha_overrides.empty()))
     fail(a.no_fold ? "--no-fold" : "--alpha-override", "needs --smoothquant");
   if (!a.smoothquant.empty()) {
@@ -181,8 +202,11 @@ int run_quantize(QuantizeArgs& a) {
   }
   // RTN runs without calibration unless a text is named or something needs activations (static
   // activation scales, SmoothQuant).
+  bool static_rule = false;
+  for (const auto& [pattern, s] : o.act_rules)
+    static_rule = static_rule || (s.quantized && s.granularity == ActGranularity::kTensor);
   o.calibrate = (o.algo != QuantAlgo::kRtn && o.algo != QuantAlgo::kNone) || a.calib_given ||
-                o.smooth || (o.act && o.act->granularity == ActGranularity::kTensor);
+                o.smooth || static_rule || (o.act && o.act->granularity == ActGranularity::kTensor);
   o.inputs = {a.recipe};
   if (!a.json_path.empty()) {
     std::vector<std::string> inputs = model_input_paths(a.model, o.tokenizer);
@@ -289,6 +313,9 @@ void add_quantize(CLI::App& app, Runner* run) {
   sub->add_option("--act-percentile", o.act_percentile,
                   "Percentile for --act-calib percentile (default 99.99)")
       ->check(real_in(50.0, 100.0));
+  sub->add_option("--act-override", a->act_overrides,
+                  "Per-layer activations, GLOB:token|token-asym|tensor|tensor-asym|block|fp, e.g. "
+                  "'*.mlp.down_proj:token' (repeatable; later rules win; --skip-act after them)");
   sub->add_option("--skip-act", o.skip_act,
                   "Keep the input of layers matching PATTERN in floating point, e.g. "
                   "'*.mlp.down_proj' (repeatable)");

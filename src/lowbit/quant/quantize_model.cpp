@@ -451,6 +451,10 @@ class Pipeline {
                 opt_.awq.clip_tokens};
     f["act"] = opt_.act ? act_scheme_json(*opt_.act) : json(nullptr);
     f["skip_act"] = opt_.skip_act;
+    json rules_act = json::array();
+    for (const auto& [pattern, a] : opt_.act_rules)
+      rules_act.push_back({pattern, act_scheme_json(a)});
+    f["act_rules"] = rules_act;
     f["act_calib"] = {opt_.act_calib, opt_.act_percentile};
     if (opt_.rotate)
       f["rotate"] = {opt_.rotate->r1, opt_.rotate->r2, opt_.rotate->r4, opt_.rotate->seed};
@@ -641,14 +645,20 @@ class Pipeline {
       fail("--algo", "{} needs calibration data (--calib)", quant_algo_name(opt_.algo));
     }
     if (!opt_.calibrate && opt_.smooth) fail("--smoothquant", "needs calibration data (--calib)");
-    if (!opt_.calibrate && opt_.act && opt_.act->granularity == ActGranularity::kTensor)
+    bool any_static = opt_.act && opt_.act->granularity == ActGranularity::kTensor;
+    for (const auto& [pattern, a] : opt_.act_rules) {
+      validate_act_scheme("--act-override " + pattern, a);
+      any_static = any_static || (a.quantized && a.granularity == ActGranularity::kTensor);
+    }
+    if (!opt_.act_rules.empty() && !opt_.act)
+      fail("--act-override", "needs --act int8 (the scheme of the other layers)");
+    if (!opt_.calibrate && any_static)
       fail("--act-static", "static activation scales need calibration data (--calib)");
     if (opt_.smooth && !opt_.act) fail("--smoothquant", "needs int8 activations (--act int8)");
     if (opt_.act_calib != "absmax" && opt_.act_calib != "percentile" && opt_.act_calib != "mse")
       fail("--act-calib", "unknown method '{}' (expected absmax, percentile or mse)",
            opt_.act_calib);
-    if (opt_.act_calib != "absmax" &&
-        (!opt_.act || opt_.act->granularity != ActGranularity::kTensor))
+    if (opt_.act_calib != "absmax" && !any_static)
       fail("--act-calib", "calibrates static scales: use it with --act int8 --act-static");
     if (!(opt_.act_percentile > 50.0 && opt_.act_percentile <= 100.0))
       fail("--act-percentile", "{} is not in (50, 100]", opt_.act_percentile);
@@ -1228,12 +1238,19 @@ class Pipeline {
   // The activation scheme of module `name` (a quantized one): nullopt when weight-only, float
   // when a --skip-act glob matches it.
   std::optional<ActScheme> act_for(const std::string& name) const {
-    if (!opt_.act) return std::nullopt;
+    // The head's input stays float (a quantized lm_head is weight-only).
+    if (!opt_.act || name == lm_head_name_) return std::nullopt;
+    ActScheme a = *opt_.act;
+    for (const auto& [pattern, rule] : opt_.act_rules) {
+      if (glob_match(pattern, name)) a = rule;
+    }
     for (const std::string& p : opt_.skip_act) {
       if (glob_match(p, name)) return ActScheme{};
     }
-    return opt_.act;
+    return a;
   }
+  std::map<TensorRole, std::string> role_name_;  // the current layer's module of each linear
+  std::string lm_head_name_ = "lm_head";         // set when the head is written
 
   // What the report and the static scales need of each linear's input in the current layer.
   struct ActInfo {
@@ -1244,8 +1261,7 @@ class Pipeline {
 
   // The range a static scale covers (QuantizeOptions::act_calib), from the full range [lo, hi]
   // and the sampled rows.
-  std::pair<float, float> static_range(const InputStats& in, float lo, float hi) const {
-    const bool sym = opt_.act->sym;
+  std::pair<float, float> static_range(const InputStats& in, float lo, float hi, bool sym) const {
     if (opt_.act_calib == "absmax" || in.n_sample == 0) {
       const float m = std::max(-lo, hi);
       return sym ? std::pair{-m, m} : std::pair{lo, hi};
@@ -1300,9 +1316,10 @@ class Pipeline {
       } else {
         a.absmax = amax;
       }
-      if (opt_.act && opt_.act->granularity == ActGranularity::kTensor) {
-        const auto [slo, shi] = static_range(in, lo, hi);
-        if (opt_.act->sym) {
+      const std::optional<ActScheme> sch = act_for(role_name_[role]);
+      if (sch && sch->quantized && sch->granularity == ActGranularity::kTensor) {
+        const auto [slo, shi] = static_range(in, lo, hi, sch->sym);
+        if (sch->sym) {
           a.scale = std::max(std::max(-slo, shi), 1e-8f) / 127.0f;
         } else {
           a.scale = std::max(shi - slo, 1e-8f) / 254.0f;
@@ -1701,6 +1718,8 @@ class Pipeline {
   void quantize_layer(int l) {
     const auto t0 = Clock::now();
     LayerTensors T = read_layer(l);
+    role_name_.clear();
+    for (const LinearRef& r : linears(T, l)) role_name_[r.role] = r.name;
     std::vector<PackedTensor> tensors;
     norms_f32_ = false;
     act_info_.clear();
@@ -1828,6 +1847,7 @@ class Pipeline {
       lin.out = c.vocab_size;
       lin.in = c.embed_dim();
       lin.name = lin.label = module_name(*src_, TensorRole::kLmHead, 0);
+      lm_head_name_ = lin.name;
       const Plan plan = plan_for(lin.name, lin.out, lin.in, "lm_head");
       std::unique_ptr<InputStats> p;
       if (plan.scheme && calibrating()) {

@@ -62,6 +62,9 @@ struct QuantizeOptions {
   // scheme's scale is calibrated per module from its inputs' range (abs-max).
   std::optional<ActScheme> act;
   std::vector<std::string> skip_act;
+  // Per-layer activation schemes: (glob over module names, scheme), later rules win over `act`
+  // for the quantized modules they match; --skip-act globs are applied after them.
+  std::vector<std::pair<std::string, ActScheme>> act_rules;
   // How a static scale is calibrated from a module's inputs: "absmax" (the range over every
   // calibration token), "percentile" (the act_percentile-th percentile of |x|, or of x at both
   // ends for asymmetric, over the sampled rows), or "mse" (the clipping of the abs-max, 1 down to
