@@ -43,7 +43,7 @@ for m in $MODELS; do
     "$LOWBIT" quantize --model "$SHARED/models/$base" --out "$src" --algo none \
       --inject-outliers 4:50 >/dev/null
   fi
-  rot="--rotate r1,r4"
+  rot="--rotate r1,r2,r4"
   for c in "${CONFIGS[@]}"; do
     IFS='|' read -r name flags act <<<"$c"
     flags=${flags/ROT/$rot}
@@ -97,10 +97,11 @@ for m in models.split():
     kl.update({key: cell(m, key)[0] for key, _ in ROT})
     best_token = min(kl["token-sq"], kl["token-sqauto"], kl["token-rot"], kl["token-rot-sq"])
     checks.append((m, kl, best_token / kl["w8a16"]))
-L += ["", "With QuaRot rotations (`--rotate r1,r4`: the residual stream rotated by a seeded randomized "
-      "Hadamard folded into the weights — on GPT-2 and OPT after their stream is made mean-free, so "
-      "that their LayerNorms become RMSNorms — and an online Hadamard before down_proj), alone and "
-      "composed with SmoothQuant (smoothing in the basis between R1 and R4):", "",
+L += ["", "With QuaRot rotations (`--rotate r1,r2,r4`: the residual stream rotated by a seeded "
+      "randomized Hadamard folded into the weights — on GPT-2 and OPT after their stream is made "
+      "mean-free, so that their LayerNorms become RMSNorms — each head's v → o pair rotated, and an "
+      "online Hadamard before down_proj), alone and composed with SmoothQuant (smoothing in the "
+      "basis between R1 and R4):", "",
       "| model | " + " | ".join(c[1] for c in ROT) + " |", "|---|" + "---:|" * len(ROT)]
 for m in models.split():
     L.append(f"| {m} | " + " | ".join(cell(m, key)[1] for key, _ in ROT) + " |")
