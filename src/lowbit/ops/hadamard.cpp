@@ -37,7 +37,9 @@ std::vector<float> paley(int q) {
   return h;
 }
 
-void fwht_block(float* x, int n) {
+}  // namespace
+
+void fwht(float* x, int n) {
   for (int h = 1; h < n; h <<= 1)
     for (int i = 0; i < n; i += 2 * h)
       for (int j = i; j < i + h; ++j) {
@@ -48,8 +50,6 @@ void fwht_block(float* x, int n) {
   const float s = 1.0f / std::sqrt(static_cast<float>(n));
   for (int i = 0; i < n; ++i) x[i] *= s;
 }
-
-}  // namespace
 
 std::string HadamardPlan::kind() const {
   if (m == 1) return fmt::format("hadamard {}", block);
@@ -88,7 +88,7 @@ void hadamard_rows(const HadamardPlan& h, float* x, int rows) {
 #pragma omp for schedule(static)
     for (int r = 0; r < rows; ++r) {
       float* v = x + static_cast<size_t>(r) * n;
-      for (int i = 0; i < m; ++i) fwht_block(v + static_cast<size_t>(i) * b, b);
+      for (int i = 0; i < m; ++i) fwht(v + static_cast<size_t>(i) * b, b);
       if (!h.kronecker) continue;
       // Across blocks: for each position j, the row vector over blocks times P.
       for (int j = 0; j < b; ++j) {

@@ -23,6 +23,8 @@ struct HadamardPlan {
 };
 
 HadamardPlan hadamard_plan(int n);
+// x[i] ← the normalized Walsh–Hadamard transform of x (n a power of two): H x / √n.
+void fwht(float* x, int n);
 // Rows [rows, n] ← rows · M, in place.
 void hadamard_rows(const HadamardPlan& h, float* x, int rows);
 

@@ -1305,9 +1305,8 @@ class Pipeline {
   // After the calibration inputs of group g were collected (with smoothing already folded).
   void record_input_range(const InputGroup& g, const InputStats& in) {
     if (in.cmin.empty()) return;
-    const auto [lo_it, hi_it] = std::minmax_element(in.cmin.begin(), in.cmin.end());
-    const float lo = *lo_it, hi = *std::max_element(in.cmax.begin(), in.cmax.end());
-    (void)hi_it;
+    const float lo = *std::min_element(in.cmin.begin(), in.cmin.end());
+    const float hi = *std::max_element(in.cmax.begin(), in.cmax.end());
     const float amax = std::max(std::fabs(lo), std::fabs(hi));
     for (TensorRole role : g.linears) {
       ActInfo& a = act_info_[role];

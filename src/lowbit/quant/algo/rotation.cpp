@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "lowbit/ops/hadamard.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {
@@ -44,20 +45,6 @@ Rotation make_rotation(int d, uint64_t seed) {
   return r;
 }
 
-void fwht(float* x, int n) {
-  for (int h = 1; h < n; h <<= 1) {
-    for (int i = 0; i < n; i += 2 * h) {
-      for (int j = i; j < i + h; ++j) {
-        const float a = x[j], b = x[j + h];
-        x[j] = a + b;
-        x[j + h] = a - b;
-      }
-    }
-  }
-  const float s = 1.0f / std::sqrt(static_cast<float>(n));
-  for (int i = 0; i < n; ++i) x[i] *= s;
-}
-
 void rotate_rows(const Rotation& r, float* X, int64_t rows) {
   const int d = r.d;
   if (r.hadamard) {
@@ -66,7 +53,7 @@ void rotate_rows(const Rotation& r, float* X, int64_t rows) {
     for (int64_t i = 0; i < rows; ++i) {
       float* x = X + static_cast<size_t>(i) * d;
       for (int j = 0; j < d; ++j) x[j] *= r.signs[static_cast<size_t>(j)];
-      fwht(x, d);
+      ops::fwht(x, d);
     }
     return;
   }

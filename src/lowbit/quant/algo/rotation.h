@@ -27,8 +27,6 @@ struct Rotation {
 
 // The seeded rotation of size d (d ≥ 1).
 Rotation make_rotation(int d, uint64_t seed);
-// x[i] ← the normalized Walsh–Hadamard transform of x (n a power of two): H x / √n.
-void fwht(float* x, int n);
 // Each of the `rows` rows r of X [rows, d] ← r Q (embeddings, activations, reading linears).
 void rotate_rows(const Rotation& r, float* X, int64_t rows);
 // W [d, cols] ← Qᵀ W (a linear writing the stream: its output rows).
