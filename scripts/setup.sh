@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 DEBS=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
       libopenblas-dev libopenblas-openmp-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
       libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
+      libonnx-dev libprotobuf-dev   # ONNX graphs (protobuf) for export/import
       python3 time   # python3, time: the scripts that regenerate docs/ tables
       python3-sentencepiece)  # the SentencePiece oracle of tests/sentencepiece_test.cpp
 # Node.js + npm only when the machine has none (the image may ship its own).
@@ -27,4 +28,10 @@ fi
 if [ ! -d "$here/tools/oracle/node_modules/tokenizers" ]; then
   echo "setup: installing the tokenizer oracle (npm tokenizers)" >&2
   (cd "$here/tools/oracle" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+fi
+# ONNX Runtime (CPU binary inside the npm package) checks the ONNX models lowbit writes. The
+# install script only downloads GPU providers: skipped (--ignore-scripts, and its own switch).
+if [ ! -d "$here/tools/ort/node_modules/onnxruntime-node" ]; then
+  echo "setup: installing ONNX Runtime (npm onnxruntime-node, CPU)" >&2
+  (cd "$here/tools/ort" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 fi

@@ -25,22 +25,6 @@ uint64_t align(uint64_t x) { return (x + kAlignment - 1) / kAlignment * kAlignme
 
 }  // namespace
 
-const char* type_name(GgmlType t) {
-  switch (t) {
-    case GgmlType::kF32:
-      return "f32";
-    case GgmlType::kF16:
-      return "f16";
-    case GgmlType::kBF16:
-      return "bf16";
-  }
-  return "?";
-}
-
-uint64_t tensor_bytes(GgmlType t, uint64_t elements) {
-  return elements * (t == GgmlType::kF32 ? 4 : 2);
-}
-
 void Writer::key(const std::string& k, ValueType t) {
   put_str(&kv_, k);
   put<uint32_t>(&kv_, static_cast<uint32_t>(t));

@@ -9,14 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/ggml_blocks.h"
+
 namespace lowbit::gguf {
-
-// ggml tensor types written by lowbit (the numbers are ggml's).
-enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kBF16 = 30 };
-
-const char* type_name(GgmlType t);
-// Bytes of a tensor of `elements` values.
-uint64_t tensor_bytes(GgmlType t, uint64_t elements);
 
 // GGUF metadata value types (the numbers are the format's).
 enum class ValueType : uint32_t {
