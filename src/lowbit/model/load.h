@@ -52,6 +52,8 @@ struct RuntimeOptions {
   // Unquantized linear weights (incl. lm_head) held in bf16 instead of fp32: half the bytes per
   // decoded token, values rounded to bf16 unless the checkpoint is bf16 already.
   bool bf16_linears = false;
+  // Keep each quantized linear's codes and scales as stored (Linear::quant), for exporters.
+  bool keep_quantized = false;
 };
 
 // use_mmap: fp32 tensors point into the memory-mapped file (no copy; the default). Without it

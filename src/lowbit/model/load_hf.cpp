@@ -171,10 +171,15 @@ void set_weight(Linear* lin, const float* p, int out, int in, bool bf16, ModelWe
 
 // Holds a quantized weight in `lin`: repacked for the kernels when possible, else dequantized.
 // `act`: the module's activation scheme (its input quantized to int8 needs the kernel layout).
-void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, ModelWeights* w,
+void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, bool keep, ModelWeights* w,
                    const std::optional<ActScheme>& act, const std::string& where) {
   lin->out = q.out;
   lin->in = q.in;
+  if (keep) {
+    auto kept = std::make_shared<QuantizedWeight>(q);
+    lin->quant = kept.get();
+    w->keep_alive.push_back(kept);
+  }
   if (act && act->quantized && !(repack && kernels::can_pack(q)))
     fail(where, "int8 activations need the quantized kernels (not --dequantize)");
   if (repack && kernels::can_pack(q)) {
@@ -217,7 +222,7 @@ ActScheme module_act(ActScheme act, const TensorStore& store, const std::string&
 // module is stored in floating point.
 bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
                     const ArchSpec& arch, const TensorSpec& spec, const std::string& weight_name,
-                    bool repack, ModelWeights* w, int layer) {
+                    const RuntimeOptions& rt, ModelWeights* w, int layer) {
   const std::string prefix = weight_name.substr(0, weight_name.size() - 7);  // ".weight"
   const std::string marker = qc.quantized_suffix();  // ".qweight" (".weight_scale")
   const TensorInfo* qweight = find_tensor(store, arch, prefix + marker);
@@ -268,11 +273,11 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
     in_scale = buf.get();
   }
   if (!is_fused(spec.role)) {
-    set_quantized(lins[0], q, repack, w, act, what);
+    set_quantized(lins[0], q, rt.repack, rt.keep_quantized, w, act, what);
   } else {
     const std::vector<std::vector<int>> parts = fused_rows(spec.role, w->cfg);
     for (size_t p = 0; p < lins.size(); ++p) {
-      set_quantized(lins[p], q.select_rows(parts[p]), repack, w, act, what);
+      set_quantized(lins[p], q.select_rows(parts[p]), rt.repack, rt.keep_quantized, w, act, what);
     }
   }
   for (Linear* l : lins) l->in_scale = in_scale;
@@ -405,7 +410,7 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
         }
       }
       if (qc && is_linear_weight(role) &&
-          load_quantized(*qc, store, arch, *spec, name, rt.repack, w.get(), layer)) {
+          load_quantized(*qc, store, arch, *spec, name, rt, w.get(), layer)) {
         continue;
       }
       if (t == nullptr) {

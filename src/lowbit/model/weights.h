@@ -20,6 +20,7 @@ namespace lowbit {
 namespace kernels {
 struct PackedWeight;
 }
+struct QuantizedWeight;
 
 struct Linear {
   const float* w = nullptr;     // [out, in] row-major (null when packed)
@@ -30,6 +31,9 @@ struct Linear {
   // [in] or nullptr: the input is divided by it column by column first (SmoothQuant --no-fold: the
   // smoothing scale kept as an explicit input multiply instead of folded into what precedes).
   const float* in_scale = nullptr;
+  // The stored codes and scales of a quantized checkpoint's linear (RuntimeOptions::keep_quantized;
+  // null otherwise): what exporters to other engines' formats read.
+  const QuantizedWeight* quant = nullptr;
   bool present() const { return w != nullptr || packed != nullptr; }
 };
 
