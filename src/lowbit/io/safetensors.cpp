@@ -379,6 +379,18 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   return s;
 }
 
+TensorStore TensorStore::from_tensors(const std::string& where, std::vector<TensorInfo> tensors,
+                                      std::shared_ptr<const void> owner) {
+  TensorStore s;
+  s.dir_ = where;
+  s.owner_ = std::move(owner);
+  s.own_tensors_ = std::make_shared<std::vector<TensorInfo>>(std::move(tensors));
+  for (const TensorInfo& t : *s.own_tensors_) {
+    if (!s.by_name_.emplace(t.name, &t).second) fail(where, "tensor {} is defined twice", t.name);
+  }
+  return s;
+}
+
 const TensorInfo* TensorStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;

@@ -53,16 +53,24 @@ class SafetensorsFile {
 class TensorStore {
  public:
   static TensorStore open_dir(const std::string& dir);
+  // A store over tensors held elsewhere (an ONNX graph's initializers under their checkpoint
+  // names): `where` names it in errors (in place of the folder), `owner` keeps the bytes alive.
+  static TensorStore from_tensors(const std::string& where, std::vector<TensorInfo> tensors,
+                                  std::shared_ptr<const void> owner);
   const TensorInfo* find(const std::string& name) const;
   // Throws Error("<dir>: missing tensor <name>") when absent.
   const TensorInfo& get(const std::string& name) const;
   std::vector<std::string> names() const;
   const std::string& dir() const { return dir_; }
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
+  // What keeps from_tensors' bytes alive (null for a folder of safetensors files).
+  const std::shared_ptr<const void>& owner() const { return owner_; }
 
  private:
   std::string dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::shared_ptr<const void> owner_;
+  std::shared_ptr<std::vector<TensorInfo>> own_tensors_;
   std::map<std::string, const TensorInfo*> by_name_;
 };
 

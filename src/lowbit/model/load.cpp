@@ -80,6 +80,18 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
   PathKind kind = path_kind(path);
   if (kind == PathKind::kMissing) fail(path, "no such file or directory");
   if (kind == PathKind::kOther) fail(path, "not a regular file or folder");
+  if (kind == PathKind::kFile && p.extension() == ".onnx") {
+    const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    if (!path_exists((dir / "config.json").string())) {
+      fail(path, "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
+                 "config.json, as optimum exports them)");
+    }
+    loc.hf = true;
+    loc.weights = dir.string();
+    loc.onnx = p.string();
+    loc.tokenizer = tokenizer_path.empty() ? dir.string() : tokenizer_path;
+    return loc;
+  }
   if (kind == PathKind::kFile &&
       (p.filename() == "config.json" || p.extension() == ".safetensors")) {
     p = p.parent_path().empty() ? fs::path(".") : p.parent_path();
@@ -90,6 +102,11 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
     if (path_exists((p / "config.json").string())) {
       loc.hf = true;
       loc.weights = p.string();
+      if (!path_exists((p / "model.safetensors").string()) &&
+          !path_exists((p / "model.safetensors.index.json").string()) &&
+          path_exists((p / "model.onnx").string())) {
+        loc.onnx = (p / "model.onnx").string();
+      }
       if (loc.tokenizer.empty()) {
         // A quantized llama2.c model saved by lowbit keeps its tokenizer.bin beside config.json.
         auto toks = bins_in(p, true);
@@ -169,8 +186,9 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   LoadedModel m;
   m.source = path;
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
-  m.weights =
-      loc.hf ? load_hf_weights(loc.weights, rt) : load_llama2c_weights(loc.weights, rt.use_mmap);
+  m.weights = !loc.onnx.empty() ? load_onnx_weights(loc.onnx, rt)
+              : loc.hf         ? load_hf_weights(loc.weights, rt)
+                               : load_llama2c_weights(loc.weights, rt.use_mmap);
   if (rt.bf16_linears) pack_linears_bf16(m.weights.get());
   if (want_tokenizer) {
     m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);

@@ -2,7 +2,10 @@
 //  * a Hugging Face folder (config.json + model.safetensors or sharded safetensors + index);
 //  * a llama2.c checkpoint file (*.bin, v0 header), tokenizer from `tokenizer_path` or the single
 //    tok*.bin / tokenizer.bin beside it;
-//  * a folder holding one llama2.c checkpoint and its tokenizer.
+//  * a folder holding one llama2.c checkpoint and its tokenizer;
+//  * an ONNX decoder (a .onnx file, or a folder with config.json and model.onnx but no safetensors)
+//    with the Hugging Face config.json and tokenizer beside it, as optimum exports them
+//    (model/onnx_checkpoint.h).
 #pragma once
 
 #include <memory>
@@ -25,6 +28,7 @@ struct LoadedModel {
 struct ModelLocation {
   bool hf = false;        // a Hugging Face folder (else a llama2.c file)
   std::string weights;    // the HF folder or the llama2.c .bin
+  std::string onnx;       // the .onnx file when the weights are an ONNX graph (hf is true)
   std::string tokenizer;  // tokenizer.json folder/file or tok*.bin ("" when not found and
                           // find_tokenizer == false)
 };
@@ -70,6 +74,10 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt);
 std::shared_ptr<ModelWeights> load_llama2c_weights(const std::string& bin_path,
                                                    bool use_mmap = true);
+// An ONNX decoder graph with config.json beside it (fp32/fp16 initializers and com.microsoft
+// MatMulNBits linears).
+std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
+                                                const RuntimeOptions& rt);
 // The same over a file already mapped or in memory (MappedFile::from_memory: tests, fuzzing); its
 // path() names it in errors. use_mmap: the weights point into `file` (kept alive) instead of a
 // copy.

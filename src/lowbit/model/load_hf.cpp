@@ -19,6 +19,7 @@
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/load.h"
+#include "lowbit/model/onnx_checkpoint.h"
 #include "lowbit/util/buffer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
@@ -284,6 +285,41 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   return true;
 }
 
+// A linear whose quantized weight was read from the graph (ONNX MatMulNBits) under one of the
+// role's names (with or without the base-model prefix); false when there is none.
+bool place_prequantized(const std::map<std::string, QuantizedWeight>& pre, const ArchSpec& arch,
+                        TensorRole role, int layer, const RuntimeOptions& rt, ModelWeights* w,
+                        const std::string& where) {
+  if (pre.empty()) return false;
+  for (const TensorSpec& s : arch.tensors) {
+    if (s.role != role) continue;
+    const std::string nm = tensor_name(s, layer);
+    auto it = pre.find(nm);
+    const std::string prefix = arch.base_prefix;
+    if (it == pre.end() && !prefix.empty() && nm.rfind(prefix, 0) == 0)
+      it = pre.find(nm.substr(prefix.size()));
+    if (it == pre.end()) continue;
+    const QuantizedWeight& q = it->second;
+    const std::vector<int64_t> shape = role_shape(role, w->cfg);
+    if (q.out != shape[0] || q.in != shape[1]) {
+      fail(where, "quantized {} holds a [{}, {}] weight, expected {}", nm, q.out, q.in,
+           shape_str(shape));
+    }
+    const std::string what = where + ": " + nm;
+    const std::vector<Linear*> lins = linears_of(role, w, layer);
+    if (!is_fused(role)) {
+      set_quantized(lins[0], q, rt.repack, rt.keep_quantized, w, std::nullopt, what);
+    } else {
+      const std::vector<std::vector<int>> parts = fused_rows(role, w->cfg);
+      for (size_t p = 0; p < lins.size(); ++p)
+        set_quantized(lins[p], q.select_rows(parts[p]), rt.repack, rt.keep_quantized, w,
+                      std::nullopt, what);
+    }
+    return true;
+  }
+  return false;
+}
+
 // Places one floating-point tensor.
 void place(const TensorSpec& spec, const TensorInfo& t, ModelWeights* w, int layer,
            const RuntimeOptions& rt) {
@@ -361,14 +397,19 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_m
   return load_hf_weights(dir, rt);
 }
 
-std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt) {
-  namespace fs = std::filesystem;
-  const std::string config_path = (fs::path(dir) / "config.json").string();
-  if (!path_exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
+namespace {
+
+// The loader over any store of checkpoint-named tensors (a safetensors folder, an ONNX graph):
+// `prequantized` ("<module>.weight" -> weight) holds linears whose codes were read elsewhere
+// (ONNX MatMulNBits).
+std::shared_ptr<ModelWeights> load_store_weights(
+    const std::string& config_path, const TensorStore& store,
+    const std::map<std::string, QuantizedWeight>& prequantized, const RuntimeOptions& rt) {
+  const std::string dir = store.dir();
   auto w = std::make_shared<ModelWeights>();
   w->cfg = load_hf_config(config_path);
   const ArchSpec& arch = *find_arch(w->cfg.architecture);
-  TensorStore store = TensorStore::open_dir(dir);
+  if (store.owner()) w->keep_alive.push_back(store.owner());
   std::optional<QuantizedCheckpointConfig> qc;
   if (!w->cfg.quant_method.empty()) {
     const auto j = read_json_file(config_path, kMaxConfigBytes, "config.json");
@@ -393,6 +434,10 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
       const TensorSpec* spec = &first;
       const TensorInfo* t = nullptr;
       std::string name = tensor_name(first, layer);
+      if (is_linear_weight(role) &&
+          place_prequantized(prequantized, arch, role, layer, rt, w.get(), dir)) {
+        continue;
+      }
       for (const TensorSpec& s : arch.tensors) {
         if (s.role != role) continue;
         const std::string nm = tensor_name(s, layer);
@@ -437,6 +482,31 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
     }
   }
   return w;
+}
+
+}  // namespace
+
+std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const RuntimeOptions& rt) {
+  namespace fs = std::filesystem;
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!path_exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
+  const TensorStore store = TensorStore::open_dir(dir);
+  return load_store_weights(config_path, store, {}, rt);
+}
+
+std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
+                                                const RuntimeOptions& rt) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(onnx_path).parent_path().empty()
+                           ? fs::path(".")
+                           : fs::path(onnx_path).parent_path();
+  const std::string config_path = (dir / "config.json").string();
+  if (!path_exists(config_path)) {
+    fail(onnx_path, "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
+                    "config.json, as optimum exports them)");
+  }
+  const OnnxCheckpoint ck = read_onnx_checkpoint(OnnxModel::open(onnx_path));
+  return load_store_weights(config_path, ck.store, ck.quantized, rt);
 }
 
 }  // namespace lowbit

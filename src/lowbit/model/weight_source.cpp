@@ -5,6 +5,7 @@
 
 #include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/load.h"
+#include "lowbit/model/onnx_checkpoint.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {
@@ -59,7 +60,17 @@ std::unique_ptr<WeightSource> WeightSource::open(const std::string& path) {
       fail(path, "already quantized (quant_method {}); quantize the floating-point model",
            src->cfg_.quant_method);
     }
-    src->store_ = std::make_unique<TensorStore>(TensorStore::open_dir(loc.weights));
+    if (!loc.onnx.empty()) {
+      OnnxCheckpoint ck = read_onnx_checkpoint(OnnxModel::open(loc.onnx));
+      if (!ck.quantized.empty()) {
+        fail(loc.onnx, "already quantized ({} MatMulNBits linears); quantize the floating-point model",
+             ck.quantized.size());
+      }
+      src->onnx_file_ = loc.onnx;
+      src->store_ = std::make_unique<TensorStore>(std::move(ck.store));
+    } else {
+      src->store_ = std::make_unique<TensorStore>(TensorStore::open_dir(loc.weights));
+    }
   } else {
     src->llama2c_file_ = loc.weights;
     src->weights_ = load_llama2c_weights(loc.weights, /*use_mmap=*/true);

@@ -28,6 +28,9 @@ class WeightSource {
   bool is_hf() const { return weights_ == nullptr; }
   // The HF folder the weights come from ("" for llama2.c): tokenizer and config files live there.
   const std::string& hf_dir() const { return hf_dir_; }
+  // The ONNX graph the tensors come from ("" unless the model is an ONNX decoder; hf_dir() is then
+  // its folder, holding config.json and the tokenizer).
+  const std::string& onnx_file() const { return onnx_file_; }
   // The llama2.c checkpoint file ("" for HF).
   const std::string& llama2c_file() const { return llama2c_file_; }
 
@@ -50,7 +53,7 @@ class WeightSource {
   const TensorInfo& hf_tensor(TensorRole role, int layer) const;
   ModelConfig cfg_;
   const ArchSpec* arch_ = nullptr;
-  std::string path_, hf_dir_, llama2c_file_;
+  std::string path_, hf_dir_, llama2c_file_, onnx_file_;
   std::unique_ptr<TensorStore> store_;     // HF
   std::shared_ptr<ModelWeights> weights_;  // llama2.c
 };
