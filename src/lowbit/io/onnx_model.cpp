@@ -1,10 +1,13 @@
 #include "lowbit/io/onnx_model.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <limits>
 
 #include "lowbit/io/output_dir.h"
+#include "lowbit/io/protobuf_wire.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 
@@ -12,37 +15,170 @@ namespace lowbit {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// onnx.proto field numbers.
+enum : uint32_t {
+  kModelIrVersion = 1,
+  kModelGraph = 7,
+  kModelOpset = 8,
+  kOpsetDomain = 1,
+  kOpsetVersion = 2,
+  kGraphNode = 1,
+  kGraphInitializer = 5,
+  kGraphInput = 11,
+  kValueInfoName = 1,
+  kNodeInput = 1,
+  kNodeOutput = 2,
+  kNodeName = 3,
+  kNodeOpType = 4,
+  kNodeAttribute = 5,
+  kNodeDomain = 7,
+  kAttrName = 1,
+  kAttrF = 2,
+  kAttrI = 3,
+  kAttrS = 4,
+  kAttrInts = 8,
+  kAttrType = 20,
+  kTensorDims = 1,
+  kTensorDataType = 2,
+  kTensorFloatData = 4,
+  kTensorInt32Data = 5,
+  kTensorInt64Data = 7,
+  kTensorName = 8,
+  kTensorRawData = 9,
+  kTensorDoubleData = 10,
+  kTensorExternalData = 13,
+  kTensorDataLocation = 14,
+  kEntryKey = 1,
+  kEntryValue = 2,
+};
+
+enum OnnxType : int {
+  kFloat = 1,
+  kUint8 = 2,
+  kInt8 = 3,
+  kInt16 = 5,
+  kInt32 = 6,
+  kInt64 = 7,
+  kBool = 9,
+  kFloat16 = 10,
+  kDouble = 11,
+  kBfloat16 = 16,
+};
+
+std::string str(std::string_view v) { return std::string(v); }
+
+// The name field (field 1 or `number`) of a message, "" when absent.
+std::string name_field(std::string_view msg, uint32_t number, const std::string& where) {
+  pb::Reader r(msg, where, "a graph entry");
+  pb::Field f;
+  std::string name;
+  while (r.next(&f)) {
+    if (f.number == number && f.wire == pb::kLen) name = str(f.bytes);
+  }
+  return name;
+}
+
+OnnxNode read_node(std::string_view msg, const std::string& where) {
+  OnnxNode n;
+  pb::Reader r(msg, where, "a node");
+  pb::Field f;
+  while (r.next(&f)) {
+    if (f.wire != pb::kLen) continue;
+    switch (f.number) {
+      case kNodeInput:
+        n.inputs.push_back(str(f.bytes));
+        break;
+      case kNodeOutput:
+        n.outputs.push_back(str(f.bytes));
+        break;
+      case kNodeName:
+        n.name = str(f.bytes);
+        break;
+      case kNodeOpType:
+        n.op_type = str(f.bytes);
+        break;
+      case kNodeDomain:
+        n.domain = str(f.bytes);
+        break;
+      case kNodeAttribute: {
+        OnnxAttribute a;
+        pb::Reader ar(f.bytes, where, "a node attribute");
+        pb::Field af;
+        while (ar.next(&af)) {
+          if (af.number == kAttrName && af.wire == pb::kLen) a.name = str(af.bytes);
+          if (af.number == kAttrType && af.wire == pb::kVarint) a.type = static_cast<int>(af.value);
+          if (af.number == kAttrI && af.wire == pb::kVarint) a.i = static_cast<int64_t>(af.value);
+          if (af.number == kAttrF && af.wire == pb::kFixed32) {
+            const auto bits = static_cast<uint32_t>(af.value);
+            std::memcpy(&a.f, &bits, sizeof(float));
+          }
+          if (af.number == kAttrS && af.wire == pb::kLen) a.s = str(af.bytes);
+          if (af.number == kAttrInts) {
+            if (a.ints.size() > (size_t{1} << 24)) ar.bad();
+            ar.packed_varints(af, [&](uint64_t v) { a.ints.push_back(static_cast<int64_t>(v)); });
+          }
+        }
+        n.attributes.push_back(std::move(a));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+const OnnxAttribute* OnnxNode::attribute(const std::string& n) const {
+  for (const OnnxAttribute& a : attributes) {
+    if (a.name == n) return &a;
+  }
+  return nullptr;
+}
+
+int64_t OnnxNode::int_attribute(const std::string& n, int64_t dflt) const {
+  const OnnxAttribute* a = attribute(n);
+  return a == nullptr ? dflt : a->i;
+}
+
+float OnnxNode::float_attribute(const std::string& n, float dflt) const {
+  const OnnxAttribute* a = attribute(n);
+  return a == nullptr ? dflt : a->f;
+}
+
 bool onnx_dtype(int onnx_type, DType* out) {
-  using TP = onnx::TensorProto;
   switch (onnx_type) {
-    case TP::FLOAT:
+    case kFloat:
       *out = DType::F32;
       return true;
-    case TP::FLOAT16:
+    case kFloat16:
       *out = DType::F16;
       return true;
-    case TP::BFLOAT16:
+    case kBfloat16:
       *out = DType::BF16;
       return true;
-    case TP::DOUBLE:
+    case kDouble:
       *out = DType::F64;
       return true;
-    case TP::INT64:
+    case kInt64:
       *out = DType::I64;
       return true;
-    case TP::INT32:
+    case kInt32:
       *out = DType::I32;
       return true;
-    case TP::INT16:
+    case kInt16:
       *out = DType::I16;
       return true;
-    case TP::INT8:
+    case kInt8:
       *out = DType::I8;
       return true;
-    case TP::UINT8:
+    case kUint8:
       *out = DType::U8;
       return true;
-    case TP::BOOL:
+    case kBool:
       *out = DType::BOOL;
       return true;
     default:
@@ -51,57 +187,43 @@ bool onnx_dtype(int onnx_type, DType* out) {
 }
 
 int onnx_type_of(DType t) {
-  using TP = onnx::TensorProto;
   switch (t) {
     case DType::F32:
-      return TP::FLOAT;
+      return kFloat;
     case DType::F16:
-      return TP::FLOAT16;
+      return kFloat16;
     case DType::BF16:
-      return TP::BFLOAT16;
+      return kBfloat16;
     case DType::F64:
-      return TP::DOUBLE;
+      return kDouble;
     case DType::I64:
-      return TP::INT64;
+      return kInt64;
     case DType::I32:
-      return TP::INT32;
+      return kInt32;
     case DType::I16:
-      return TP::INT16;
+      return kInt16;
     case DType::I8:
-      return TP::INT8;
+      return kInt8;
     case DType::U8:
-      return TP::UINT8;
+      return kUint8;
     case DType::BOOL:
-      return TP::BOOL;
+      return kBool;
     default:
-      return TP::UNDEFINED;
+      return 0;
   }
 }
 
-void set_onnx_tensor(onnx::TensorProto* t, const std::string& name, DType dtype,
-                     const std::vector<int64_t>& dims, const void* data, size_t nbytes) {
-  t->Clear();
-  t->set_name(name);
-  t->set_data_type(onnx_type_of(dtype));
-  for (int64_t d : dims) t->add_dims(d);
-  t->set_raw_data(data, nbytes);
-}
-
 std::shared_ptr<OnnxModel> OnnxModel::open(const std::string& path) {
-  const std::string bytes = read_file(path, kMaxOnnxBytes, "ONNX model");
-  return from_bytes(path, bytes, true);
+  return from_bytes(path, read_file(path, kMaxOnnxBytes, "ONNX model"), true);
 }
 
-std::shared_ptr<OnnxModel> OnnxModel::from_bytes(const std::string& path, const std::string& bytes,
+std::shared_ptr<OnnxModel> OnnxModel::from_bytes(const std::string& path, std::string bytes,
                                                  bool allow_external) {
   auto m = std::shared_ptr<OnnxModel>(new OnnxModel());
   m->path_ = path;
   if (bytes.empty()) fail(path, "empty file (not an ONNX model)");
-  if (!m->proto_.ParseFromString(bytes)) {
-    fail(path, "not an ONNX model (the protobuf does not parse: truncated or another format)");
-  }
-  if (!m->proto_.has_graph()) fail(path, "not an ONNX model (no graph)");
-  m->index(allow_external);
+  m->bytes_ = std::move(bytes);
+  m->parse(allow_external);
   return m;
 }
 
@@ -111,133 +233,300 @@ const TensorInfo* OnnxModel::find(const std::string& name) const {
 }
 
 int64_t OnnxModel::opset(const std::string& domain) const {
-  for (const auto& o : proto_.opset_import()) {
-    if (o.domain() == domain || (domain.empty() && o.domain() == "ai.onnx")) return o.version();
+  for (const OnnxOpset& o : opsets_) {
+    if (o.domain == domain || (domain.empty() && o.domain == "ai.onnx")) return o.version;
   }
   return 0;
 }
 
-void OnnxModel::index(bool allow_external) {
-  const fs::path dir = fs::path(path_).parent_path().empty() ? fs::path(".")
-                                                             : fs::path(path_).parent_path();
-  std::map<std::string, std::shared_ptr<MappedFile>> files;
-  for (const onnx::TensorProto& t : proto_.graph().initializer()) {
-    const std::string& name = t.name();
-    if (name.empty()) fail(path_, "an initializer has no name");
-    if (by_name_.count(name) != 0) fail(path_, "initializer {} is defined twice", name);
-    DType dtype;
-    if (!onnx_dtype(t.data_type(), &dtype)) continue;  // kept in the graph, not read
-    TensorInfo info;
-    info.name = name;
-    info.dtype = dtype;
-    info.file = path_;
-    const size_t esize = dtype_size(dtype);
-    uint64_t numel = 1;
-    for (int64_t d : t.dims()) {
-      if (d < 0) fail(path_, "initializer {} has a negative dimension {}", name, d);
-      if (d != 0 && numel > (uint64_t{1} << 56) / static_cast<uint64_t>(d))
-        fail(path_, "initializer {} is impossibly large", name);
-      numel *= static_cast<uint64_t>(d);
-      info.shape.push_back(d);
+void OnnxModel::parse(bool allow_external) {
+  pb::Reader r(bytes_, path_, "the file (not an ONNX model: truncated or another format?)");
+  pb::Field f;
+  std::string_view graph;
+  bool have_graph = false;
+  while (r.next(&f)) {
+    if (f.number == kModelIrVersion && f.wire == pb::kVarint) {
+      ir_version_ = static_cast<int64_t>(f.value);
+    } else if (f.number == kModelOpset && f.wire == pb::kLen) {
+      OnnxOpset o;
+      pb::Reader orr(f.bytes, path_, "an opset_import");
+      pb::Field of;
+      while (orr.next(&of)) {
+        if (of.number == kOpsetDomain && of.wire == pb::kLen) o.domain = str(of.bytes);
+        if (of.number == kOpsetVersion && of.wire == pb::kVarint)
+          o.version = static_cast<int64_t>(of.value);
+      }
+      opsets_.push_back(o);
+    } else if (f.number == kModelGraph) {
+      if (f.wire != pb::kLen) r.bad();
+      if (have_graph) fail(path_, "not an ONNX model this tool reads (the graph is given twice)");
+      have_graph = true;
+      graph = f.bytes;
+      graph_begin_ = f.begin;
+      graph_end_ = f.end;
     }
-    const uint64_t want = numel * esize;
-    if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-      if (!allow_external) fail(path_, "initializer {} uses external data (not allowed here)", name);
-      std::string location;
-      uint64_t offset = 0, length = std::numeric_limits<uint64_t>::max();
-      for (const auto& kv : t.external_data()) {
-        auto number = [&](const std::string& v) {
-          if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
-            fail(path_, "initializer {}: external data {} '{}' is not a number", name, kv.key(), v);
-          return static_cast<uint64_t>(std::stoull(v));
-        };
-        if (kv.key() == "location") location = kv.value();
-        if (kv.key() == "offset") offset = number(kv.value());
-        if (kv.key() == "length") length = number(kv.value());
-      }
-      const fs::path loc(location);
-      bool bad = location.empty() || loc.is_absolute() ||
-                 location.find('\0') != std::string::npos;
-      for (const auto& part : loc) bad = bad || part == "..";
-      if (bad) {
-        fail(path_, "initializer {}: external data location '{}' is not a file inside {}", name,
-             location, dir.string());
-      }
-      const std::string file = (dir / loc).string();
-      if (!path_within(file, dir.string())) {
-        fail(path_, "initializer {}: external data location '{}' leaves the model's folder", name,
-             location);
-      }
-      auto it = files.find(file);
-      if (it == files.end()) {
-        uint64_t size = 0;
-        const int fd = open_regular(file, &size);  // refuses FIFOs and devices
-        ::close(fd);
-        it = files.emplace(file, MappedFile::open(file)).first;
-        external_.push_back(it->second);
-      }
-      const MappedFile& f = *it->second;
-      if (length == std::numeric_limits<uint64_t>::max()) length = want;
-      if (offset > f.size() || length > f.size() - offset) {
-        fail(path_, "initializer {}: external data [{}, +{}) lies outside {} ({} bytes)", name,
-             offset, length, file, f.size());
-      }
-      if (length != want) {
-        fail(path_, "initializer {}: external data holds {} bytes, its shape needs {}", name,
-             length, want);
-      }
-      info.data = f.data() + offset;
-      info.nbytes = static_cast<size_t>(length);
-      info.file = file;
-    } else if (t.has_raw_data()) {
-      if (t.raw_data().size() != want) {
-        fail(path_, "initializer {} holds {} bytes, its shape [{}] needs {}", name,
-             t.raw_data().size(), fmt::join(info.shape, ","), want);
-      }
-      info.data = reinterpret_cast<const uint8_t*>(t.raw_data().data());
-      info.nbytes = static_cast<size_t>(want);
-    } else {
-      // Typed fields: converted to the raw little-endian layout once.
-      auto buf = std::make_shared<std::vector<uint8_t>>();
-      auto need = [&](int64_t have) {
-        if (static_cast<uint64_t>(have) != numel)
-          fail(path_, "initializer {} holds {} values, its shape [{}] needs {}", name, have,
-               fmt::join(info.shape, ","), numel);
-        buf->resize(static_cast<size_t>(want));
-      };
-      if (dtype == DType::F32) {
-        need(t.float_data_size());
-        if (numel) std::memcpy(buf->data(), t.float_data().data(), buf->size());
-      } else if (dtype == DType::I64) {
-        need(t.int64_data_size());
-        if (numel) std::memcpy(buf->data(), t.int64_data().data(), buf->size());
-      } else if (dtype == DType::F64) {
-        need(t.double_data_size());
-        if (numel) std::memcpy(buf->data(), t.double_data().data(), buf->size());
-      } else {  // int32_data holds one element per entry (f16/bf16 as their bit patterns)
-        need(t.int32_data_size());
-        for (uint64_t i = 0; i < numel; ++i) {
-          const int32_t v = t.int32_data(static_cast<int>(i));
-          std::memcpy(buf->data() + i * esize, &v, esize);  // little-endian low bytes
-        }
-      }
-      info.data = buf->data();
-      info.nbytes = buf->size();
-      owned_.push_back(buf);
-    }
-    by_name_[name] = tensors_.size();
-    tensors_.push_back(std::move(info));
+  }
+  if (!have_graph || ir_version_ <= 0)
+    fail(path_, "not an ONNX model (no {})", have_graph ? "ir_version" : "graph");
+  pb::Reader gr(graph, path_, "the graph");
+  while (gr.next(&f)) {
+    if (f.wire != pb::kLen) continue;
+    if (f.number == kGraphNode) nodes_.push_back(read_node(f.bytes, path_));
+    if (f.number == kGraphInitializer) read_initializer(f.bytes, allow_external);
   }
 }
 
-void write_onnx(const std::string& path, const onnx::ModelProto& model) {
-  const size_t n = model.ByteSizeLong();
-  if (n > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    fail(path, "the model is {} bytes, over protobuf's 2 GiB limit for one file", n);
+void OnnxModel::read_initializer(std::string_view msg, bool allow_external) {
+  const fs::path dir =
+      fs::path(path_).parent_path().empty() ? fs::path(".") : fs::path(path_).parent_path();
+  pb::Reader r(msg, path_, "an initializer");
+  pb::Field f;
+  std::string name, location;
+  std::vector<int64_t> dims;
+  int data_type = 0;
+  bool external = false, have_raw = false;
+  std::string_view raw;
+  std::vector<pb::Field> typed;  // float/int32/int64/double data fields, in order
+  uint64_t offset = 0, length = std::numeric_limits<uint64_t>::max();
+  while (r.next(&f)) {
+    switch (f.number) {
+      case kTensorDims:
+        r.packed_varints(f, [&](uint64_t v) {
+          if (dims.size() > 64) r.bad();
+          dims.push_back(static_cast<int64_t>(v));
+        });
+        break;
+      case kTensorDataType:
+        data_type = static_cast<int>(f.value);
+        break;
+      case kTensorName:
+        name = str(f.bytes);
+        break;
+      case kTensorRawData:
+        have_raw = true;
+        raw = f.bytes;
+        break;
+      case kTensorDataLocation:
+        external = f.value == 1;
+        break;
+      case kTensorFloatData:
+      case kTensorInt32Data:
+      case kTensorInt64Data:
+      case kTensorDoubleData:
+        typed.push_back(f);
+        break;
+      case kTensorExternalData: {
+        std::string key, value;
+        pb::Reader er(f.bytes, path_, "an external_data entry");
+        pb::Field ef;
+        while (er.next(&ef)) {
+          if (ef.number == kEntryKey && ef.wire == pb::kLen) key = str(ef.bytes);
+          if (ef.number == kEntryValue && ef.wire == pb::kLen) value = str(ef.bytes);
+        }
+        auto number = [&](const std::string& v) {
+          if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+            fail(path_, "initializer {}: external data {} '{}' is not a number", name, key, v);
+          return static_cast<uint64_t>(std::stoull(v));
+        };
+        if (key == "location") location = value;
+        if (key == "offset") offset = number(value);
+        if (key == "length") length = number(value);
+        break;
+      }
+      default:
+        break;
+    }
   }
-  std::string bytes;
-  if (!model.SerializeToString(&bytes)) fail(path, "cannot serialize the ONNX model");
-  write_file_atomic(path, bytes);
+  if (name.empty()) fail(path_, "an initializer has no name");
+  if (!all_initializers_.insert(name).second)
+    fail(path_, "initializer {} is defined twice", name);
+  DType dtype;
+  if (!onnx_dtype(data_type, &dtype)) return;  // kept in the graph, not read
+  TensorInfo info;
+  info.name = name;
+  info.dtype = dtype;
+  info.file = path_;
+  const size_t esize = dtype_size(dtype);
+  uint64_t numel = 1;
+  for (int64_t d : dims) {
+    if (d < 0) fail(path_, "initializer {} has a negative dimension {}", name, d);
+    if (d != 0 && numel > (uint64_t{1} << 56) / static_cast<uint64_t>(d))
+      fail(path_, "initializer {} is impossibly large", name);
+    numel *= static_cast<uint64_t>(d);
+  }
+  info.shape = dims;
+  const uint64_t want = numel * esize;
+  if (external) {
+    if (!allow_external) fail(path_, "initializer {} uses external data (not allowed here)", name);
+    const fs::path loc(location);
+    bool bad = location.empty() || loc.is_absolute() || location.find('\0') != std::string::npos;
+    for (const auto& part : loc) bad = bad || part == "..";
+    if (bad || !path_within((dir / loc).string(), dir.string())) {
+      fail(path_, "initializer {}: external data location '{}' is not a file inside {}", name,
+           location, dir.string());
+    }
+    const std::string file = (dir / loc).string();
+    auto it = external_.find(file);
+    if (it == external_.end()) {
+      uint64_t size = 0;
+      const int fd = open_regular(file, &size);  // refuses FIFOs and devices
+      ::close(fd);
+      it = external_.emplace(file, MappedFile::open(file)).first;
+    }
+    const MappedFile& mf = *it->second;
+    if (length == std::numeric_limits<uint64_t>::max()) length = want;
+    if (offset > mf.size() || length > mf.size() - offset) {
+      fail(path_, "initializer {}: external data [{}, +{}) lies outside {} ({} bytes)", name,
+           offset, length, file, mf.size());
+    }
+    if (length != want) {
+      fail(path_, "initializer {}: external data holds {} bytes, its shape needs {}", name, length,
+           want);
+    }
+    info.data = mf.data() + offset;
+    info.nbytes = static_cast<size_t>(length);
+    info.file = file;
+  } else if (have_raw) {
+    if (raw.size() != want) {
+      fail(path_, "initializer {} holds {} bytes, its shape [{}] needs {}", name, raw.size(),
+           fmt::join(dims, ","), want);
+    }
+    info.data = reinterpret_cast<const uint8_t*>(raw.data());
+    info.nbytes = static_cast<size_t>(want);
+  } else {
+    // Typed fields, converted to the raw little-endian layout once. float_data holds f32,
+    // double_data f64, int64_data i64, int32_data one entry per element of the smaller types.
+    if (want > (uint64_t{1} << 31)) fail(path_, "initializer {} is too large for typed data", name);
+    auto buf = std::make_shared<std::vector<uint8_t>>();
+    buf->reserve(static_cast<size_t>(want));
+    const uint32_t field = dtype == DType::F32   ? kTensorFloatData
+                           : dtype == DType::F64 ? kTensorDoubleData
+                           : dtype == DType::I64 ? kTensorInt64Data
+                                                 : kTensorInt32Data;
+    auto put = [&](uint64_t v, size_t n) {
+      if (buf->size() + n > want) {
+        fail(path_, "initializer {} holds more values than its shape [{}] needs", name,
+             fmt::join(dims, ","));
+      }
+      for (size_t i = 0; i < n; ++i) buf->push_back(static_cast<uint8_t>(v >> (8 * i)));
+    };
+    for (const pb::Field& t : typed) {
+      if (t.number != field) continue;
+      if (field == kTensorFloatData || field == kTensorDoubleData) {
+        const size_t n = field == kTensorFloatData ? 4 : 8;
+        if (t.wire == pb::kLen) {
+          if (t.bytes.size() % n != 0) r.bad();
+          for (size_t i = 0; i < t.bytes.size(); i += n) {
+            uint64_t v = 0;
+            for (size_t k = 0; k < n; ++k)
+              v |= static_cast<uint64_t>(static_cast<uint8_t>(t.bytes[i + k])) << (8 * k);
+            put(v, n);
+          }
+        } else {
+          put(t.value, n);
+        }
+      } else {
+        r.packed_varints(t, [&](uint64_t v) { put(v, esize); });
+      }
+    }
+    if (buf->size() != want) {
+      fail(path_, "initializer {} holds {} bytes of values, its shape [{}] needs {}", name,
+           buf->size(), fmt::join(dims, ","), want);
+    }
+    info.data = buf->data();
+    info.nbytes = buf->size();
+    owned_.push_back(buf);
+  }
+  by_name_[name] = tensors_.size();
+  tensors_.push_back(std::move(info));
+}
+
+std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e) {
+  std::string graph;
+  std::string_view all = m.bytes_;
+  // The graph's payload (its field's tag and length stripped).
+  pb::Reader outer(all.substr(m.graph_begin_, m.graph_end_ - m.graph_begin_), m.path_, "the file");
+  pb::Field gf;
+  outer.next(&gf);
+  pb::Reader r(gf.bytes, m.path_, "the graph");
+  pb::Field f;
+  int node = 0;
+  while (r.next(&f)) {
+    const std::string_view whole = gf.bytes.substr(f.begin, f.end - f.begin);
+    if (f.number == kGraphNode && f.wire == pb::kLen) {
+      auto it = e.nodes.find(node++);
+      if (it == e.nodes.end()) {
+        graph.append(whole);
+      } else {
+        for (const std::string& n : it->second) pb::put_bytes_field(&graph, kGraphNode, n);
+      }
+      continue;
+    }
+    if (f.number == kGraphInitializer && f.wire == pb::kLen) {
+      const std::string name = name_field(f.bytes, kTensorName, m.path_);
+      if (e.drop_initializers.count(name) != 0) continue;
+      auto it = e.replace_initializers.find(name);
+      if (it != e.replace_initializers.end()) {
+        pb::put_bytes_field(&graph, kGraphInitializer, it->second);
+      } else {
+        graph.append(whole);
+      }
+      continue;
+    }
+    if (f.number == kGraphInput && f.wire == pb::kLen &&
+        e.drop_initializers.count(name_field(f.bytes, kValueInfoName, m.path_)) != 0) {
+      continue;
+    }
+    graph.append(whole);
+  }
+  for (const std::string& t : e.add_initializers) pb::put_bytes_field(&graph, kGraphInitializer, t);
+
+  std::string out;
+  out.reserve(graph.size() + m.bytes_.size() / 8);
+  out.append(all.substr(0, m.graph_begin_));
+  out.append(all.substr(m.graph_end_));
+  for (const OnnxOpset& o : e.add_opsets) {
+    bool have = false;
+    for (const OnnxOpset& x : m.opsets_) have = have || x.domain == o.domain;
+    if (have) continue;
+    std::string os;
+    pb::put_bytes_field(&os, kOpsetDomain, o.domain);
+    pb::put_varint_field(&os, kOpsetVersion, static_cast<uint64_t>(o.version));
+    pb::put_bytes_field(&out, kModelOpset, os);
+  }
+  pb::put_bytes_field(&out, kModelGraph, graph);
+  return out;
+}
+
+std::string onnx_node_bytes(const std::string& name, const std::string& op_type,
+                            const std::string& domain, const std::vector<std::string>& inputs,
+                            const std::vector<std::string>& outputs,
+                            const std::vector<std::pair<std::string, int64_t>>& int_attributes) {
+  std::string n;
+  for (const std::string& i : inputs) pb::put_bytes_field(&n, kNodeInput, i);
+  for (const std::string& o : outputs) pb::put_bytes_field(&n, kNodeOutput, o);
+  pb::put_bytes_field(&n, kNodeName, name);
+  pb::put_bytes_field(&n, kNodeOpType, op_type);
+  for (const auto& [k, v] : int_attributes) {
+    std::string a;
+    pb::put_bytes_field(&a, kAttrName, k);
+    pb::put_varint_field(&a, kAttrI, static_cast<uint64_t>(v));
+    pb::put_varint_field(&a, kAttrType, 2);  // INT
+    pb::put_bytes_field(&n, kNodeAttribute, a);
+  }
+  if (!domain.empty()) pb::put_bytes_field(&n, kNodeDomain, domain);
+  return n;
+}
+
+std::string onnx_tensor_bytes(const std::string& name, DType dtype,
+                              const std::vector<int64_t>& dims, const void* data, size_t nbytes) {
+  std::string t;
+  for (int64_t d : dims) pb::put_varint_field(&t, kTensorDims, static_cast<uint64_t>(d));
+  pb::put_varint_field(&t, kTensorDataType, static_cast<uint64_t>(onnx_type_of(dtype)));
+  pb::put_bytes_field(&t, kTensorName, name);
+  pb::put_bytes_field(&t, kTensorRawData,
+                      std::string_view(static_cast<const char*>(data), nbytes));
+  return t;
 }
 
 }  // namespace lowbit

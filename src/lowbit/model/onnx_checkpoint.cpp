@@ -10,18 +10,6 @@ namespace lowbit {
 
 namespace {
 
-const onnx::AttributeProto* attribute(const onnx::NodeProto& n, const std::string& name) {
-  for (const auto& a : n.attribute()) {
-    if (a.name() == name) return &a;
-  }
-  return nullptr;
-}
-
-int64_t int_attribute(const onnx::NodeProto& n, const std::string& name, int64_t dflt) {
-  const onnx::AttributeProto* a = attribute(n, name);
-  return a == nullptr ? dflt : a->i();
-}
-
 // Owned bytes kept alive by the store.
 struct Owned {
   std::shared_ptr<OnnxModel> model;
@@ -38,23 +26,23 @@ std::vector<T> values(const OnnxModel& m, const TensorInfo& t, const std::string
 }
 
 // The MatMulNBits node `n` as lowbit's quantized weight.
-QuantizedWeight read_matmul_nbits(const OnnxModel& m, const onnx::GraphProto& g,
-                                  const onnx::NodeProto& n, const std::string& module) {
+QuantizedWeight read_matmul_nbits(const OnnxModel& m, const OnnxNode& n,
+                                  const std::string& module) {
   const std::string where = m.path();
   auto init = [&](int i, const char* what, bool required) -> const TensorInfo* {
-    if (n.input_size() <= i || n.input(i).empty()) {
+    if (n.inputs.size() <= static_cast<size_t>(i) || n.inputs[static_cast<size_t>(i)].empty()) {
       if (required) fail(where, "MatMulNBits {} has no {} input", module, what);
       return nullptr;
     }
-    const TensorInfo* t = m.find(n.input(i));
-    if (t == nullptr)
-      fail(where, "MatMulNBits {}: {} {} is not an initializer", module, what, n.input(i));
+    const std::string& name = n.inputs[static_cast<size_t>(i)];
+    const TensorInfo* t = m.find(name);
+    if (t == nullptr) fail(where, "MatMulNBits {}: {} {} is not an initializer", module, what, name);
     return t;
   };
   MatMulNBitsWeight w;
-  w.K = int_attribute(n, "K", 0);
-  w.N = int_attribute(n, "N", 0);
-  const int64_t bits = int_attribute(n, "bits", 4), block = int_attribute(n, "block_size", 0);
+  w.K = n.int_attribute("K", 0);
+  w.N = n.int_attribute("N", 0);
+  const int64_t bits = n.int_attribute("bits", 4), block = n.int_attribute("block_size", 0);
   if (bits < 1 || bits > 8 || block < 1 || block > (1 << 20) || w.K < 1 || w.N < 1 ||
       w.K > (int64_t{1} << 31) || w.N > (int64_t{1} << 31)) {
     fail(where, "MatMulNBits {}: attributes K={} N={} bits={} block_size={} are out of range",
@@ -82,10 +70,10 @@ QuantizedWeight read_matmul_nbits(const OnnxModel& m, const onnx::GraphProto& g,
     w.g_idx = values<int32_t>(m, *gi, "g_idx");
   }
   // act-order written as a Gather of A's columns.
-  if (n.input_size() > 0) {
-    for (const onnx::NodeProto& p : g.node()) {
-      if (p.op_type() != "Gather" || p.output_size() < 1 || p.output(0) != n.input(0)) continue;
-      const TensorInfo* idx = p.input_size() > 1 ? m.find(p.input(1)) : nullptr;
+  if (!n.inputs.empty()) {
+    for (const OnnxNode& p : m.nodes()) {
+      if (p.op_type != "Gather" || p.outputs.empty() || p.outputs[0] != n.inputs[0]) continue;
+      const TensorInfo* idx = p.inputs.size() > 1 ? m.find(p.inputs[1]) : nullptr;
       if (idx == nullptr || idx->dtype != DType::I64)
         fail(where, "MatMulNBits {}: its input is gathered by indices that are not int64", module);
       w.perm = values<int64_t>(m, *idx, "Gather indices");
@@ -97,9 +85,9 @@ QuantizedWeight read_matmul_nbits(const OnnxModel& m, const onnx::GraphProto& g,
 
 }  // namespace
 
-std::string onnx_node_module(const onnx::NodeProto& node) {
-  std::string name = node.name();
-  if (name.empty() && node.output_size() > 0) name = node.output(0);
+std::string onnx_node_module(const OnnxNode& node) {
+  std::string name = node.name;
+  if (name.empty() && !node.outputs.empty()) name = node.outputs[0];
   if (name.size() < 2 || name[0] != '/') return "";
   const size_t last = name.rfind('/');
   if (last == 0) return "";
@@ -121,19 +109,18 @@ OnnxCheckpoint read_onnx_checkpoint(std::shared_ptr<OnnxModel> model) {
   OnnxCheckpoint ck;
   ck.model = model;
   const OnnxModel& m = *model;
-  const onnx::GraphProto& g = m.proto().graph();
   auto owned = std::make_shared<Owned>();
   owned->model = model;
   std::vector<TensorInfo> tensors = m.initializers();
   std::map<std::string, bool> named;  // checkpoint names already present
   for (const TensorInfo& t : tensors) named[t.name] = true;
 
-  for (int i = 0; i < g.node_size(); ++i) {
-    const onnx::NodeProto& n = g.node(i);
-    const bool nbits = n.op_type() == "MatMulNBits" && n.domain() == "com.microsoft";
-    if (!nbits && n.op_type() != "MatMul" && n.op_type() != "Gemm") continue;
-    if (n.input_size() < 2) continue;
-    const TensorInfo* b = m.find(n.input(1));
+  for (size_t i = 0; i < m.nodes().size(); ++i) {
+    const OnnxNode& n = m.nodes()[i];
+    const bool nbits = n.op_type == "MatMulNBits" && n.domain == "com.microsoft";
+    if (!nbits && n.op_type != "MatMul" && n.op_type != "Gemm") continue;
+    if (n.inputs.size() < 2) continue;
+    const TensorInfo* b = m.find(n.inputs[1]);
     if (b == nullptr) continue;  // activations times activations (attention)
     const std::string module = onnx_node_module(n);
     if (module.empty()) continue;
@@ -141,27 +128,30 @@ OnnxCheckpoint read_onnx_checkpoint(std::shared_ptr<OnnxModel> model) {
     if (ck.linear(module) != nullptr) fail(m.path(), "two linears claim module {}", module);
     OnnxLinear lin;
     lin.module = module;
-    lin.node = i;
-    lin.op = nbits ? "MatMulNBits" : n.op_type();
-    lin.weight = n.input(1);
+    lin.node = static_cast<int>(i);
+    lin.op = nbits ? "MatMulNBits" : n.op_type;
+    lin.weight = n.inputs[1];
     if (nbits) {
-      ck.quantized.emplace(wname, read_matmul_nbits(m, g, n, module));
+      ck.quantized.emplace(wname, read_matmul_nbits(m, n, module));
       ck.linears.push_back(lin);
       continue;
     }
-    if (n.op_type() == "Gemm") {
-      if (int_attribute(n, "transA", 0) != 0) continue;  // not a linear layer's shape
-      lin.b_is_out_in = int_attribute(n, "transB", 0) != 0;
+    if (n.op_type == "Gemm") {
+      // Not a linear layer's product: transposed input, scaled product or bias.
+      if (n.int_attribute("transA", 0) != 0 || n.float_attribute("alpha", 1.0f) != 1.0f ||
+          n.float_attribute("beta", 1.0f) != 1.0f)
+        continue;
+      lin.b_is_out_in = n.int_attribute("transB", 0) != 0;
     }
     ck.linears.push_back(lin);
     if (b->name == wname || named.count(wname) != 0) continue;  // a parameter-named initializer
     if (b->shape.size() != 2)
-      fail(m.path(), "the weight {} of {} is not 2-D", b->name, n.name());
+      fail(m.path(), "the weight {} of {} is not 2-D", b->name, n.name);
     TensorInfo t = *b;
     t.name = wname;
     if (!lin.b_is_out_in) {  // [in, out] -> the parameter's [out, in]
       if (b->dtype != DType::F32 && b->dtype != DType::F16 && b->dtype != DType::BF16)
-        fail(m.path(), "the weight {} of {} is not floating point", b->name, n.name());
+        fail(m.path(), "the weight {} of {} is not floating point", b->name, n.name);
       const int64_t rows = b->shape[0], cols = b->shape[1];
       std::vector<float> f(static_cast<size_t>(rows * cols)), tr(f.size());
       tensor_to_f32(*b, f.data());

@@ -49,7 +49,7 @@ struct OnnxCheckpoint {
 
 // The module path a node's name (or first output's name) carries: "/a/b.0/c/MatMul" -> "a.b.0.c";
 // "" when the name has no path.
-std::string onnx_node_module(const onnx::NodeProto& node);
+std::string onnx_node_module(const OnnxNode& node);
 
 // Maps `model`'s graph as above. Throws Error("<model path>: ...") on inconsistent MatMulNBits
 // tensors or attributes, two nodes claiming one module, or a weight that is not 2-D.
