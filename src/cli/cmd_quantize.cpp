@@ -17,6 +17,7 @@
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/load.h"
 #include "lowbit/quant/quantize_model.h"
+#include "lowbit/quant/quantize_onnx.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/threads.h"
 
@@ -33,6 +34,7 @@ struct QuantizeArgs {
   std::vector<std::string> alpha_overrides;  // PATTERN:ALPHA
   std::string outliers;                      // N:FACTOR[:SEED]
   std::string rotate;
+  bool format_given = false;
   uint64_t rotate_seed = 0;
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   int bits = 4, group_size = 128, threads = 0;
@@ -219,8 +221,12 @@ int run_quantize(QuantizeArgs& a) {
   // The report is printed and saved before the folder is renamed into place: if either fails,
   // no finished-looking output is left.
   bool json_written = false;
+  // An ONNX model is written back as ONNX unless --format names a folder layout.
+  const bool onnx_out =
+      a.format_given ? o.format == "onnx" : !locate_model(a.model, o.tokenizer, false).onnx.empty();
+  const auto run = onnx_out ? quantize_to_onnx : quantize_model;
   try {
-    quantize_model(a.model, a.out, o, [&](const QuantizeReport& r) {
+    run(a.model, a.out, o, [&](const QuantizeReport& r) {
       out(report_text(r));
       out_flush();
       if (!a.json_path.empty()) {
@@ -243,7 +249,7 @@ void add_quantize(CLI::App& app, Runner* run) {
   auto a = std::make_shared<QuantizeArgs>();
   QuantizeOptions& o = a->opt;
   o.calib.seqlen = 0;  // auto: min(512, model context)
-  sub->add_option("--model,-m", a->model, "Input model (HF folder or llama2.c .bin)")->required();
+  sub->add_option("--model,-m", a->model, "Input model (HF folder, llama2.c .bin, or ONNX decoder with config.json)")->required();
   sub->add_option("--out,-o", a->out, "Output folder (must not exist unless --force)")->required();
   sub->add_option(
       "--algo", a->algo,
@@ -266,7 +272,9 @@ void add_quantize(CLI::App& app, Runner* run) {
                   "Keep layers matching PATTERN in floating point (repeatable)");
   sub->add_option("--format", o.format,
                   "gptq (GPTQ layout, fallbacks for shapes it cannot hold) | lowbit (exact scheme "
-                  "everywhere) | compressed-tensors (W8A8 int-quantized, as vLLM loads)");
+                  "everywhere) | compressed-tensors (W8A8 int-quantized, as vLLM loads) | onnx "
+                  "(the input ONNX graph with MatMulNBits linears; the default for an ONNX input)")
+      ->each([a](const std::string&) { a->format_given = true; });
   sub->add_option("--gptq-version", o.gptq_version, "GPTQ zero-point convention: 1 (gptq) or 2")
       ->check(int_in(1, 2));
   sub->add_flag("--act-order", o.gptq.act_order, "GPTQ: quantize columns by descending Hessian");

@@ -1,0 +1,427 @@
+// ONNX decoders in (io/onnx_model, model/onnx_checkpoint) and quantized ONNX out
+// (quant/quantize_onnx, export/onnx_quantized): the shared optimum exports reproduce their source
+// models' reference logits, the quantized graphs lowbit writes run in ONNX Runtime (through
+// tools/ort/run.js) with lowbit's own logits, read back into lowbit unchanged, and hostile files
+// give one-line errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lowbit/eval/perplexity.h"
+#include "lowbit/eval/text_sets.h"
+#include "lowbit/eval/windows.h"
+#include "lowbit/io/onnx_model.h"
+#include "lowbit/io/protobuf_wire.h"
+#include "lowbit/model/load.h"
+#include "lowbit/model/onnx_checkpoint.h"
+#include "lowbit/model/sampler.h"
+#include "lowbit/model/transformer.h"
+#include "lowbit/tokenizer/tokenizer.h"
+#include "lowbit/util/file.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Case {
+  const char* onnx;    // under models/onnx/
+  const char* source;  // under models/
+};
+
+const Case kCases[] = {{"llama-256-optimum", "llama-256"}, {"gpt2-tiny-optimum", "gpt2-tiny"}};
+
+// Whether node and run.js's onnxruntime-node are here; skips (fails under CI=true) otherwise.
+#define LOWBIT_ORT_OR_SKIP()                                                                    \
+  if (!fs::exists(test::source_dir() + "/tools/ort/node_modules/onnxruntime-node") ||          \
+      test::run_cmd("node --version").rc != 0) {                                               \
+    if (test::in_ci()) FAIL() << "node or tools/ort/node_modules missing (CI=true)";           \
+    GTEST_SKIP() << "node or tools/ort/node_modules/onnxruntime-node missing (scripts/setup.sh)"; \
+  }
+
+double max_abs_diff(const float* a, const float* b, int n) {
+  double m = 0;
+  for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+// The prompt's last logits and `steps` greedy steps' logits (steps + 1 rows), and the greedy ids.
+struct Logits {
+  std::vector<std::vector<float>> logits;
+  std::vector<int> greedy;
+};
+
+Logits run_lowbit(const LoadedModel& m, const std::vector<int>& ids, int steps) {
+  Logits r;
+  const int vocab = m.weights->cfg.vocab_size;
+  Transformer tf(m.weights, static_cast<int>(ids.size()) + steps + 1);
+  const float* logits = tf.forward(ids.data(), static_cast<int>(ids.size()));
+  for (int s = 0; s <= steps; ++s) {
+    r.logits.emplace_back(logits, logits + vocab);
+    const int next = argmax(logits, vocab);
+    r.greedy.push_back(next);
+    if (s < steps) logits = tf.forward(&next, 1);
+  }
+  return r;
+}
+
+Logits run_ort(const std::string& onnx, const std::vector<int>& ids, int steps) {
+  std::string list;
+  for (int id : ids) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
+  const test::CliResult c = test::run_cmd("node " + test::source_dir() + "/tools/ort/run.js " +
+                                          onnx + " --ids " + list +
+                                          " --steps " + std::to_string(steps));
+  Logits r;
+  EXPECT_EQ(c.rc, 0) << c.out;
+  if (c.rc != 0) return r;
+  const json j = json::parse(c.out);
+  for (const json& row : j["logits"]) r.logits.push_back(row.get<std::vector<float>>());
+  r.greedy = j["greedy"].get<std::vector<int>>();
+  return r;
+}
+
+// max |a - b| / max |b| over all steps.
+double rel_diff(const Logits& a, const Logits& b) {
+  double num = 0, den = 0;
+  for (size_t s = 0; s < std::min(a.logits.size(), b.logits.size()); ++s) {
+    const int n = static_cast<int>(b.logits[s].size());
+    num = std::max(num, max_abs_diff(a.logits[s].data(), b.logits[s].data(), n));
+    for (float v : b.logits[s]) den = std::max(den, double(std::fabs(v)));
+  }
+  return num / den;
+}
+
+class OnnxImportShared : public ::testing::TestWithParam<Case> {};
+
+// The export reproduces transformers' logits, greedy ids and perplexity, and equals loading the
+// source HF folder.
+TEST_P(OnnxImportShared, ReproducesTheSourceModelsReference) {
+  const Case& k = GetParam();
+  LOWBIT_SHARED_OR_SKIP(dir, std::string("models/onnx/") + k.onnx);
+  LOWBIT_SHARED_OR_SKIP(src, std::string("models/") + k.source);
+  const json ref = json::parse(test::read_all(src + "/reference.json"));
+  const LoadedModel m = load_model(dir);
+  const LoadedModel hf = load_model(src);
+  const int vocab = m.weights->cfg.vocab_size;
+  for (const json& p : ref["prompts"]) {
+    const std::string text = p["text"];
+    SCOPED_TRACE(text);
+    const std::vector<int> ids = m.tokenizer->encode(text, /*add_special=*/true);
+    ASSERT_EQ(ids, p["ids"].get<std::vector<int>>());
+    Transformer tf(m.weights, static_cast<int>(ids.size()) + 40);
+    Transformer tf_hf(hf.weights, static_cast<int>(ids.size()) + 1);
+    const float* logits = tf.forward(ids.data(), static_cast<int>(ids.size()));
+    const std::vector<float> want = p["last_logits"].get<std::vector<float>>();
+    ASSERT_EQ(static_cast<int>(want.size()), vocab);
+    const double err = max_abs_diff(logits, want.data(), vocab);
+    EXPECT_LT(err, 1e-4) << "max |logit - reference|";
+    const float* hf_logits = tf_hf.forward(ids.data(), static_cast<int>(ids.size()));
+    const double err_hf = max_abs_diff(logits, hf_logits, vocab);
+    EXPECT_LT(err_hf, 1e-5) << "max |logit(onnx) - logit(HF folder)|";
+    std::cout << "[ onnx      ] " << k.onnx << ": max |logit - transformers| " << err
+              << ", vs the HF folder " << err_hf << "\n";
+    std::vector<int> got;
+    for (int step = 0; step < 40; ++step) {
+      const int next = argmax(logits, vocab);
+      got.push_back(next);
+      if (step + 1 < 40) logits = tf.forward(&next, 1);
+    }
+    EXPECT_EQ(got, p["greedy"]["new_ids"].get<std::vector<int>>());
+  }
+  const json& pj = ref["perplexity"];
+  const std::vector<int> tokens = m.tokenizer->encode(load_text_set("tinystories"), false);
+  const WindowPlan plan = plan_windows(Convention::kGptq, static_cast<int64_t>(tokens.size()),
+                                       pj["window"].get<int>(), pj["windows"].get<int64_t>());
+  Transformer tf(m.weights, plan.ctx), tf_hf(hf.weights, plan.ctx);
+  const double ppl = perplexity(tf, tokens, plan, m.tokenizer->bos_id()).ppl;
+  const double ppl_hf = perplexity(tf_hf, tokens, plan, hf.tokenizer->bos_id()).ppl;
+  EXPECT_LT(std::fabs(ppl - pj["ppl"].get<double>()) / ppl, 1e-5);
+  EXPECT_LT(std::fabs(ppl - ppl_hf) / ppl, 1e-6);
+  std::cout << "[ onnx      ] " << k.onnx << ": perplexity " << ppl << " (HF folder " << ppl_hf
+            << ", transformers " << pj["ppl"].get<double>() << ")\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(OnnxImport, OnnxImportShared, ::testing::ValuesIn(kCases),
+                         [](const auto& info) {
+                           std::string n = info.param.source;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+struct QuantCase {
+  const char* onnx;
+  const char* flags;
+  const char* label;
+};
+
+class OnnxImportQuantized : public ::testing::TestWithParam<QuantCase> {};
+
+// quantize (ONNX in -> ONNX out) runs in ONNX Runtime with lowbit's logits for the same quantized
+// model (quantized again into lowbit's layout with the same options), and reads back into lowbit
+// with the same logits.
+TEST_P(OnnxImportQuantized, RunsInOnnxRuntimeAndReadsBack) {
+  const QuantCase& k = GetParam();
+  LOWBIT_SHARED_OR_SKIP(dir, std::string("models/onnx/") + k.onnx);
+  LOWBIT_ORT_OR_SKIP();
+  test::TempDir tmp(std::string("onnx_q_") + k.label);
+  const std::string flags = std::string(k.flags) + " --bits 4 --group-size 32";
+  test::CliResult r = test::run_cli("quantize --model " + dir + " --out " + tmp / "onnx" + " " + flags);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = test::run_cli("quantize --model " + dir + " --out " + tmp / "lowbit" + " --format lowbit " +
+                    flags);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string onnx = tmp / "onnx/model.onnx";
+  ASSERT_TRUE(fs::exists(onnx));
+  EXPECT_LT(fs::file_size(onnx), fs::file_size(dir + "/model.onnx"));
+
+  // The graph holds MatMulNBits nodes and no float weight of a replaced linear.
+  const auto written = OnnxModel::open(onnx);
+  int nbits = 0;
+  for (const OnnxNode& n : written->nodes()) nbits += n.op_type == "MatMulNBits";
+  EXPECT_GT(nbits, 0);
+  EXPECT_EQ(written->opset("com.microsoft"), 1);
+  EXPECT_EQ(written->opset(""), OnnxModel::open(dir + "/model.onnx")->opset(""));
+
+  // lowbit's reference path (dequantized weights, fp32 activations: what MatMulNBits computes);
+  // the default kernels quantize activations to int8 and differ by that rounding.
+  RuntimeOptions deq;
+  deq.repack = false;
+  const LoadedModel ref = load_model(tmp / "lowbit", "", true, deq);
+  const LoadedModel back = load_model(tmp / "onnx", "", true, deq);
+  const std::vector<int> ids = ref.tokenizer->encode("Once upon a time, there was", true);
+  const int steps = 6;
+  const Logits want = run_lowbit(ref, ids, steps);
+  const Logits ort = run_ort(onnx, ids, steps);
+  ASSERT_EQ(ort.logits.size(), want.logits.size());
+  const double rel = rel_diff(ort, want);
+  EXPECT_LT(rel, 1e-3) << "ONNX Runtime vs lowbit";
+  EXPECT_EQ(ort.greedy, want.greedy);
+  const Logits rt = run_lowbit(back, ids, steps);
+  const double rel_back = rel_diff(rt, want);
+  EXPECT_LT(rel_back, 1e-6) << "read back vs lowbit's quantized model";
+  EXPECT_EQ(rt.greedy, want.greedy);
+  // On the quantized kernels, the model read back from ONNX equals the lowbit folder too.
+  const Logits k_ref = run_lowbit(load_model(tmp / "lowbit"), ids, steps);
+  const Logits k_back = run_lowbit(load_model(tmp / "onnx"), ids, steps);
+  EXPECT_EQ(rel_diff(k_back, k_ref), 0.0);
+  std::cout << "[ onnx q    ] " << k.onnx << " " << flags << ": " << nbits
+            << " MatMulNBits, ONNX Runtime vs lowbit rel " << rel << ", read back rel "
+            << rel_back << ", " << fs::file_size(onnx) << " bytes (float graph "
+            << fs::file_size(dir + "/model.onnx") << ")\n";
+}
+
+const QuantCase kQuantCases[] = {
+    {"llama-256-optimum", "--algo rtn", "llama_rtn"},
+    {"gpt2-tiny-optimum", "--algo rtn", "gpt2_rtn"},
+    {"llama-256-optimum", "--algo gptq --calib tinystories --nsamples 8 --seqlen 128", "llama_gptq"},
+    {"gpt2-tiny-optimum", "--algo gptq --act-order --calib tinystories --nsamples 8 --seqlen 128",
+     "gpt2_gptq_act_order"},
+};
+
+INSTANTIATE_TEST_SUITE_P(OnnxImport, OnnxImportQuantized, ::testing::ValuesIn(kQuantCases),
+                         [](const auto& info) { return std::string(info.param.label); });
+
+// --- hostile files -------------------------------------------------------------------------
+
+// A folder with the llama export's config and tokenizer and `model` as model.onnx.
+std::string hostile_folder(const test::TempDir& tmp, const std::string& src,
+                           const std::string& model) {
+  fs::create_directories(tmp.path / "m");
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(src + "/" + f, tmp.path / "m" / f);
+  write_file_atomic(tmp / "m/model.onnx", model);
+  return tmp / "m";
+}
+
+// Runs generate on `dir`: exit code 2 and one line naming model.onnx containing `what`.
+void expect_refused(const std::string& dir, const std::string& what) {
+  const test::CliResult r = test::run_cli("generate --model " + dir + " --prompt hi -n 1");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find("model.onnx"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
+}
+
+// A one-initializer model whose tensor is `tensor` (a serialized TensorProto).
+std::string tiny_model(const std::string& tensor) {
+  std::string graph, model;
+  pb::put_bytes_field(&graph, 5, tensor);
+  pb::put_varint_field(&model, 1, 7);
+  pb::put_bytes_field(&model, 7, graph);
+  return model;
+}
+
+TEST(OnnxImportHostile, TruncatedOrNotProtobuf) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/onnx/llama-256-optimum");
+  const std::string bytes = test::read_all(src + "/model.onnx");
+  {
+    test::TempDir tmp("onnx_trunc");
+    expect_refused(hostile_folder(tmp, src, bytes.substr(0, bytes.size() / 2)),
+                   "not a valid protobuf message");
+  }
+  {
+    test::TempDir tmp("onnx_text");
+    expect_refused(hostile_folder(tmp, src, "this is not a model\n"), "not");
+  }
+}
+
+TEST(OnnxImportHostile, ExternalDataMustStayInTheFolder) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/onnx/llama-256-optimum");
+  for (const std::string loc : {"../x", "/etc/passwd", "sub/../../x"}) {
+    SCOPED_TRACE(loc);
+    test::TempDir tmp("onnx_ext");
+    write_file_atomic(tmp / "x", std::string(1024, '\0'));
+    std::string t, kv;
+    pb::put_varint_field(&t, 1, 256);
+    pb::put_varint_field(&t, 2, 1);
+    pb::put_bytes_field(&t, 8, "model.norm.weight");
+    pb::put_bytes_field(&kv, 1, "location");
+    pb::put_bytes_field(&kv, 2, loc);
+    pb::put_bytes_field(&t, 13, kv);
+    pb::put_varint_field(&t, 14, 1);
+    expect_refused(hostile_folder(tmp, src, tiny_model(t)), "is not a file inside");
+  }
+  // Inside the folder but beyond the file's end.
+  test::TempDir tmp("onnx_ext_range");
+  const std::string dir = hostile_folder(tmp, src, "");
+  write_file_atomic(dir + "/w.bin", std::string(100, '\0'));
+  std::string t, kv, off;
+  pb::put_varint_field(&t, 1, 256);
+  pb::put_varint_field(&t, 2, 1);
+  pb::put_bytes_field(&t, 8, "model.norm.weight");
+  pb::put_bytes_field(&kv, 1, "location");
+  pb::put_bytes_field(&kv, 2, "w.bin");
+  pb::put_bytes_field(&t, 13, kv);
+  pb::put_bytes_field(&off, 1, "offset");
+  pb::put_bytes_field(&off, 2, "64");
+  pb::put_bytes_field(&t, 13, off);
+  pb::put_varint_field(&t, 14, 1);
+  write_file_atomic(dir + "/model.onnx", tiny_model(t));
+  expect_refused(dir, "lies outside");
+}
+
+TEST(OnnxImportHostile, WrongSizeWrongShapeMissingTensor) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/onnx/llama-256-optimum");
+  const auto m = OnnxModel::open(src + "/model.onnx");
+  const std::vector<float> ones(256, 1.0f);
+  {
+    test::TempDir tmp("onnx_size");
+    OnnxEdit e;  // dims say 256 floats, 100 bytes given
+    e.replace_initializers["model.norm.weight"] =
+        onnx_tensor_bytes("model.norm.weight", DType::F32, {256}, ones.data(), 100);
+    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "holds 100 bytes");
+  }
+  {
+    test::TempDir tmp("onnx_shape");
+    OnnxEdit e;
+    e.replace_initializers["model.norm.weight"] =
+        onnx_tensor_bytes("model.norm.weight", DType::F32, {128}, ones.data(), 512);
+    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "has shape [128], expected [256]");
+  }
+  {
+    test::TempDir tmp("onnx_missing");
+    OnnxEdit e;
+    e.drop_initializers.insert("model.norm.weight");
+    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "missing tensor model.norm.weight");
+  }
+  {
+    test::TempDir tmp("onnx_nan");
+    std::vector<float> bad = ones;
+    bad[7] = std::nanf("");
+    OnnxEdit e;
+    e.replace_initializers["model.norm.weight"] =
+        onnx_tensor_bytes("model.norm.weight", DType::F32, {256}, bad.data(), 1024);
+    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "model.norm.weight");
+  }
+}
+
+// An unedited round trip through edited_onnx keeps every byte but the re-emitted graph field.
+TEST(OnnxImportWire, EmptyEditKeepsTheGraph) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/onnx/gpt2-tiny-optimum");
+  const auto m = OnnxModel::open(src + "/model.onnx");
+  const std::string again = edited_onnx(*m, {});
+  EXPECT_EQ(again.size(), m->bytes().size());
+  const auto m2 = OnnxModel::from_bytes("again.onnx", again, false);
+  ASSERT_EQ(m2->nodes().size(), m->nodes().size());
+  ASSERT_EQ(m2->initializers().size(), m->initializers().size());
+  for (size_t i = 0; i < m->initializers().size(); ++i) {
+    const TensorInfo& a = m->initializers()[i];
+    const TensorInfo& b = m2->initializers()[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.shape, b.shape);
+    ASSERT_EQ(a.nbytes, b.nbytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << a.name;
+  }
+  // The tied lm_head reads the embeddings; every linear's weight is found by name.
+  const OnnxCheckpoint ck = read_onnx_checkpoint(m);
+  EXPECT_NE(ck.linear("transformer.h.0.attn.c_attn"), nullptr);
+  EXPECT_NE(ck.linear("transformer.h.3.mlp.c_proj"), nullptr);
+}
+
+// Typed fields (float_data, int64_data, packed or not) read like raw_data.
+TEST(OnnxImportWire, TypedFieldsAndErrors) {
+  std::string t;
+  pb::put_varint_field(&t, 1, 3);
+  pb::put_varint_field(&t, 2, 1);
+  pb::put_bytes_field(&t, 8, "f");
+  const float vals[3] = {1.5f, -2.0f, 3.25f};
+  pb::put_bytes_field(&t, 4, std::string_view(reinterpret_cast<const char*>(vals), 12));
+  std::string i64;
+  pb::put_varint_field(&i64, 1, 2);
+  pb::put_varint_field(&i64, 2, 7);
+  pb::put_bytes_field(&i64, 8, "i");
+  pb::put_varint_field(&i64, 7, static_cast<uint64_t>(int64_t{-5}));
+  pb::put_varint_field(&i64, 7, 9);
+  std::string graph, model;
+  pb::put_bytes_field(&graph, 5, t);
+  pb::put_bytes_field(&graph, 5, i64);
+  pb::put_varint_field(&model, 1, 7);
+  pb::put_bytes_field(&model, 7, graph);
+  const auto m = OnnxModel::from_bytes("t.onnx", model, false);
+  const TensorInfo* f = m->find("f");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(std::memcmp(f->data, vals, 12), 0);
+  const TensorInfo* i = m->find("i");
+  ASSERT_NE(i, nullptr);
+  int64_t iv[2];
+  std::memcpy(iv, i->data, 16);
+  EXPECT_EQ(iv[0], -5);
+  EXPECT_EQ(iv[1], 9);
+  // Too few values for the shape, a second definition, no graph.
+  std::string short_t;
+  pb::put_varint_field(&short_t, 1, 4);
+  pb::put_varint_field(&short_t, 2, 1);
+  pb::put_bytes_field(&short_t, 8, "s");
+  pb::put_bytes_field(&short_t, 4, std::string_view(reinterpret_cast<const char*>(vals), 12));
+  EXPECT_NE(test::error_of([&] { OnnxModel::from_bytes("t.onnx", tiny_model(short_t), false); })
+                .find("t.onnx: initializer s holds 12 bytes of values"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              std::string g, mm;
+              pb::put_bytes_field(&g, 5, t);
+              pb::put_bytes_field(&g, 5, t);
+              pb::put_varint_field(&mm, 1, 7);
+              pb::put_bytes_field(&mm, 7, g);
+              OnnxModel::from_bytes("t.onnx", mm, false);
+            }).find("defined twice"),
+            std::string::npos);
+  std::string nograph;
+  pb::put_varint_field(&nograph, 1, 7);
+  EXPECT_NE(test::error_of([&] { OnnxModel::from_bytes("t.onnx", nograph, false); })
+                .find("t.onnx: not an ONNX model (no graph)"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace lowbit
