@@ -301,6 +301,98 @@ def json_read_seeds():
     put("json_read", "bad_escape.json", '["a\\')
 
 
+# ---------------------------------------------------------------------------------------------
+# ONNX models (protobuf wire format written by hand: no onnx package needed).
+
+
+def pb_varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7F) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def pb_bytes(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return pb_varint((field << 3) | 2) + pb_varint(len(data)) + data
+
+
+def onnx_tensor(name, dtype, dims, raw=None, floats=None, int64s=None):
+    t = b"".join(pb_int(1, d) for d in dims) + pb_int(2, dtype) + pb_bytes(8, name)
+    if raw is not None:
+        t += pb_bytes(9, raw)
+    if floats is not None:
+        t += pb_bytes(4, struct.pack("<%df" % len(floats), *floats))
+    if int64s is not None:
+        t += pb_bytes(7, b"".join(pb_varint(v) for v in int64s))
+    return t
+
+
+def onnx_node(name, op, inputs, outputs, ints=(), domain=""):
+    n = b"".join(pb_bytes(1, i) for i in inputs) + b"".join(pb_bytes(2, o) for o in outputs)
+    n += pb_bytes(3, name) + pb_bytes(4, op)
+    for k, v in ints:
+        n += pb_bytes(5, pb_bytes(1, k) + pb_int(3, v) + pb_int(20, 2))
+    if domain:
+        n += pb_bytes(7, domain)
+    return n
+
+
+def onnx_model(nodes, tensors, opsets=(("", 13),)):
+    g = b"".join(pb_bytes(1, n) for n in nodes) + pb_bytes(2, "g")
+    g += b"".join(pb_bytes(5, t) for t in tensors)
+    g += pb_bytes(11, pb_bytes(1, "x")) + pb_bytes(12, pb_bytes(1, "y"))
+    m = pb_int(1, 7) + pb_bytes(2, "lowbit-seeds")
+    m += b"".join(pb_bytes(8, (pb_bytes(1, d) if d else b"") + pb_int(2, v)) for d, v in opsets)
+    return m + pb_bytes(7, g)
+
+
+def onnx_seeds():
+    w = struct.pack("<32f", *[0.25 * (i % 7) - 0.5 for i in range(32)])  # [4, 8]
+    norm = onnx_tensor("model.norm.weight", 1, [4], floats=[1.0, 0.5, 2.0, 1.5])
+    shape = onnx_tensor("onnx::Reshape_7", 7, [2], int64s=[-1, 4])
+    matmul = onnx_node("/model/layers.0/self_attn/q_proj/MatMul", "MatMul",
+                       ["x", "onnx::MatMul_5"], ["y"])
+    good = onnx_model([matmul], [onnx_tensor("onnx::MatMul_5", 1, [4, 8], raw=w), norm, shape])
+    put("onnx", "matmul_anonymous.onnx", good)
+    gemm = onnx_node("/transformer/h.0/attn/c_attn/Gemm", "Gemm",
+                     ["x", "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_attn.bias"],
+                     ["y"], ints=[("transB", 1)])
+    put("onnx", "gemm_named.onnx", onnx_model([gemm], [
+        onnx_tensor("transformer.h.0.attn.c_attn.weight", 1, [8, 4], raw=w),
+        onnx_tensor("transformer.h.0.attn.c_attn.bias", 10, [8], raw=b"\0\x3c" * 8)]))
+    # MatMulNBits: K = 16, N = 2, 4 bits, block 16 (one block per row), asymmetric.
+    nbits = onnx_node("/model/layers.0/mlp/down_proj/MatMul", "MatMulNBits",
+                      ["a", "down_Q4", "down_scales", "down_zero_points"], ["y"],
+                      ints=[("K", 16), ("N", 2), ("bits", 4), ("block_size", 16)],
+                      domain="com.microsoft")
+    gather = onnx_node("/model/layers.0/mlp/down_proj/MatMul_act_order", "Gather",
+                       ["x", "down_perm"], ["a"], ints=[("axis", -1)])
+    tensors = [onnx_tensor("down_Q4", 2, [2, 1, 8], raw=bytes(range(16))),
+               onnx_tensor("down_scales", 1, [2], floats=[0.5, 0.125]),
+               onnx_tensor("down_zero_points", 2, [2], raw=b"\x08\x07")]
+    put("onnx", "matmul_nbits.onnx",
+        onnx_model([nbits], tensors, opsets=(("", 13), ("com.microsoft", 1))))
+    perm = onnx_tensor("down_perm", 7, [16], int64s=[(i * 5) % 16 for i in range(16)])
+    put("onnx", "matmul_nbits_act_order.onnx",
+        onnx_model([gather, nbits], tensors + [perm], opsets=(("", 13), ("com.microsoft", 1))))
+    put("onnx", "bad_truncated.onnx", good[:-9])
+    put("onnx", "bad_wrong_size.onnx", onnx_model([matmul], [onnx_tensor("onnx::MatMul_5", 1, [4, 9], raw=w)]))
+    put("onnx", "bad_twice.onnx", onnx_model([matmul], [norm, norm]))
+    ext = onnx_tensor("model.norm.weight", 1, [4]) + pb_bytes(13, pb_bytes(1, "location") + pb_bytes(2, "../x"))
+    put("onnx", "bad_external.onnx", onnx_model([], [ext + pb_int(14, 1)]))
+    put("onnx", "bad_nbits_attrs.onnx", onnx_model([onnx_node(
+        "/m/l/MatMul", "MatMulNBits", ["a", "down_Q4", "down_scales"], ["y"],
+        ints=[("K", 16), ("N", 3), ("bits", 4), ("block_size", 16)], domain="com.microsoft")], tensors))
+
+
 def main():
     global CORPUS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -320,6 +412,7 @@ def main():
     lambada_seeds()
     safetensors_dir_seeds()
     json_read_seeds()
+    onnx_seeds()
 
 
 if __name__ == "__main__":

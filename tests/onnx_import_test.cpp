@@ -227,6 +227,9 @@ const QuantCase kQuantCases[] = {
     {"llama-256-optimum", "--algo gptq --calib tinystories --nsamples 8 --seqlen 128", "llama_gptq"},
     {"gpt2-tiny-optimum", "--algo gptq --act-order --calib tinystories --nsamples 8 --seqlen 128",
      "gpt2_gptq_act_order"},
+    // AWQ folds its scales into the norms (and GPT-2's biases): those initializers are rewritten.
+    {"llama-256-optimum", "--algo awq --calib tinystories --nsamples 8 --seqlen 128", "llama_awq"},
+    {"gpt2-tiny-optimum", "--algo awq --calib tinystories --nsamples 8 --seqlen 128", "gpt2_awq"},
 };
 
 INSTANTIATE_TEST_SUITE_P(OnnxImport, OnnxImportQuantized, ::testing::ValuesIn(kQuantCases),
@@ -421,6 +424,60 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
   EXPECT_NE(test::error_of([&] { OnnxModel::from_bytes("t.onnx", nograph, false); })
                 .find("t.onnx: not an ONNX model (no graph)"),
             std::string::npos);
+}
+
+// The fuzz seeds (fuzz/make_seeds.py builds them byte by byte) are what their names say: the
+// good ones map to checkpoint names (anonymous MatMul weight transposed back, named Gemm weight,
+// MatMulNBits unpacked with and without act-order), the bad ones are one-line errors.
+TEST(OnnxImportWire, FuzzSeedsParseAsIntended) {
+  const std::string dir = test::source_dir() + "/fuzz/corpus/onnx/";
+  auto open = [&](const std::string& f) {
+    return OnnxModel::from_bytes(f, test::read_all(dir + f), false);
+  };
+  {
+    const OnnxCheckpoint ck = read_onnx_checkpoint(open("matmul_anonymous.onnx"));
+    const TensorInfo* w = ck.store.find("model.layers.0.self_attn.q_proj.weight");
+    ASSERT_NE(w, nullptr);
+    EXPECT_EQ(w->shape, (std::vector<int64_t>{8, 4}));  // [in 4, out 8] stored -> [out, in]
+    const auto* src = reinterpret_cast<const float*>(ck.model->find("onnx::MatMul_5")->data);
+    const auto* tr = reinterpret_cast<const float*>(w->data);
+    for (int o = 0; o < 8; ++o) {
+      for (int i = 0; i < 4; ++i) EXPECT_EQ(tr[o * 4 + i], src[i * 8 + o]);
+    }
+    EXPECT_NE(ck.store.find("model.norm.weight"), nullptr);
+  }
+  {
+    const OnnxCheckpoint ck = read_onnx_checkpoint(open("gemm_named.onnx"));
+    const OnnxLinear* l = ck.linear("transformer.h.0.attn.c_attn");
+    ASSERT_NE(l, nullptr);
+    EXPECT_TRUE(l->b_is_out_in);
+    EXPECT_EQ(ck.store.find("transformer.h.0.attn.c_attn.weight")->shape,
+              (std::vector<int64_t>{8, 4}));
+  }
+  for (const char* f : {"matmul_nbits.onnx", "matmul_nbits_act_order.onnx"}) {
+    SCOPED_TRACE(f);
+    const OnnxCheckpoint ck = read_onnx_checkpoint(open(f));
+    ASSERT_EQ(ck.quantized.size(), 1u);
+    const QuantizedWeight& q = ck.quantized.at("model.layers.0.mlp.down_proj.weight");
+    EXPECT_EQ(q.out, 2);
+    EXPECT_EQ(q.in, 16);
+    // Row 0, stored column j: code (j even: low nibble of byte j/2) minus zero 8, scale 0.5; the
+    // act-order seed stores input column perm[j] = 5j mod 16 at position j.
+    const bool perm = std::string(f).find("act_order") != std::string::npos;
+    const std::vector<float> w = q.dequantize();
+    for (int j = 0; j < 16; ++j) {
+      const int code = j % 2 == 0 ? (j / 2) & 15 : (j / 2) >> 4;
+      const int col = perm ? (5 * j) % 16 : j;
+      EXPECT_EQ(w[static_cast<size_t>(col)], 0.5f * float(code - 8)) << j;
+    }
+  }
+  for (const char* f : {"bad_truncated.onnx", "bad_wrong_size.onnx", "bad_twice.onnx",
+                        "bad_external.onnx", "bad_nbits_attrs.onnx"}) {
+    SCOPED_TRACE(f);
+    const std::string err = test::error_of([&] { read_onnx_checkpoint(open(f)); });
+    EXPECT_EQ(err.rfind(std::string(f) + ": ", 0), 0u) << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  }
 }
 
 }  // namespace

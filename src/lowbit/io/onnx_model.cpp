@@ -462,7 +462,8 @@ std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e) {
       }
       continue;
     }
-    if (f.number == kGraphInitializer && f.wire == pb::kLen) {
+    if (f.number == kGraphInitializer && f.wire == pb::kLen &&
+        !(e.drop_initializers.empty() && e.replace_initializers.empty())) {
       const std::string name = name_field(f.bytes, kTensorName, m.path_);
       if (e.drop_initializers.count(name) != 0) continue;
       auto it = e.replace_initializers.find(name);
@@ -473,7 +474,7 @@ std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e) {
       }
       continue;
     }
-    if (f.number == kGraphInput && f.wire == pb::kLen &&
+    if (f.number == kGraphInput && f.wire == pb::kLen && !e.drop_initializers.empty() &&
         e.drop_initializers.count(name_field(f.bytes, kValueInfoName, m.path_)) != 0) {
       continue;
     }
