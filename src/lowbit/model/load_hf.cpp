@@ -334,12 +334,13 @@ namespace {
 // The loader over any store of checkpoint-named tensors (a safetensors folder, an ONNX graph):
 // `prequantized` ("<module>.weight" -> weight) holds linears whose codes were read elsewhere
 // (ONNX MatMulNBits).
+// `cfg`: config_path parsed (before the tensors are opened, so that its errors come first).
 std::shared_ptr<ModelWeights> load_store_weights(
-    const std::string& config_path, const TensorStore& store,
+    const std::string& config_path, const ModelConfig& cfg, const TensorStore& store,
     const std::map<std::string, QuantizedWeight>& prequantized, const RuntimeOptions& rt) {
   const std::string dir = store.dir();
   auto w = std::make_shared<ModelWeights>();
-  w->cfg = load_hf_config(config_path);
+  w->cfg = cfg;
   const ArchSpec& arch = *find_arch(w->cfg.architecture);
   if (store.owner()) w->keep_alive.push_back(store.owner());
   std::optional<QuantizedCheckpointConfig> qc;
@@ -422,8 +423,9 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!path_exists(config_path)) fail(dir, "no config.json (not a Hugging Face model folder)");
+  const ModelConfig cfg = load_hf_config(config_path);
   const TensorStore store = TensorStore::open_dir(dir);
-  return load_store_weights(config_path, store, {}, rt);
+  return load_store_weights(config_path, cfg, store, {}, rt);
 }
 
 std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
@@ -437,8 +439,9 @@ std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
     fail(onnx_path, "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
                     "config.json, as optimum exports them)");
   }
+  const ModelConfig cfg = load_hf_config(config_path);
   const OnnxCheckpoint ck = read_onnx_checkpoint(OnnxModel::open(onnx_path));
-  return load_store_weights(config_path, ck.store, ck.quantized, rt);
+  return load_store_weights(config_path, cfg, ck.store, ck.quantized, rt);
 }
 
 }  // namespace lowbit
