@@ -40,10 +40,10 @@ struct Case {
 const Case kCases[] = {{"llama-256-optimum", "llama-256"}, {"gpt2-tiny-optimum", "gpt2-tiny"}};
 
 // Whether node and run.js's onnxruntime-node are here; skips (fails under CI=true) otherwise.
-#define LOWBIT_ORT_OR_SKIP()                                                                    \
-  if (!fs::exists(test::source_dir() + "/tools/ort/node_modules/onnxruntime-node") ||          \
-      test::run_cmd("node --version").rc != 0) {                                               \
-    if (test::in_ci()) FAIL() << "node or tools/ort/node_modules missing (CI=true)";           \
+#define LOWBIT_ORT_OR_SKIP()                                                                      \
+  if (!fs::exists(test::source_dir() + "/tools/ort/node_modules/onnxruntime-node") ||             \
+      test::run_cmd("node --version").rc != 0) {                                                  \
+    if (test::in_ci()) FAIL() << "node or tools/ort/node_modules missing (CI=true)";              \
     GTEST_SKIP() << "node or tools/ort/node_modules/onnxruntime-node missing (scripts/setup.sh)"; \
   }
 
@@ -79,9 +79,9 @@ Logits run_ort(const std::string& onnx, const std::vector<int>& ids, int steps) 
     if (!list.empty()) list += ',';
     list += std::to_string(id);
   }
-  const test::CliResult c = test::run_cmd("node " + test::source_dir() + "/tools/ort/run.js " +
-                                          onnx + " --ids " + list +
-                                          " --steps " + std::to_string(steps));
+  const test::CliResult c =
+      test::run_cmd("node " + test::source_dir() + "/tools/ort/run.js " + onnx + " --ids " + list +
+                    " --steps " + std::to_string(steps));
   Logits r;
   EXPECT_EQ(c.rc, 0) << c.out;
   if (c.rc != 0) return r;
@@ -176,7 +176,8 @@ TEST_P(OnnxImportQuantized, RunsInOnnxRuntimeAndReadsBack) {
   LOWBIT_ORT_OR_SKIP();
   test::TempDir tmp(std::string("onnx_q_") + k.label);
   const std::string flags = std::string(k.flags) + " --bits 4 --group-size 32";
-  test::CliResult r = test::run_cli("quantize --model " + dir + " --out " + tmp / "onnx" + " " + flags);
+  test::CliResult r =
+      test::run_cli("quantize --model " + dir + " --out " + tmp / "onnx" + " " + flags);
   ASSERT_EQ(r.rc, 0) << r.out;
   r = test::run_cli("quantize --model " + dir + " --out " + tmp / "lowbit" + " --format lowbit " +
                     flags);
@@ -216,15 +217,16 @@ TEST_P(OnnxImportQuantized, RunsInOnnxRuntimeAndReadsBack) {
   const Logits k_back = run_lowbit(load_model(tmp / "onnx"), ids, steps);
   EXPECT_EQ(rel_diff(k_back, k_ref), 0.0);
   std::cout << "[ onnx q    ] " << k.onnx << " " << flags << ": " << nbits
-            << " MatMulNBits, ONNX Runtime vs lowbit rel " << rel << ", read back rel "
-            << rel_back << ", " << fs::file_size(onnx) << " bytes (float graph "
+            << " MatMulNBits, ONNX Runtime vs lowbit rel " << rel << ", read back rel " << rel_back
+            << ", " << fs::file_size(onnx) << " bytes (float graph "
             << fs::file_size(dir + "/model.onnx") << ")\n";
 }
 
 const QuantCase kQuantCases[] = {
     {"llama-256-optimum", "--algo rtn", "llama_rtn"},
     {"gpt2-tiny-optimum", "--algo rtn", "gpt2_rtn"},
-    {"llama-256-optimum", "--algo gptq --calib tinystories --nsamples 8 --seqlen 128", "llama_gptq"},
+    {"llama-256-optimum", "--algo gptq --calib tinystories --nsamples 8 --seqlen 128",
+     "llama_gptq"},
     {"gpt2-tiny-optimum", "--algo gptq --act-order --calib tinystories --nsamples 8 --seqlen 128",
      "gpt2_gptq_act_order"},
     // AWQ folds its scales into the norms (and GPT-2's biases): those initializers are rewritten.
@@ -336,7 +338,8 @@ TEST(OnnxImportHostile, WrongSizeWrongShapeMissingTensor) {
     test::TempDir tmp("onnx_missing");
     OnnxEdit e;
     e.drop_initializers.insert("model.norm.weight");
-    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "missing tensor model.norm.weight");
+    expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)),
+                   "missing tensor model.norm.weight");
   }
   {
     test::TempDir tmp("onnx_nan");
@@ -347,6 +350,31 @@ TEST(OnnxImportHostile, WrongSizeWrongShapeMissingTensor) {
         onnx_tensor_bytes("model.norm.weight", DType::F32, {256}, bad.data(), 1024);
     expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "model.norm.weight");
   }
+}
+
+// What MatMulNBits cannot hold is refused before any work; a quantized graph is not quantized
+// again; nothing is left behind.
+TEST(OnnxImportHostile, QuantizeRefusals) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/onnx/llama-256-optimum");
+  test::TempDir tmp("onnx_refuse");
+  const std::string base = "quantize --model " + src + " --algo rtn --out " + tmp / "o";
+  for (const auto& [flags, what] : std::vector<std::pair<std::string, std::string>>{
+           {" --weight-type nf4", "integer codes only"},
+           {" --group-size 24", "group size 24 is not a multiple of 16"},
+           {" --bits 8 --act int8", "activation quantization"}}) {
+    SCOPED_TRACE(flags);
+    const test::CliResult r = test::run_cli(base + flags);
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(tmp / "o"));
+  }
+  ASSERT_EQ(test::run_cli(base + " --group-size 32").rc, 0);
+  const test::CliResult r =
+      test::run_cli("quantize --model " + tmp / "o" + " --algo rtn --out " + tmp / "o2");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("already quantized"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp / "o2"));
 }
 
 // An unedited round trip through edited_onnx keeps every byte but the re-emitted graph field.
@@ -407,8 +435,9 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
   pb::put_varint_field(&short_t, 2, 1);
   pb::put_bytes_field(&short_t, 8, "s");
   pb::put_bytes_field(&short_t, 4, std::string_view(reinterpret_cast<const char*>(vals), 12));
-  EXPECT_NE(test::error_of([&] { OnnxModel::from_bytes("t.onnx", tiny_model(short_t), false); })
-                .find("t.onnx: initializer s holds 12 bytes of values"),
+  EXPECT_NE(test::error_of([&] {
+              OnnxModel::from_bytes("t.onnx", tiny_model(short_t), false);
+            }).find("t.onnx: initializer s holds 12 bytes of values"),
             std::string::npos);
   EXPECT_NE(test::error_of([&] {
               std::string g, mm;
@@ -421,8 +450,9 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
             std::string::npos);
   std::string nograph;
   pb::put_varint_field(&nograph, 1, 7);
-  EXPECT_NE(test::error_of([&] { OnnxModel::from_bytes("t.onnx", nograph, false); })
-                .find("t.onnx: not an ONNX model (no graph)"),
+  EXPECT_NE(test::error_of([&] {
+              OnnxModel::from_bytes("t.onnx", nograph, false);
+            }).find("t.onnx: not an ONNX model (no graph)"),
             std::string::npos);
 }
 

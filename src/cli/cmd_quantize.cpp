@@ -249,7 +249,9 @@ void add_quantize(CLI::App& app, Runner* run) {
   auto a = std::make_shared<QuantizeArgs>();
   QuantizeOptions& o = a->opt;
   o.calib.seqlen = 0;  // auto: min(512, model context)
-  sub->add_option("--model,-m", a->model, "Input model (HF folder, llama2.c .bin, or ONNX decoder with config.json)")->required();
+  sub->add_option("--model,-m", a->model,
+                  "Input model (HF folder, llama2.c .bin, or ONNX decoder with config.json)")
+      ->required();
   sub->add_option("--out,-o", a->out, "Output folder (must not exist unless --force)")->required();
   sub->add_option(
       "--algo", a->algo,

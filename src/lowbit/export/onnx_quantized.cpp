@@ -103,8 +103,8 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
       if (name.empty()) continue;  // e.g. a tied lm_head the graph reads from the embeddings
       if (!is_linear_weight(role)) {
         const TensorInfo* t = model->find(name);
-        if (t == nullptr || (t->dtype != DType::F32 && t->dtype != DType::F16 &&
-                             t->dtype != DType::BF16))
+        if (t == nullptr ||
+            (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16))
           continue;
         const auto n = static_cast<size_t>(t->numel());
         const std::vector<float> want = fp_values(w, role, layer, n);
@@ -127,7 +127,7 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
         continue;
       }
       const std::vector<Linear*> lins = linears_of(role, w, layer);
-      if (lins.empty() || lins[0]->quant == nullptr) continue;  // kept in floating point
+      if (lins.empty() || lins[0]->quant == nullptr) continue;     // kept in floating point
       const std::string module = name.substr(0, name.size() - 7);  // ".weight"
       const std::string where = source_onnx + ": " + module;
       QuantizedWeight qw;
@@ -162,11 +162,10 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
       }
       const std::string b = fresh(base + "_Q" + std::to_string(m.bits));
       const std::string s = fresh(base + "_scales");
-      e.add_initializers.push_back(
-          onnx_tensor_bytes(b, DType::U8, {m.N, m.k_blocks(), m.blob_size()}, m.B.data(), m.B.size()));
-      e.add_initializers.push_back(onnx_tensor_bytes(s, DType::F32, {m.N * m.k_blocks()},
-                                                     m.scales.data(),
-                                                     m.scales.size() * sizeof(float)));
+      e.add_initializers.push_back(onnx_tensor_bytes(
+          b, DType::U8, {m.N, m.k_blocks(), m.blob_size()}, m.B.data(), m.B.size()));
+      e.add_initializers.push_back(onnx_tensor_bytes(
+          s, DType::F32, {m.N * m.k_blocks()}, m.scales.data(), m.scales.size() * sizeof(float)));
       std::vector<std::string> inputs = {a, b, s};
       if (!m.zero_points.empty()) {
         const std::string z = fresh(base + "_zero_points");
@@ -177,11 +176,9 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
       }
       const bool bias = lin->op == "Gemm" && node.inputs.size() >= 3 && !node.inputs[2].empty();
       const std::string out = bias ? node.outputs[0] + "_matmulnbits" : node.outputs[0];
-      nodes.push_back(onnx_node_bytes(node.name, "MatMulNBits", "com.microsoft", inputs, {out},
-                                      {{"K", m.K},
-                                       {"N", m.N},
-                                       {"bits", m.bits},
-                                       {"block_size", m.block_size}}));
+      nodes.push_back(onnx_node_bytes(
+          node.name, "MatMulNBits", "com.microsoft", inputs, {out},
+          {{"K", m.K}, {"N", m.N}, {"bits", m.bits}, {"block_size", m.block_size}}));
       if (bias) {
         nodes.push_back(onnx_node_bytes(node.name + "_bias", "Add", "", {out, node.inputs[2]},
                                         {node.outputs[0]}, {}));

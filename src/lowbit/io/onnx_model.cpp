@@ -338,8 +338,7 @@ void OnnxModel::read_initializer(std::string_view msg, bool allow_external) {
     }
   }
   if (name.empty()) fail(path_, "an initializer has no name");
-  if (!all_initializers_.insert(name).second)
-    fail(path_, "initializer {} is defined twice", name);
+  if (!all_initializers_.insert(name).second) fail(path_, "initializer {} is defined twice", name);
   DType dtype;
   if (!onnx_dtype(data_type, &dtype)) return;  // kept in the graph, not read
   TensorInfo info;
@@ -525,8 +524,7 @@ std::string onnx_tensor_bytes(const std::string& name, DType dtype,
   for (int64_t d : dims) pb::put_varint_field(&t, kTensorDims, static_cast<uint64_t>(d));
   pb::put_varint_field(&t, kTensorDataType, static_cast<uint64_t>(onnx_type_of(dtype)));
   pb::put_bytes_field(&t, kTensorName, name);
-  pb::put_bytes_field(&t, kTensorRawData,
-                      std::string_view(static_cast<const char*>(data), nbytes));
+  pb::put_bytes_field(&t, kTensorRawData, std::string_view(static_cast<const char*>(data), nbytes));
   return t;
 }
 

@@ -96,10 +96,10 @@ class OnnxModel {
 struct OnnxEdit {
   // node index -> the serialized NodeProtos written in its place (in order; empty = removed).
   std::map<int, std::vector<std::string>> nodes;
-  std::set<std::string> drop_initializers;               // also dropped from the graph's inputs
+  std::set<std::string> drop_initializers;                  // also dropped from the graph's inputs
   std::map<std::string, std::string> replace_initializers;  // name -> serialized TensorProto
-  std::vector<std::string> add_initializers;             // serialized TensorProtos
-  std::vector<OnnxOpset> add_opsets;                     // imported unless the domain already is
+  std::vector<std::string> add_initializers;                // serialized TensorProtos
+  std::vector<OnnxOpset> add_opsets;                        // imported unless the domain already is
 };
 
 // The model's bytes with `e` applied (the graph re-emitted last in the ModelProto).

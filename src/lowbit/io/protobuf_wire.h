@@ -16,8 +16,8 @@ enum Wire : int { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
 struct Field {
   uint32_t number = 0;
   int wire = 0;
-  uint64_t value = 0;      // varint, fixed64, fixed32
-  std::string_view bytes;  // kLen payload
+  uint64_t value = 0;         // varint, fixed64, fixed32
+  std::string_view bytes;     // kLen payload
   size_t begin = 0, end = 0;  // the whole field (tag included) within the message's bytes
 };
 

@@ -83,8 +83,9 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
   if (kind == PathKind::kFile && p.extension() == ".onnx") {
     const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
     if (!path_exists((dir / "config.json").string())) {
-      fail(path, "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
-                 "config.json, as optimum exports them)");
+      fail(path,
+           "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
+           "config.json, as optimum exports them)");
     }
     loc.hf = true;
     loc.weights = dir.string();
@@ -187,8 +188,8 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   m.source = path;
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
   m.weights = !loc.onnx.empty() ? load_onnx_weights(loc.onnx, rt)
-              : loc.hf         ? load_hf_weights(loc.weights, rt)
-                               : load_llama2c_weights(loc.weights, rt.use_mmap);
+              : loc.hf          ? load_hf_weights(loc.weights, rt)
+                                : load_llama2c_weights(loc.weights, rt.use_mmap);
   if (rt.bf16_linears) pack_linears_bf16(m.weights.get());
   if (want_tokenizer) {
     m.tokenizer = open_tokenizer(loc.tokenizer, m.weights->cfg.vocab_size);

@@ -431,13 +431,13 @@ std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, const Runt
 std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
                                                 const RuntimeOptions& rt) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(onnx_path).parent_path().empty()
-                           ? fs::path(".")
-                           : fs::path(onnx_path).parent_path();
+  const fs::path dir =
+      fs::path(onnx_path).parent_path().empty() ? fs::path(".") : fs::path(onnx_path).parent_path();
   const std::string config_path = (dir / "config.json").string();
   if (!path_exists(config_path)) {
-    fail(onnx_path, "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
-                    "config.json, as optimum exports them)");
+    fail(onnx_path,
+         "no config.json beside it (lowbit reads ONNX decoders with their Hugging Face "
+         "config.json, as optimum exports them)");
   }
   const ModelConfig cfg = load_hf_config(config_path);
   const OnnxCheckpoint ck = read_onnx_checkpoint(OnnxModel::open(onnx_path));

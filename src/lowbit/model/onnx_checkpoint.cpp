@@ -36,7 +36,8 @@ QuantizedWeight read_matmul_nbits(const OnnxModel& m, const OnnxNode& n,
     }
     const std::string& name = n.inputs[static_cast<size_t>(i)];
     const TensorInfo* t = m.find(name);
-    if (t == nullptr) fail(where, "MatMulNBits {}: {} {} is not an initializer", module, what, name);
+    if (t == nullptr)
+      fail(where, "MatMulNBits {}: {} {} is not an initializer", module, what, name);
     return t;
   };
   MatMulNBitsWeight w;
@@ -145,8 +146,7 @@ OnnxCheckpoint read_onnx_checkpoint(std::shared_ptr<OnnxModel> model) {
     }
     ck.linears.push_back(lin);
     if (b->name == wname || named.count(wname) != 0) continue;  // a parameter-named initializer
-    if (b->shape.size() != 2)
-      fail(m.path(), "the weight {} of {} is not 2-D", b->name, n.name);
+    if (b->shape.size() != 2) fail(m.path(), "the weight {} of {} is not 2-D", b->name, n.name);
     TensorInfo t = *b;
     t.name = wname;
     if (!lin.b_is_out_in) {  // [in, out] -> the parameter's [out, in]

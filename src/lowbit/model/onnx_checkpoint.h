@@ -29,10 +29,10 @@ namespace lowbit {
 
 // One linear of the graph: the node that multiplies by a weight initializer.
 struct OnnxLinear {
-  std::string module;  // "model.layers.0.self_attn.q_proj"
-  int node = -1;       // index into graph.node()
-  std::string op;      // "MatMul", "Gemm" or "MatMulNBits"
-  std::string weight;  // the initializer read as B (MatMul/Gemm)
+  std::string module;        // "model.layers.0.self_attn.q_proj"
+  int node = -1;             // index into graph.node()
+  std::string op;            // "MatMul", "Gemm" or "MatMulNBits"
+  std::string weight;        // the initializer read as B (MatMul/Gemm)
   bool b_is_out_in = false;  // B is [out, in] (Gemm transB = 1), else [in, out]
 };
 

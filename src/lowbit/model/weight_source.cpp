@@ -63,7 +63,8 @@ std::unique_ptr<WeightSource> WeightSource::open(const std::string& path) {
     if (!loc.onnx.empty()) {
       OnnxCheckpoint ck = read_onnx_checkpoint(OnnxModel::open(loc.onnx));
       if (!ck.quantized.empty()) {
-        fail(loc.onnx, "already quantized ({} MatMulNBits linears); quantize the floating-point model",
+        fail(loc.onnx,
+             "already quantized ({} MatMulNBits linears); quantize the floating-point model",
              ck.quantized.size());
       }
       src->onnx_file_ = loc.onnx;

@@ -426,8 +426,7 @@ class Pipeline {
       for (fs::directory_iterator it(src_->hf_dir(), ec), end; !ec && it != end; it.increment(ec)) {
         const std::string n = it->path().filename().string();
         if (n == "config.json" || it->path().extension() == ".safetensors" ||
-            it->path().extension() == ".onnx" ||
-            n == "model.safetensors.index.json") {
+            it->path().extension() == ".onnx" || n == "model.safetensors.index.json") {
           names.push_back(it->path().string());
         }
       }

@@ -21,12 +21,24 @@ void refuse_unsupported(const QuantizeOptions& opt) {
     fail(what, "MatMulNBits holds integer codes only; weight type {} cannot be written",
          scheme_name(opt.recipe.base));
   }
-  for (const RecipeRule& r : opt.recipe.rules) {
-    if (r.fields.is_object() && r.fields.contains("weight_type") &&
-        r.fields["weight_type"] != "int") {
-      fail(what, "MatMulNBits holds integer codes only; rule {} asks for weight type {}",
-           r.pattern, r.fields["weight_type"].dump());
+  // MatMulNBits blocks are powers of two ≥ 16: a group must be a multiple of 16.
+  auto check_group = [&](int g, const std::string& who) {
+    if (g > 0 && g % 16 != 0) {
+      fail(what,
+           "{}group size {} is not a multiple of 16 (MatMulNBits blocks are powers of two "
+           "from 16)",
+           who, g);
     }
+  };
+  check_group(opt.recipe.base.group_size, "");
+  for (const RecipeRule& r : opt.recipe.rules) {
+    if (!r.fields.is_object()) continue;
+    if (r.fields.contains("weight_type") && r.fields["weight_type"] != "int") {
+      fail(what, "MatMulNBits holds integer codes only; rule {} asks for weight type {}", r.pattern,
+           r.fields["weight_type"].dump());
+    }
+    if (r.fields.contains("group_size") && r.fields["group_size"].is_number_integer())
+      check_group(r.fields["group_size"].get<int>(), "rule " + r.pattern + ": ");
   }
   if (opt.act || !opt.act_rules.empty())
     fail(what, "MatMulNBits quantizes weights only; activation quantization cannot be written");

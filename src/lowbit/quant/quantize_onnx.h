@@ -18,8 +18,8 @@
 
 namespace lowbit {
 
-QuantizeReport quantize_to_onnx(const std::string& model, const std::string& out,
-                                const QuantizeOptions& opt,
-                                const std::function<void(const QuantizeReport&)>& before_commit = {});
+QuantizeReport quantize_to_onnx(
+    const std::string& model, const std::string& out, const QuantizeOptions& opt,
+    const std::function<void(const QuantizeReport&)>& before_commit = {});
 
 }  // namespace lowbit
