@@ -70,13 +70,18 @@ QuantizedWeight read_matmul_nbits(const OnnxModel& m, const OnnxNode& n,
     if (gi->dtype != DType::I32) fail(where, "MatMulNBits {}: g_idx must be int32", module);
     w.g_idx = values<int32_t>(m, *gi, "g_idx");
   }
-  // act-order written as a Gather of A's columns.
+  // act-order written as a Gather of A's columns: constant indices on the last axis of an
+  // activation (an embedding lookup feeding the linear gathers rows of a weight by token ids).
   if (!n.inputs.empty()) {
     for (const OnnxNode& p : m.nodes()) {
-      if (p.op_type != "Gather" || p.outputs.empty() || p.outputs[0] != n.inputs[0]) continue;
-      const TensorInfo* idx = p.inputs.size() > 1 ? m.find(p.inputs[1]) : nullptr;
-      if (idx == nullptr || idx->dtype != DType::I64)
-        fail(where, "MatMulNBits {}: its input is gathered by indices that are not int64", module);
+      if (p.op_type != "Gather" || p.outputs.empty() || p.outputs[0] != n.inputs[0] ||
+          p.inputs.size() < 2 || m.find(p.inputs[0]) != nullptr || p.int_attribute("axis", 0) == 0)
+        continue;
+      const TensorInfo* idx = m.find(p.inputs[1]);
+      if (idx == nullptr) continue;
+      if (idx->dtype != DType::I64 || idx->shape != std::vector<int64_t>{w.K})
+        fail(where, "MatMulNBits {}: its input columns are gathered by {} (need int64 [{}])",
+             module, p.inputs[1], w.K);
       w.perm = values<int64_t>(m, *idx, "Gather indices");
     }
   }
