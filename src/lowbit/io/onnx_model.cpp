@@ -396,12 +396,24 @@ void OnnxModel::read_initializer(std::string_view msg, bool allow_external) {
     // Typed fields, converted to the raw little-endian layout once. float_data holds f32,
     // double_data f64, int64_data i64, int32_data one entry per element of the smaller types.
     if (want > (uint64_t{1} << 31)) fail(path_, "initializer {} is too large for typed data", name);
-    auto buf = std::make_shared<std::vector<uint8_t>>();
-    buf->reserve(static_cast<size_t>(want));
     const uint32_t field = dtype == DType::F32   ? kTensorFloatData
                            : dtype == DType::F64 ? kTensorDoubleData
                            : dtype == DType::I64 ? kTensorInt64Data
                                                  : kTensorInt32Data;
+    // At most this many values are present (a packed varint takes at least one byte): a shape
+    // asking for more is refused before anything is allocated for it.
+    uint64_t most = 0;
+    for (const pb::Field& t : typed) {
+      if (t.number != field) continue;
+      const uint64_t width = field == kTensorFloatData ? 4 : field == kTensorDoubleData ? 8 : 1;
+      most += t.wire == pb::kLen ? t.bytes.size() / width : 1;
+    }
+    if (most < numel) {
+      fail(path_, "initializer {} holds fewer values than its shape [{}] needs ({})", name,
+           fmt::join(dims, ","), numel);
+    }
+    auto buf = std::make_shared<std::vector<uint8_t>>();
+    buf->reserve(static_cast<size_t>(want));
     auto put = [&](uint64_t v, size_t n) {
       if (buf->size() + n > want) {
         fail(path_, "initializer {} holds more values than its shape [{}] needs", name,
