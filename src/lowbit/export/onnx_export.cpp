@@ -1,7 +1,5 @@
 #include "lowbit/export/onnx_export.h"
 
-#include <onnx/onnx_pb.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -320,11 +318,11 @@ struct Emitter {
         b.op("Unsqueeze", {b.op("Range", {past, total, one}, "query_pos_1"), b.const_i64({1})},
              "query_pos");
     const std::string causal = b.op("LessOrEqual", {kpos, qpos}, "causal");
-    const std::string pad = b.op(
-        "Unsqueeze",
-        {b.op("Cast", {"attention_mask"}, "mask_bool", {{"to", int64_t{onnx::TensorProto::BOOL}}}),
-         b.const_i64({1, 2})},
-        "mask_4d");
+    const std::string pad = b.op("Unsqueeze",
+                                 {b.op("Cast", {"attention_mask"}, "mask_bool",
+                                       {{"to", static_cast<int64_t>(ElemType::kBool)}}),
+                                  b.const_i64({1, 2})},
+                                 "mask_4d");
     mask_bias = b.op("Where",
                      {b.op("And", {causal, pad}, "allowed"), b.scalar_f32(0.0f),
                       b.scalar_f32(std::numeric_limits<float>::lowest())},
@@ -437,25 +435,17 @@ OnnxExportResult export_onnx(const OnnxExportOptions& opt) {
   check_supported(opt.model, c);
   r.family = c.family;
 
-  onnx::ModelProto model;
-  model.set_ir_version(8);
-  model.set_producer_name("lowbit");
-  model.set_producer_version("0.1.0");
-  auto* op_std = model.add_opset_import();
-  op_std->set_domain("");
-  op_std->set_version(kOpset);
-  auto* op_ms = model.add_opset_import();
-  op_ms->set_domain(kMsDomain);
-  op_ms->set_version(1);
-  onnx::GraphProto* g = model.mutable_graph();
-  g->set_name("lowbit_" + c.family);
-  Builder b(g);
+  onnx_graph::Model model;
+  model.producer_version = "0.1.0";
+  model.opsets = {{"", kOpset}, {kMsDomain, 1}};
+  model.graph.name = "lowbit_" + c.family;
+  Builder b(&model.graph);
   {
     Progress bar("export onnx", c.n_layers);
     Emitter e{b, w, c, opt.model, r, {}, {}, {}, {}};
     e.build(opt.progress ? &bar : nullptr);
   }
-  r.nodes = g->node_size();
+  r.nodes = static_cast<int>(model.graph.nodes.size());
   r.initializer_bytes = b.initializer_bytes();
   r.external_data = opt.external_data || r.initializer_bytes > kOnnxAutoExternalBytes;
 
