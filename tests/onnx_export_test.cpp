@@ -250,6 +250,15 @@ INSTANTIATE_TEST_SUITE_P(
         ExportCase{"llama_int8_g64", "llama-256", "--algo rtn --bits 8 -g 64", false},
         ExportCase{"llama_gptq_act_order", "llama-256",
                    "--algo gptq --act-order --bits 4 -g 32 --nsamples 8 --seqlen 64", true},
+        // Mapped schemes: int3 as 4-bit codes with zeros, per-channel and g48 as power-of-two
+        // blocks, int2, int8 with the default zero.
+        ExportCase{"llama_int3_g64", "llama-256", "--algo rtn --bits 3 -g 64", false},
+        ExportCase{"llama_int4_per_channel", "llama-256", "--algo rtn --bits 4 -g -1", false},
+        ExportCase{"llama_int4_g48", "llama-256", "--algo rtn --bits 4 -g 48 --format lowbit",
+                   false},
+        ExportCase{"llama_int2_g32", "llama-256", "--algo rtn --bits 2 -g 32 --format lowbit",
+                   false},
+        ExportCase{"llama_int8_g128_sym", "llama-256", "--algo rtn --bits 8 -g 128 --sym", false},
         ExportCase{"gpt2_fp", "gpt2-tiny", "", false},
         ExportCase{"gpt2_int4_g32_asym", "gpt2-tiny", "--algo rtn --bits 4 -g 32", false},
         ExportCase{"gpt2_int4_g32_sym", "gpt2-tiny", "--algo rtn --bits 4 -g 32 --sym", false},
