@@ -329,7 +329,7 @@ void expect_one_line_error(const test::CliResult& r, const std::string& needle) 
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
-TEST(OnnxExport, RefusesUnsupportedFamilySchemeAndOutputOverInput) {
+TEST(OnnxExport, RefusesUnsupportedFamilySchemeActivationsAndOutputOverInput) {
   LOWBIT_SHARED_OR_SKIP(bloom, "models/bloom-tiny");
   LOWBIT_SHARED_OR_SKIP(llama, "models/llama-256");
   test::TempDir tmp("onnx_refuse");
@@ -354,6 +354,15 @@ TEST(OnnxExport, RefusesUnsupportedFamilySchemeAndOutputOverInput) {
             0);
   expect_one_line_error(run_cli("export onnx --model " + g24 + " --out " + tmp / "g"),
                         "group size 24");
+
+  const std::string a8 = tmp / "a8";
+  ASSERT_EQ(run_cli("quantize --model " + llama + " --out " + a8 +
+                    " --algo rtn --bits 4 -g 32 --act int8")
+                .rc,
+            0);
+  expect_one_line_error(run_cli("export onnx --model " + a8 + " --out " + tmp / "a"),
+                        "int8 activations cannot be exported");
+  EXPECT_FALSE(fs::exists(tmp / "a"));
 
   expect_one_line_error(run_cli("export onnx --model " + nf4 + " --out " + nf4 + "/onnx"), nf4);
   expect_one_line_error(run_cli("export onnx --model " + nf4 + " --out " + nf4), nf4);
