@@ -424,8 +424,9 @@ OnnxExportResult export_onnx(const OnnxExportOptions& opt) {
   od_opt.force = opt.force;
   od_opt.inputs = model_input_paths(opt.model);
   od_opt.command = "export onnx";
-  // Checked before loading: the output may not cover the input.
-  check_output_path(opt.out, od_opt.inputs, /*folder=*/true);
+  // Before loading: the output may not cover the input, and an existing or unwritable output
+  // fails before any work (the temp folder is removed again if the export fails).
+  OutputDir out(opt.out, od_opt);
 
   RuntimeOptions rt;
   rt.keep_quantized = true;
@@ -449,7 +450,6 @@ OnnxExportResult export_onnx(const OnnxExportOptions& opt) {
   r.initializer_bytes = b.initializer_bytes();
   r.external_data = opt.external_data || r.initializer_bytes > kOnnxAutoExternalBytes;
 
-  OutputDir out(opt.out, od_opt);
   if (r.external_data) {
     onnx_graph::move_to_external_data(&model, out.file("model.onnx.data"), "model.onnx.data");
   }
