@@ -46,6 +46,9 @@ void MatMulNBitsWeight::check(const std::string& where) const {
     fail(where, "MatMulNBits K={} N={} out of range", K, N);
   }
   const auto nb = static_cast<uint64_t>(N) * static_cast<uint64_t>(k_blocks());
+  if (nb > static_cast<uint64_t>(kMaxDim)) {
+    fail(where, "MatMulNBits N={} x {} blocks is too large", N, k_blocks());
+  }
   if (B.size() != nb * static_cast<uint64_t>(blob_size())) {
     fail(where, "MatMulNBits B has {} bytes, expected {} ([N={}, k_blocks={}, blob_size={}])",
          B.size(), nb * static_cast<uint64_t>(blob_size()), N, k_blocks(), blob_size());
