@@ -331,17 +331,17 @@ INSTANTIATE_TEST_SUITE_P(
     Schemes, GgufQuantLlamaCpp,
     ::testing::Values(
         // lowbit schemes that are ggml blocks: written from the stored codes, same weights.
-        QuantExportCase{"int4_g32_sym", "--algo rtn --bits 4 -g 32 --sym", "max |Δw| 0,"},
+        QuantExportCase{"int4_g32_sym", "--algo rtn --bits 4 -g 32 --sym", "max |Δw| 0)"},
         QuantExportCase{"int4_g128_asym_gptq", "--algo gptq --bits 4 -g 128",
                         "with the minimum rounded to f16"},
-        QuantExportCase{"int8_channel_sym", "--algo rtn --bits 8 -g -1 --sym", "max |Δw| 0,"},
+        QuantExportCase{"int8_channel_sym", "--algo rtn --bits 8 -g -1 --sym", "max |Δw| 0)"},
         // GPTQ / RTN choosing codes on a ggml type's own grid: blocks copied as they are.
-        QuantExportCase{"gptq_q4_k", "--algo gptq --weight-type q4_k", "max |Δw| 0,"},
-        QuantExportCase{"gptq_q6_k", "--algo gptq --weight-type q6_k", "max |Δw| 0,"},
-        QuantExportCase{"rtn_q5_k", "--algo rtn --weight-type q5_k --clip-search", "max |Δw| 0,"},
-        QuantExportCase{"awq_iq4_nl", "--algo awq --weight-type iq4_nl", "max |Δw| 0,"},
-        QuantExportCase{"rtn_q5_0", "--algo rtn --weight-type q5_0", "max |Δw| 0,"},
-        QuantExportCase{"gptq_q5_1", "--algo gptq --weight-type q5_1", "max |Δw| 0,"}),
+        QuantExportCase{"gptq_q4_k", "--algo gptq --weight-type q4_k", "max |Δw| 0)"},
+        QuantExportCase{"gptq_q6_k", "--algo gptq --weight-type q6_k", "max |Δw| 0)"},
+        QuantExportCase{"rtn_q5_k", "--algo rtn --weight-type q5_k --clip-search", "max |Δw| 0)"},
+        QuantExportCase{"awq_q4_0", "--algo awq --weight-type q4_0", "max |Δw| 0)"},
+        QuantExportCase{"rtn_q5_0", "--algo rtn --weight-type q5_0", "max |Δw| 0)"},
+        QuantExportCase{"gptq_q5_1", "--algo gptq --weight-type q5_1", "max |Δw| 0)"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Every GGUF type from a floating-point model: llama.cpp reads the file and its perplexity is
@@ -352,7 +352,7 @@ TEST(GgufExport, EveryTypeFromFloatLoadsInLlamaCpp) {
   LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   const test::CliResult ref = run_cli("eval ppl --model " + model + " --text " + wiki +
-                                      " --ctx 128 --limit 8 --convention llamacpp");
+                                      " --ctx 128 --limit 4 --convention llamacpp");
   ASSERT_EQ(ref.rc, 0) << ref.out;
   const double base = number_after(ref.out, "perplexity:");
   for (const char* t : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k", "iq4_nl"}) {
@@ -361,7 +361,7 @@ TEST(GgufExport, EveryTypeFromFloatLoadsInLlamaCpp) {
         run_cli("export gguf --model " + model + " --out " + gguf + " --type " + t);
     ASSERT_EQ(ex.rc, 0) << ex.out;
     const test::CliResult lp =
-        run_cmd(bin + "/llama-perplexity -m " + gguf + " -f " + wiki + " -c 128 --chunks 8 -t 2");
+        run_cmd(bin + "/llama-perplexity -m " + gguf + " -f " + wiki + " -c 128 --chunks 4 -t 2");
     ASSERT_EQ(lp.rc, 0) << t << ": " << lp.out;
     const double p = number_after(lp.out, "Final estimate: PPL =");
     const double tol = t[1] == '8' || t[1] == '6' ? 0.02 : 0.12;
