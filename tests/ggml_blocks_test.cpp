@@ -32,7 +32,7 @@ const GgmlType kQuantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_
                                 GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
 
 // The IQ4_NL table as the GGUF format documents it (independent of the library's copy).
-const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 85, 107};
+const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 void put_f16(std::vector<uint8_t>& b, size_t at, float v) {
   const uint16_t h = f32_to_f16(v);
