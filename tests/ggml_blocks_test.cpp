@@ -491,5 +491,199 @@ TEST(GgmlBlocks, DecodesLargeTensorsQuickly) {
   EXPECT_LT(s, 2.0);
 }
 
+// --- against llama-quantize ----------------------------------------------------------------------
+
+// A minimal GGUF v3 reader (test-only): the tensor directory of a file in memory.
+struct GgufTensors {
+  struct T {
+    uint32_t type = 0;
+    std::vector<uint64_t> ne;
+    const uint8_t* data = nullptr;
+  };
+  std::string bytes;
+  std::map<std::string, T> tensors;
+};
+
+GgufTensors read_gguf_tensors(const std::string& path) {
+  GgufTensors g;
+  g.bytes = test::read_all(path);
+  const std::string& b = g.bytes;
+  size_t at = 0;
+  auto need = [&](uint64_t n) {
+    if (n > b.size() || at + n > b.size()) throw Error(path + ": truncated");
+  };
+  auto u32 = [&] {
+    need(4);
+    uint32_t v;
+    std::memcpy(&v, b.data() + at, 4);
+    at += 4;
+    return v;
+  };
+  auto u64 = [&] {
+    need(8);
+    uint64_t v;
+    std::memcpy(&v, b.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  auto str = [&] {
+    const uint64_t n = u64();
+    need(n);
+    std::string s = b.substr(at, n);
+    at += n;
+    return s;
+  };
+  auto skip = [&](uint32_t type) {
+    static const int kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (type == 8) {
+      str();
+    } else if (type < 13 && type != 9) {
+      need(static_cast<uint64_t>(kSize[type]));
+      at += static_cast<size_t>(kSize[type]);
+    } else {
+      throw Error(path + ": unexpected metadata type");
+    }
+  };
+  need(4);
+  if (b.compare(0, 4, "GGUF") != 0) throw Error(path + ": not GGUF");
+  at = 4;
+  u32();  // version
+  const uint64_t n_tensors = u64(), n_kv = u64();
+  uint64_t alignment = 32;
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    const std::string key = str();
+    const uint32_t type = u32();
+    if (type == 9) {
+      const uint32_t et = u32();
+      const uint64_t n = u64();
+      for (uint64_t j = 0; j < n; ++j) skip(et);
+    } else if (key == "general.alignment" && type == 4) {
+      alignment = u32();
+    } else {
+      skip(type);
+    }
+  }
+  std::vector<std::pair<std::string, uint64_t>> offsets;
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    const std::string name = str();
+    GgufTensors::T t;
+    const uint32_t nd = u32();
+    for (uint32_t d = 0; d < nd; ++d) t.ne.push_back(u64());
+    t.type = u32();
+    offsets.emplace_back(name, u64());
+    g.tensors[name] = t;
+  }
+  const uint64_t start = (at + alignment - 1) / alignment * alignment;
+  for (const auto& [name, off] : offsets) {
+    GgufTensors::T& t = g.tensors[name];
+    uint64_t elements = 1;
+    for (uint64_t e : t.ne) elements *= e;
+    const uint64_t size = gguf::tensor_bytes(static_cast<GgmlType>(t.type), elements);
+    if (start + off + size > b.size()) throw Error(path + ": tensor " + name + " out of the file");
+    t.data = reinterpret_cast<const uint8_t*>(b.data()) + start + off;
+  }
+  return g;
+}
+
+// llama-quantize --pure (no imatrix) on a real model exported to f32: every matrix in the type.
+// quantize_row on the same f32 rows gives byte-identical blocks for (nearly) all blocks; where a
+// block differs, its values are within one quantization step of llama.cpp's.
+TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin/llama-quantize");
+  test::TempDir dir("ggml_blocks");
+  const std::string f32 = dir.sub("f32.gguf");
+  const test::CliResult ex =
+      test::run_cli("export gguf --model " + model + " --out " + f32 + " --type f32");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  const GgufTensors src = read_gguf_tensors(f32);
+  struct Case {
+    const char* llama_name;
+    GgmlType type;
+    double min_identical;  // fraction of blocks
+    double max_steps;      // where a block differs: |lowbit − llama.cpp| in grid steps
+  };
+  const Case cases[] = {
+      {"Q4_0", GgmlType::kQ4_0, 0.999, 1},     {"Q4_1", GgmlType::kQ4_1, 0.999, 1},
+      {"Q5_0", GgmlType::kQ5_0, 0.999, 1},     {"Q5_1", GgmlType::kQ5_1, 0.999, 1},
+      {"Q8_0", GgmlType::kQ8_0, 0.999, 1},     {"Q4_K", GgmlType::kQ4_K, 0.99, 1},
+      {"Q5_K", GgmlType::kQ5_K, 0.99, 1},      {"Q6_K", GgmlType::kQ6_K, 0.99, 1},
+      {"IQ4_NL", GgmlType::kIQ4_NL, 0.10, 1.5}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.llama_name);
+    const std::string out = dir.sub(std::string(c.llama_name) + ".gguf");
+    const test::CliResult q =
+        test::run_cmd(bin + " --pure " + f32 + " " + out + " " + c.llama_name + " 2");
+    ASSERT_EQ(q.rc, 0) << q.out;
+    const GgufTensors theirs = read_gguf_tensors(out);
+    const int bv = gguf::block_values(c.type), bb = gguf::block_bytes(c.type);
+    const float* table = gguf::code_table(c.type);
+    const int levels = gguf::code_levels(c.type);
+    auto level = [&](int code) { return table ? table[code] : static_cast<float>(code); };
+    // The grid step at a code: the larger gap to its neighbouring levels (1 when uniform).
+    auto gap = [&](int code) {
+      float g = 0;
+      if (code > 0) g = std::max(g, level(code) - level(code - 1));
+      if (code + 1 < levels) g = std::max(g, level(code + 1) - level(code));
+      return g;
+    };
+    int64_t blocks = 0, identical = 0, tensors = 0;
+    double worst_steps = 0, err_mine = 0, err_theirs = 0;
+    const size_t nv = static_cast<size_t>(bv);
+    std::vector<float> ya(nv), yb(nv), sa(nv), sb(nv), oa(nv), ob(nv);
+    std::vector<uint8_t> ca(nv), cb(nv);
+    for (const auto& [name, t] : theirs.tensors) {
+      if (t.type != static_cast<uint32_t>(c.type)) continue;
+      const GgufTensors::T& s = src.tensors.at(name);
+      ASSERT_EQ(s.type, 0u) << name;
+      ++tensors;
+      const int64_t cols = static_cast<int64_t>(s.ne[0]);
+      uint64_t elements = 1;
+      for (uint64_t e : s.ne) elements *= e;
+      const int64_t rows = static_cast<int64_t>(elements) / cols;
+      const int64_t row_bytes = static_cast<int64_t>(gguf::tensor_bytes(c.type, s.ne[0]));
+      std::vector<uint8_t> mine(static_cast<size_t>(row_bytes));
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* x = reinterpret_cast<const float*>(s.data) + r * cols;
+        gguf::quantize_row(c.type, x, mine.data(), cols);
+        const uint8_t* ref = t.data + r * row_bytes;
+        for (int64_t b = 0; b < cols / bv; ++b) {
+          ++blocks;
+          const uint8_t* pa = mine.data() + b * bb;
+          const uint8_t* pb = ref + b * bb;
+          if (std::memcmp(pa, pb, static_cast<size_t>(bb)) == 0) {
+            ++identical;
+            continue;
+          }
+          gguf::dequantize_row(c.type, pa, ya.data(), bv);
+          gguf::dequantize_row(c.type, pb, yb.data(), bv);
+          gguf::block_grid(c.type, pa, sa.data(), oa.data());
+          gguf::block_grid(c.type, pb, sb.data(), ob.data());
+          gguf::get_codes(c.type, pa, ca.data());
+          gguf::get_codes(c.type, pb, cb.data());
+          for (size_t i = 0; i < nv; ++i) {
+            const double xi = x[b * bv + static_cast<int64_t>(i)];
+            err_mine += (xi - ya[i]) * (xi - ya[i]);
+            err_theirs += (xi - yb[i]) * (xi - yb[i]);
+            const double step =
+                std::max(std::fabs(sa[i]) * gap(ca[i]), std::fabs(sb[i]) * gap(cb[i])) + 1e-12;
+            worst_steps = std::max(worst_steps, std::fabs(ya[i] - yb[i]) / step);
+          }
+        }
+      }
+    }
+    ASSERT_GT(tensors, 20) << "llama-quantize --pure left the matrices in another type";
+    const double frac = static_cast<double>(identical) / static_cast<double>(blocks);
+    std::printf(
+        "[ ggml     ] %-6s vs llama-quantize: %lld/%lld blocks byte-identical (%.5f); differing "
+        "blocks: within %.3f steps, squared error lowbit %.4g, llama.cpp %.4g\n",
+        c.llama_name, static_cast<long long>(identical), static_cast<long long>(blocks), frac,
+        worst_steps, err_mine, err_theirs);
+    EXPECT_GE(frac, c.min_identical);
+    EXPECT_LE(worst_steps, c.max_steps);
+    EXPECT_LE(err_mine, err_theirs * 1.0001);  // where the bytes differ, not a worse fit
+  }
+}
+
 }  // namespace
 }  // namespace lowbit
