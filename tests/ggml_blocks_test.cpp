@@ -31,8 +31,8 @@ const GgmlType kQuantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_
                                 GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K,
                                 GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
 
-// The IQ4_NL table as the GGUF format documents it (independent of the library's copy).
-const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 85, 107};
+// The IQ4_NL table of ggml-common.h (llama.cpp b4748), independent of the library's copy.
+const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 void put_f16(std::vector<uint8_t>& b, size_t at, float v) {
   const uint16_t h = f32_to_f16(v);
@@ -268,8 +268,8 @@ TEST(GgmlBlocks, RoundTripErrorIsWithinTheStep) {
             case GgmlType::kQ5_0:  // the side opposite the peak clamps one code short: one step
               bound = s * (1.0 + 32.0 / 2048);
               break;
-            case GgmlType::kIQ4_NL:  // half the widest gap of the table (23), or the clamp at ends
-              bound = s * 23;
+            case GgmlType::kIQ4_NL:  // the widest gap of the table (24): codes use d before fp16
+              bound = s * 24;
               break;
             default: {
               // k-quants: the codes are requantized for the stored scales, so each value decodes
@@ -603,12 +603,11 @@ TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
     double min_identical;  // fraction of blocks
     double max_steps;      // where a block differs: |lowbit − llama.cpp| in grid steps
   };
-  const Case cases[] = {
-      {"Q4_0", GgmlType::kQ4_0, 0.999, 1},     {"Q4_1", GgmlType::kQ4_1, 0.999, 1},
-      {"Q5_0", GgmlType::kQ5_0, 0.999, 1},     {"Q5_1", GgmlType::kQ5_1, 0.999, 1},
-      {"Q8_0", GgmlType::kQ8_0, 0.999, 1},     {"Q4_K", GgmlType::kQ4_K, 0.99, 1},
-      {"Q5_K", GgmlType::kQ5_K, 0.99, 1},      {"Q6_K", GgmlType::kQ6_K, 0.99, 1},
-      {"IQ4_NL", GgmlType::kIQ4_NL, 0.10, 1.5}};
+  const Case cases[] = {{"Q4_0", GgmlType::kQ4_0, 0.999, 1},    {"Q4_1", GgmlType::kQ4_1, 0.999, 1},
+                        {"Q5_0", GgmlType::kQ5_0, 0.999, 1},    {"Q5_1", GgmlType::kQ5_1, 0.999, 1},
+                        {"Q8_0", GgmlType::kQ8_0, 0.999, 1},    {"Q4_K", GgmlType::kQ4_K, 0.99, 1},
+                        {"Q5_K", GgmlType::kQ5_K, 0.99, 1},     {"Q6_K", GgmlType::kQ6_K, 0.99, 1},
+                        {"IQ4_NL", GgmlType::kIQ4_NL, 0.999, 1}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.llama_name);
     const std::string out = dir.sub(std::string(c.llama_name) + ".gguf");
