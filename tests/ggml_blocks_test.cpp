@@ -585,9 +585,140 @@ GgufTensors read_gguf_tensors(const std::string& path) {
   return g;
 }
 
+// How lowbit's encoder compares with llama-quantize's output on the matrices of one type.
+struct Comparison {
+  int64_t tensors = 0, blocks = 0, identical = 0;
+  double worst_steps = 0;  // where a block differs: |lowbit − llama.cpp| in grid steps
+  double err_mine = 0,
+         err_theirs = 0;  // Σ w·(x − x̂)² over the differing blocks (w = importance or 1)
+};
+
+// Quantizes the f32 rows of every tensor `theirs` holds in type t (with the tensor's importance
+// vector when `imatrix` is given: then only tensors that have one) and compares block by block.
+Comparison compare_to_llama(GgmlType t, const GgufTensors& src, const GgufTensors& theirs,
+                            const std::map<std::string, std::vector<float>>* imatrix) {
+  Comparison c;
+  const int bv = gguf::block_values(t), bb = gguf::block_bytes(t);
+  const float* table = gguf::code_table(t);
+  const int levels = gguf::code_levels(t);
+  auto level = [&](int code) { return table ? table[code] : static_cast<float>(code); };
+  // The grid step at a code: the larger gap to its neighbouring levels (1 when uniform).
+  auto gap = [&](int code) {
+    float g = 0;
+    if (code > 0) g = std::max(g, level(code) - level(code - 1));
+    if (code + 1 < levels) g = std::max(g, level(code + 1) - level(code));
+    return g;
+  };
+  const size_t nv = static_cast<size_t>(bv);
+  std::vector<float> ya(nv), yb(nv), sa(nv), sb(nv), oa(nv), ob(nv);
+  std::vector<uint8_t> ca(nv), cb(nv);
+  for (const auto& [name, tt] : theirs.tensors) {
+    if (tt.type != static_cast<uint32_t>(t)) continue;
+    const float* imp = nullptr;
+    if (imatrix) {
+      const auto it = imatrix->find(name);
+      if (it == imatrix->end()) continue;
+      imp = it->second.data();
+    }
+    const GgufTensors::T& s = src.tensors.at(name);
+    EXPECT_EQ(s.type, 0u) << name;
+    const int64_t cols = static_cast<int64_t>(s.ne[0]);
+    if (imp) {
+      EXPECT_EQ(imatrix->at(name).size(), static_cast<size_t>(cols)) << name;
+    }
+    ++c.tensors;
+    uint64_t elements = 1;
+    for (uint64_t e : s.ne) elements *= e;
+    const int64_t rows = static_cast<int64_t>(elements) / cols;
+    const int64_t row_bytes = static_cast<int64_t>(gguf::tensor_bytes(t, s.ne[0]));
+    std::vector<uint8_t> mine(static_cast<size_t>(row_bytes));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = reinterpret_cast<const float*>(s.data) + r * cols;
+      gguf::quantize_row(t, x, mine.data(), cols, imp);
+      const uint8_t* ref = tt.data + r * row_bytes;
+      for (int64_t b = 0; b < cols / bv; ++b) {
+        ++c.blocks;
+        const uint8_t* pa = mine.data() + b * bb;
+        const uint8_t* pb = ref + b * bb;
+        if (std::memcmp(pa, pb, static_cast<size_t>(bb)) == 0) {
+          ++c.identical;
+          continue;
+        }
+        gguf::dequantize_row(t, pa, ya.data(), bv);
+        gguf::dequantize_row(t, pb, yb.data(), bv);
+        gguf::block_grid(t, pa, sa.data(), oa.data());
+        gguf::block_grid(t, pb, sb.data(), ob.data());
+        gguf::get_codes(t, pa, ca.data());
+        gguf::get_codes(t, pb, cb.data());
+        for (size_t i = 0; i < nv; ++i) {
+          const int64_t k = b * bv + static_cast<int64_t>(i);
+          const double xi = x[k], w = imp ? imp[k] : 1.0;
+          c.err_mine += w * (xi - ya[i]) * (xi - ya[i]);
+          c.err_theirs += w * (xi - yb[i]) * (xi - yb[i]);
+          const double step =
+              std::max(std::fabs(sa[i]) * gap(ca[i]), std::fabs(sb[i]) * gap(cb[i])) + 1e-12;
+          c.worst_steps = std::max(c.worst_steps, std::fabs(ya[i] - yb[i]) / step);
+        }
+      }
+    }
+  }
+  return c;
+}
+
+// An imatrix file of llama-imatrix b4748 (legacy binary format): per tensor, the mean squared
+// activation of each input column (stored sums scaled by the number of calls, divided back here as
+// llama-quantize does).
+std::map<std::string, std::vector<float>> read_imatrix(const std::string& path) {
+  const std::string b = test::read_all(path);
+  size_t at = 0;
+  auto i32 = [&] {
+    if (at + 4 > b.size()) throw Error(path + ": truncated");
+    int32_t v;
+    std::memcpy(&v, b.data() + at, 4);
+    at += 4;
+    return v;
+  };
+  std::map<std::string, std::vector<float>> m;
+  const int32_t n = i32();
+  for (int32_t e = 0; e < n; ++e) {
+    const int32_t len = i32();
+    if (len < 0 || at + static_cast<size_t>(len) > b.size()) throw Error(path + ": bad name");
+    const std::string name = b.substr(at, static_cast<size_t>(len));
+    at += static_cast<size_t>(len);
+    const int32_t ncall = i32(), nval = i32();
+    if (nval < 0 || at + 4 * static_cast<size_t>(nval) > b.size()) throw Error(path + ": bad size");
+    std::vector<float> v(static_cast<size_t>(nval));
+    std::memcpy(v.data(), b.data() + at, 4 * v.size());
+    at += 4 * v.size();
+    if (ncall > 0)
+      for (float& x : v) x /= static_cast<float>(ncall);
+    m[name] = std::move(v);
+  }
+  return m;
+}
+
+struct LlamaCase {
+  const char* llama_name;
+  GgmlType type;
+};
+const LlamaCase kLlamaCases[] = {
+    {"Q4_0", GgmlType::kQ4_0}, {"Q4_1", GgmlType::kQ4_1}, {"Q5_0", GgmlType::kQ5_0},
+    {"Q5_1", GgmlType::kQ5_1}, {"Q8_0", GgmlType::kQ8_0}, {"Q4_K", GgmlType::kQ4_K},
+    {"Q5_K", GgmlType::kQ5_K}, {"Q6_K", GgmlType::kQ6_K}, {"IQ4_NL", GgmlType::kIQ4_NL}};
+
+void print_comparison(const char* what, const char* type, const Comparison& c) {
+  std::printf(
+      "[ ggml     ] %-6s %s: %lld/%lld blocks byte-identical (%.5f); differing blocks within "
+      "%.3f steps, error lowbit %.4g, llama.cpp %.4g\n",
+      type, what, static_cast<long long>(c.identical), static_cast<long long>(c.blocks),
+      static_cast<double>(c.identical) / static_cast<double>(c.blocks), c.worst_steps, c.err_mine,
+      c.err_theirs);
+}
+
 // llama-quantize --pure (no imatrix) on a real model exported to f32: every matrix in the type.
 // quantize_row on the same f32 rows gives byte-identical blocks for (nearly) all blocks; where a
-// block differs, its values are within one quantization step of llama.cpp's.
+// block differs, its values are within one quantization step of llama.cpp's and the fit is not
+// worse.
 TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
   LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin/llama-quantize");
@@ -597,90 +728,50 @@ TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
       test::run_cli("export gguf --model " + model + " --out " + f32 + " --type f32");
   ASSERT_EQ(ex.rc, 0) << ex.out;
   const GgufTensors src = read_gguf_tensors(f32);
-  struct Case {
-    const char* llama_name;
-    GgmlType type;
-    double min_identical;  // fraction of blocks
-    double max_steps;      // where a block differs: |lowbit − llama.cpp| in grid steps
-  };
-  const Case cases[] = {{"Q4_0", GgmlType::kQ4_0, 0.999, 1},    {"Q4_1", GgmlType::kQ4_1, 0.999, 1},
-                        {"Q5_0", GgmlType::kQ5_0, 0.999, 1},    {"Q5_1", GgmlType::kQ5_1, 0.999, 1},
-                        {"Q8_0", GgmlType::kQ8_0, 0.999, 1},    {"Q4_K", GgmlType::kQ4_K, 0.99, 1},
-                        {"Q5_K", GgmlType::kQ5_K, 0.99, 1},     {"Q6_K", GgmlType::kQ6_K, 0.99, 1},
-                        {"IQ4_NL", GgmlType::kIQ4_NL, 0.999, 1}};
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.llama_name);
-    const std::string out = dir.sub(std::string(c.llama_name) + ".gguf");
+  for (const LlamaCase& lc : kLlamaCases) {
+    SCOPED_TRACE(lc.llama_name);
+    const std::string out = dir.sub(std::string(lc.llama_name) + ".gguf");
     const test::CliResult q =
-        test::run_cmd(bin + " --pure " + f32 + " " + out + " " + c.llama_name + " 2");
+        test::run_cmd(bin + " --pure " + f32 + " " + out + " " + lc.llama_name + " 2");
     ASSERT_EQ(q.rc, 0) << q.out;
-    const GgufTensors theirs = read_gguf_tensors(out);
-    const int bv = gguf::block_values(c.type), bb = gguf::block_bytes(c.type);
-    const float* table = gguf::code_table(c.type);
-    const int levels = gguf::code_levels(c.type);
-    auto level = [&](int code) { return table ? table[code] : static_cast<float>(code); };
-    // The grid step at a code: the larger gap to its neighbouring levels (1 when uniform).
-    auto gap = [&](int code) {
-      float g = 0;
-      if (code > 0) g = std::max(g, level(code) - level(code - 1));
-      if (code + 1 < levels) g = std::max(g, level(code + 1) - level(code));
-      return g;
-    };
-    int64_t blocks = 0, identical = 0, tensors = 0;
-    double worst_steps = 0, err_mine = 0, err_theirs = 0;
-    const size_t nv = static_cast<size_t>(bv);
-    std::vector<float> ya(nv), yb(nv), sa(nv), sb(nv), oa(nv), ob(nv);
-    std::vector<uint8_t> ca(nv), cb(nv);
-    for (const auto& [name, t] : theirs.tensors) {
-      if (t.type != static_cast<uint32_t>(c.type)) continue;
-      const GgufTensors::T& s = src.tensors.at(name);
-      ASSERT_EQ(s.type, 0u) << name;
-      ++tensors;
-      const int64_t cols = static_cast<int64_t>(s.ne[0]);
-      uint64_t elements = 1;
-      for (uint64_t e : s.ne) elements *= e;
-      const int64_t rows = static_cast<int64_t>(elements) / cols;
-      const int64_t row_bytes = static_cast<int64_t>(gguf::tensor_bytes(c.type, s.ne[0]));
-      std::vector<uint8_t> mine(static_cast<size_t>(row_bytes));
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* x = reinterpret_cast<const float*>(s.data) + r * cols;
-        gguf::quantize_row(c.type, x, mine.data(), cols);
-        const uint8_t* ref = t.data + r * row_bytes;
-        for (int64_t b = 0; b < cols / bv; ++b) {
-          ++blocks;
-          const uint8_t* pa = mine.data() + b * bb;
-          const uint8_t* pb = ref + b * bb;
-          if (std::memcmp(pa, pb, static_cast<size_t>(bb)) == 0) {
-            ++identical;
-            continue;
-          }
-          gguf::dequantize_row(c.type, pa, ya.data(), bv);
-          gguf::dequantize_row(c.type, pb, yb.data(), bv);
-          gguf::block_grid(c.type, pa, sa.data(), oa.data());
-          gguf::block_grid(c.type, pb, sb.data(), ob.data());
-          gguf::get_codes(c.type, pa, ca.data());
-          gguf::get_codes(c.type, pb, cb.data());
-          for (size_t i = 0; i < nv; ++i) {
-            const double xi = x[b * bv + static_cast<int64_t>(i)];
-            err_mine += (xi - ya[i]) * (xi - ya[i]);
-            err_theirs += (xi - yb[i]) * (xi - yb[i]);
-            const double step =
-                std::max(std::fabs(sa[i]) * gap(ca[i]), std::fabs(sb[i]) * gap(cb[i])) + 1e-12;
-            worst_steps = std::max(worst_steps, std::fabs(ya[i] - yb[i]) / step);
-          }
-        }
-      }
-    }
-    ASSERT_GT(tensors, 20) << "llama-quantize --pure left the matrices in another type";
-    const double frac = static_cast<double>(identical) / static_cast<double>(blocks);
-    std::printf(
-        "[ ggml     ] %-6s vs llama-quantize: %lld/%lld blocks byte-identical (%.5f); differing "
-        "blocks: within %.3f steps, squared error lowbit %.4g, llama.cpp %.4g\n",
-        c.llama_name, static_cast<long long>(identical), static_cast<long long>(blocks), frac,
-        worst_steps, err_mine, err_theirs);
-    EXPECT_GE(frac, c.min_identical);
-    EXPECT_LE(worst_steps, c.max_steps);
-    EXPECT_LE(err_mine, err_theirs * 1.0001);  // where the bytes differ, not a worse fit
+    const Comparison c = compare_to_llama(lc.type, src, read_gguf_tensors(out), nullptr);
+    ASSERT_GT(c.tensors, 20) << "llama-quantize --pure left the matrices in another type";
+    print_comparison("vs llama-quantize", lc.llama_name, c);
+    EXPECT_GE(static_cast<double>(c.identical), 0.999 * static_cast<double>(c.blocks));
+    EXPECT_LE(c.worst_steps, 1.0);
+    EXPECT_LE(c.err_mine, c.err_theirs * 1.0001);
+  }
+}
+
+// The same with an importance matrix (llama-imatrix on WikiText-2, llama-quantize --imatrix): the
+// weighted fits are llama.cpp's too — (nearly) every block byte-identical on the matrices the
+// imatrix covers, and where one differs the importance-weighted error is not worse.
+TEST(GgmlBlocks, WeightedEncodersFollowLlamaQuantizeImatrix) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
+  test::TempDir dir("ggml_blocks_imatrix");
+  const std::string f32 = dir.sub("f32.gguf"), imx = dir.sub("imatrix.dat");
+  const test::CliResult ex =
+      test::run_cli("export gguf --model " + model + " --out " + f32 + " --type f32");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  const test::CliResult im = test::run_cmd(bin + "/llama-imatrix -m " + f32 + " -f " + wiki +
+                                           " -c 128 --chunks 4 -t 2 -o " + imx);
+  ASSERT_EQ(im.rc, 0) << im.out;
+  const GgufTensors src = read_gguf_tensors(f32);
+  const std::map<std::string, std::vector<float>> imatrix = read_imatrix(imx);
+  ASSERT_GE(imatrix.size(), 28u);  // 7 matrices in each of the 4 layers
+  for (const LlamaCase& lc : kLlamaCases) {
+    SCOPED_TRACE(lc.llama_name);
+    const std::string out = dir.sub(std::string(lc.llama_name) + ".gguf");
+    const test::CliResult q = test::run_cmd(bin + "/llama-quantize --pure --imatrix " + imx + " " +
+                                            f32 + " " + out + " " + lc.llama_name + " 2");
+    ASSERT_EQ(q.rc, 0) << q.out;
+    const Comparison c = compare_to_llama(lc.type, src, read_gguf_tensors(out), &imatrix);
+    ASSERT_GE(c.tensors, 28);
+    print_comparison("vs llama-quantize --imatrix", lc.llama_name, c);
+    EXPECT_GE(static_cast<double>(c.identical), 0.99 * static_cast<double>(c.blocks));
+    EXPECT_LE(c.err_mine, c.err_theirs * 1.01);
   }
 }
 
