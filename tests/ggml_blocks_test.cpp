@@ -463,6 +463,13 @@ TEST(GgmlBlocks, BadArgumentsAreOneLineErrors) {
               gguf::quantize_row(GgmlType::kQ4_0, x.data(), q.data(), 64, imp.data());
             }).find("importance 9"),
             std::string::npos);
+  // Values whose scale would overflow fp16 (llama.cpp would store inf).
+  std::vector<float> huge(256, 1e9f);
+  huge[3] = -3e9f;
+  EXPECT_NE(error_of([&] {
+              gguf::quantize_row(GgmlType::kQ4_K, huge.data(), q.data(), 256);
+            }).find("exceeds the range of q4_k's fp16 scales"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { gguf::code_levels(GgmlType::kF16); }).find("not a quantized"),
             std::string::npos);
   std::vector<uint8_t> codes(32, 16);
