@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets added with it (config, llama2c, llama2c_tokenizer,
-recipe, lambada, safetensors_dir, json_read, and the AWQ seeds of quantized_checkpoint) into
-fuzz/corpus/<name>/. Deterministic; every seed is
+recipe, lambada, safetensors_dir, json_read, ggml_blocks, and the AWQ seeds of quantized_checkpoint)
+into fuzz/corpus/<name>/. Deterministic; every seed is
 far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
 and are not written by this script.
 
@@ -347,6 +347,35 @@ def json_read_seeds():
     put("json_read", "bad_escape.json", '["a\\')
 
 
+# ---------------------------------------------------------------------------------------------
+# ggml blocks (type index, flags, whole blocks)
+
+GGML_TYPES = [  # (name, values per block, bytes per block, offsets of fp16 fields)
+    ("f32", 1, 4, []), ("f16", 1, 2, [0]), ("bf16", 1, 2, []), ("q4_0", 32, 18, [0]),
+    ("q4_1", 32, 20, [0, 2]), ("q5_0", 32, 22, [0]), ("q5_1", 32, 24, [0, 2]),
+    ("q8_0", 32, 34, [0]), ("q4_k", 256, 144, [0, 2]), ("q5_k", 256, 176, [0, 2]),
+    ("q6_k", 256, 210, [208]), ("iq4_nl", 32, 18, [0]),
+]
+
+
+def ggml_blocks_seeds():
+    for index, (name, values, size, halves) in enumerate(GGML_TYPES):
+        nblocks = max(2, 64 // values)
+        blocks = bytearray()
+        for b in range(nblocks):
+            block = bytearray((b * 37 + i * 11 + 5) & 0xFF for i in range(size))
+            for at in halves:
+                block[at:at + 2] = struct.pack("<H", 0x2E66 if b % 2 else 0xBC00)  # 0.1, -1.0
+            blocks += block
+        put("ggml_blocks", name, bytes([index, 0]) + bytes(blocks))
+        put("ggml_blocks", name + "_importance", bytes([index, 1]) + bytes(blocks))
+    # A q4_k block whose scale fields are inf and NaN (decoded values non-finite).
+    inf_block = bytearray(144)
+    inf_block[0:4] = struct.pack("<HH", 0x7C00, 0x7E00)
+    inf_block[4:16] = b"\xff" * 12
+    put("ggml_blocks", "q4_k_inf_nan", bytes([8, 1]) + bytes(inf_block))
+
+
 def main():
     global CORPUS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -367,6 +396,7 @@ def main():
     safetensors_dir_seeds()
     quantized_checkpoint_seeds()
     json_read_seeds()
+    ggml_blocks_seeds()
 
 
 if __name__ == "__main__":
