@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets added with it (config, llama2c, llama2c_tokenizer,
-recipe, lambada, safetensors_dir, json_read, ggml_blocks, and the AWQ seeds of quantized_checkpoint)
-into fuzz/corpus/<name>/. Deterministic; every seed is
+recipe, lambada, safetensors_dir, json_read, ggml_blocks, matmul_nbits, and the AWQ seeds of
+quantized_checkpoint) into fuzz/corpus/<name>/. Deterministic; every seed is
 far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
 and are not written by this script.
 
@@ -374,6 +374,30 @@ def ggml_blocks_seeds():
     inf_block[0:4] = struct.pack("<HH", 0x7C00, 0x7E00)
     inf_block[4:16] = b"\xff" * 12
     put("ggml_blocks", "q4_k_inf_nan", bytes([8, 1]) + bytes(inf_block))
+# MatMulNBits tensors (fuzz/matmul_nbits_fuzz.cpp): bits u8, block_size u32, K u16, N u16, byte
+# counts u16 of B, scales, zero_points, g_idx, perm, then those bytes.
+
+
+def matmul_nbits(bits, block, K, N, zp=False, g_idx=None, perm=None):
+    kb = (K + block - 1) // block
+    B = bytes((i * 37 + 11) & 0xFF for i in range(N * kb * block * bits // 8))
+    scales = b"".join(struct.pack("<f", 0.01 * (1 + i % 7)) for i in range(N * kb))
+    zps = bytes((i * 5 + 3) & 0xFF for i in range(N * ((kb * bits + 7) // 8))) if zp else b""
+    gi = b"".join(struct.pack("<i", g) for g in g_idx) if g_idx else b""
+    pm = b"".join(struct.pack("<q", p) for p in perm) if perm else b""
+    head = struct.pack("<BIHH", bits, block, K, N)
+    head += struct.pack("<HHHHH", len(B), len(scales), len(zps), len(gi), len(pm))
+    return head + B + scales + zps + gi + pm
+
+
+def matmul_nbits_seeds():
+    put("matmul_nbits", "int4_g32_sym", matmul_nbits(4, 32, 64, 3))
+    put("matmul_nbits", "int4_g32_zp_ragged", matmul_nbits(4, 32, 40, 2, zp=True))
+    put("matmul_nbits", "int8_g16_zp", matmul_nbits(8, 16, 48, 2, zp=True))
+    put("matmul_nbits", "int2_g64", matmul_nbits(2, 64, 64, 4, zp=True))
+    put("matmul_nbits", "int4_perm", matmul_nbits(4, 16, 32, 2, perm=[(i * 7) % 32 for i in range(32)]))
+    put("matmul_nbits", "int4_g_idx", matmul_nbits(4, 16, 32, 2, zp=True, g_idx=[i % 2 for i in range(32)]))
+    put("matmul_nbits", "bad_block", matmul_nbits(4, 24, 48, 2))
 
 
 def main():
@@ -397,6 +421,7 @@ def main():
     quantized_checkpoint_seeds()
     json_read_seeds()
     ggml_blocks_seeds()
+    matmul_nbits_seeds()
 
 
 if __name__ == "__main__":
