@@ -9,7 +9,7 @@
 #include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/onnx_checkpoint.h"
-#include "lowbit/model/weight_roles.h"
+#include "lowbit/model/weights.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 #include "lowbit/util/half.h"

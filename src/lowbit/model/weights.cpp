@@ -1,5 +1,5 @@
-// Where each tensor role lives in ModelWeights.
-#include "lowbit/model/weight_roles.h"
+// Where each tensor role of the architecture table lives in ModelWeights.
+#include "lowbit/model/weights.h"
 
 namespace lowbit {
 
