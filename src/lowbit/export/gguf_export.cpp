@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "lowbit/export/gguf_vocab.h"
+#include "lowbit/model/gguf_names.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
 #include "lowbit/ops/rope.h"
@@ -17,25 +18,6 @@ namespace lowbit {
 namespace {
 
 using gguf::GgmlType;
-
-// Hugging Face's rotate-half rows of each head back to interleaved pairs (Meta's order, which
-// llama.cpp's "llama" rope expects): new row 2i + j of a head = old row j·(d/2) + i.
-std::vector<float> unpermute_heads(const std::vector<float>& w, int n_heads, int head_dim,
-                                   int cols) {
-  std::vector<float> out(w.size());
-  const int half = head_dim / 2;
-  for (int h = 0; h < n_heads; ++h) {
-    for (int i = 0; i < half; ++i) {
-      for (int j = 0; j < 2; ++j) {
-        const size_t src = static_cast<size_t>(h * head_dim + j * half + i) * cols;
-        const size_t dst = static_cast<size_t>(h * head_dim + 2 * i + j) * cols;
-        std::copy(w.begin() + static_cast<long>(src), w.begin() + static_cast<long>(src + cols),
-                  out.begin() + static_cast<long>(dst));
-      }
-    }
-  }
-  return out;
-}
 
 void encode(const std::vector<float>& v, GgmlType type, std::vector<uint8_t>* bytes) {
   bytes->resize(gguf::tensor_bytes(type, v.size()));
@@ -70,7 +52,8 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
   if (cfg.rope_dims != 0 && cfg.rope_dims != cfg.head_dim) {
     fail(opt.model, "partial rotary embeddings cannot be exported to GGUF's {}", arch);
   }
-  if (!cfg.rope_scaling.type.empty() && cfg.rope_scaling.type != "llama3") {
+  if (!cfg.rope_scaling.type.empty() && cfg.rope_scaling.type != "llama3" &&
+      cfg.rope_scaling.type != "factors") {
     fail(opt.model, "rope scaling '{}' cannot be exported to GGUF", cfg.rope_scaling.type);
   }
   const ModelLocation loc = locate_model(opt.model, opt.tokenizer, true);
@@ -99,49 +82,49 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
   w.set_f32(a + "rope.freq_base", cfg.rope_theta);
   write_gguf_vocab(vocab, &w);
 
-  // Tensors, in llama.cpp's names. `permute_heads`: q (n_heads) / k (n_kv_heads) of the "llama"
-  // architecture from a rotate-half checkpoint.
+  // Tensors, in llama.cpp's names (model/gguf_names.h). q / k of the "llama" architecture from a
+  // rotate-half checkpoint get their rows back in interleaved pairs.
   const bool unpermute = arch == "llama" && !cfg.rope_interleaved;
-  auto add = [&](const std::string& name, TensorRole role, int layer, bool matrix,
-                 int permute_heads) {
+  auto add = [&](const GgufTensorName& n, int layer) {
+    const TensorRole role = n.role;
     const std::vector<int64_t> shape = role_shape(role, cfg);
     std::vector<uint64_t> ne(shape.rbegin(), shape.rend());  // ggml: innermost first
-    const GgmlType type = matrix ? opt.type : GgmlType::kF32;
-    w.add_tensor(name, ne, type,
-                 [src, role, layer, type, permute_heads, shape, &cfg,
-                  unpermute](std::vector<uint8_t>* bytes) {
+    const GgmlType type = is_linear_weight(role) || role == TensorRole::kTokEmbeddings
+                              ? opt.type
+                              : GgmlType::kF32;
+    const int heads = n.rows == GgufRows::kQHeads    ? cfg.n_heads
+                      : n.rows == GgufRows::kKvHeads ? cfg.n_kv_heads
+                                                     : 0;
+    w.add_tensor(gguf_tensor_name(n, layer), ne, type,
+                 [src, role, layer, type, heads, shape, &cfg, unpermute](
+                     std::vector<uint8_t>* bytes) {
                    std::vector<float> v = src->read(role, layer);
                    src->release(role, layer);
-                   if (permute_heads > 0 && unpermute) {
+                   if (heads > 0 && unpermute) {
                      const int cols = shape.size() > 1 ? static_cast<int>(shape[1]) : 1;
-                     v = unpermute_heads(v, permute_heads, cfg.head_dim, cols);
+                     std::vector<float> out(v.size());
+                     rows_to_interleaved(v.data(), out.data(), heads, cfg.head_dim, cols);
+                     v.swap(out);
                    }
                    encode(v, type, bytes);
                  });
   };
-  add("token_embd.weight", TensorRole::kTokEmbeddings, -1, true, 0);
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    add(b + "attn_norm.weight", TensorRole::kAttnNorm, l, false, 0);
-    add(b + "attn_q.weight", TensorRole::kWq, l, true, cfg.n_heads);
-    add(b + "attn_k.weight", TensorRole::kWk, l, true, cfg.n_kv_heads);
-    add(b + "attn_v.weight", TensorRole::kWv, l, true, 0);
-    if (cfg.qkv_bias) {
-      add(b + "attn_q.bias", TensorRole::kBq, l, false, cfg.n_heads);
-      add(b + "attn_k.bias", TensorRole::kBk, l, false, cfg.n_kv_heads);
-      add(b + "attn_v.bias", TensorRole::kBv, l, false, 0);
+  // Every role the config has must have a GGUF name.
+  for (const TensorSpec& s : src->arch().tensors) {
+    if (tensor_present(s.role, cfg) && gguf_name_of(s.role) == nullptr) {
+      fail(opt.model, "tensor {} has no GGUF name", tensor_name(s, 0));
     }
-    add(b + "attn_output.weight", TensorRole::kWo, l, true, 0);
-    if (cfg.o_bias) add(b + "attn_output.bias", TensorRole::kBo, l, false, 0);
-    add(b + "ffn_norm.weight", TensorRole::kFfnNorm, l, false, 0);
-    add(b + "ffn_gate.weight", TensorRole::kWGate, l, true, 0);
-    add(b + "ffn_up.weight", TensorRole::kWUp, l, true, 0);
-    add(b + "ffn_down.weight", TensorRole::kWDown, l, true, 0);
   }
-  add("output_norm.weight", TensorRole::kFinalNorm, -1, false, 0);
-  if (!cfg.tied_embeddings) add("output.weight", TensorRole::kLmHead, -1, true, 0);
-  if (cfg.rope_scaling.type == "llama3") {
-    // llama.cpp divides each rotary frequency by this factor.
+  for (const GgufTensorName& n : gguf_tensor_names()) {
+    if (!is_per_layer(n.role) && tensor_present(n.role, cfg)) add(n, -1);
+  }
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    for (const GgufTensorName& n : gguf_tensor_names()) {
+      if (is_per_layer(n.role) && tensor_present(n.role, cfg)) add(n, l);
+    }
+  }
+  if (!cfg.rope_scaling.type.empty()) {
+    // llama.cpp divides each rotary frequency by this factor (a GGUF import holds them as read).
     ModelConfig plain = cfg;
     plain.rope_scaling = RopeScaling{};
     const std::vector<float> f0 = ops::rope_inv_freq(plain), f1 = ops::rope_inv_freq(cfg);
