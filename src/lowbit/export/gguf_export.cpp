@@ -89,25 +89,24 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
     const TensorRole role = n.role;
     const std::vector<int64_t> shape = role_shape(role, cfg);
     std::vector<uint64_t> ne(shape.rbegin(), shape.rend());  // ggml: innermost first
-    const GgmlType type = is_linear_weight(role) || role == TensorRole::kTokEmbeddings
-                              ? opt.type
-                              : GgmlType::kF32;
+    const GgmlType type =
+        is_linear_weight(role) || role == TensorRole::kTokEmbeddings ? opt.type : GgmlType::kF32;
     const int heads = n.rows == GgufRows::kQHeads    ? cfg.n_heads
                       : n.rows == GgufRows::kKvHeads ? cfg.n_kv_heads
                                                      : 0;
-    w.add_tensor(gguf_tensor_name(n, layer), ne, type,
-                 [src, role, layer, type, heads, shape, &cfg, unpermute](
-                     std::vector<uint8_t>* bytes) {
-                   std::vector<float> v = src->read(role, layer);
-                   src->release(role, layer);
-                   if (heads > 0 && unpermute) {
-                     const int cols = shape.size() > 1 ? static_cast<int>(shape[1]) : 1;
-                     std::vector<float> out(v.size());
-                     rows_to_interleaved(v.data(), out.data(), heads, cfg.head_dim, cols);
-                     v.swap(out);
-                   }
-                   encode(v, type, bytes);
-                 });
+    w.add_tensor(
+        gguf_tensor_name(n, layer), ne, type,
+        [src, role, layer, type, heads, shape, &cfg, unpermute](std::vector<uint8_t>* bytes) {
+          std::vector<float> v = src->read(role, layer);
+          src->release(role, layer);
+          if (heads > 0 && unpermute) {
+            const int cols = shape.size() > 1 ? static_cast<int>(shape[1]) : 1;
+            std::vector<float> out(v.size());
+            rows_to_interleaved(v.data(), out.data(), heads, cfg.head_dim, cols);
+            v.swap(out);
+          }
+          encode(v, type, bytes);
+        });
   };
   // Every role the config has must have a GGUF name.
   for (const TensorSpec& s : src->arch().tensors) {

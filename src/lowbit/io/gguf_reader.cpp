@@ -193,8 +193,7 @@ Reader Reader::from_file(std::shared_ptr<MappedFile> file) {
   const uint64_t n_kv = c.read<uint64_t>("the metadata count");
   // Smallest encodings: a key-value pair 8 + 1 + 4 + 1 bytes, a tensor 8 + 1 + 4 + 8 + 4 + 8.
   if (n_kv > c.left() / 14) {
-    fail(path, "{} metadata entries cannot fit in the {} bytes of the file", n_kv,
-         r.file_->size());
+    fail(path, "{} metadata entries cannot fit in the {} bytes of the file", n_kv, r.file_->size());
   }
   if (n_tensors > c.left() / 33) {
     fail(path, "{} tensors cannot fit in the {} bytes of the file", n_tensors, r.file_->size());
@@ -225,7 +224,7 @@ Reader Reader::from_file(std::shared_ptr<MappedFile> file) {
         if (eb == 0) {
           fail(path, "metadata {}: arrays of {} are not supported", key,
                et == static_cast<uint32_t>(ValueType::kArray) ? "arrays"
-                                                               : std::to_string(et).c_str());
+                                                              : std::to_string(et).c_str());
         }
         v.elem = static_cast<ValueType>(et);
         if (v.count > c.left() / eb) {
@@ -258,8 +257,7 @@ Reader Reader::from_file(std::shared_ptr<MappedFile> file) {
     for (uint32_t d = 0; d < nd; ++d) {
       const uint64_t n = c.read<uint64_t>("a tensor dimension");
       if (n == 0 || n > kMaxElements || t.numel > kMaxElements / n) {
-        fail(path, "tensor {} has an empty or overflowing shape (dimension {} = {})", t.name, d,
-             n);
+        fail(path, "tensor {} has an empty or overflowing shape (dimension {} = {})", t.name, d, n);
       }
       t.numel *= n;
       t.ne.push_back(n);
@@ -381,8 +379,8 @@ std::vector<float> Reader::get_f32s(const std::string& key) const {
 std::vector<int32_t> Reader::get_i32s(const std::string& key) const {
   const Value* v = find(key);
   if (v == nullptr) fail(path(), "metadata {} is missing", key);
-  if (v->type != ValueType::kArray || v->elem == ValueType::kString ||
-      v->elem == ValueType::kF32 || v->elem == ValueType::kF64) {
+  if (v->type != ValueType::kArray || v->elem == ValueType::kString || v->elem == ValueType::kF32 ||
+      v->elem == ValueType::kF64) {
     fail(path(), "metadata {} is not an array of integers", key);
   }
   std::vector<int32_t> out(static_cast<size_t>(v->count));

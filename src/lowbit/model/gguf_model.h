@@ -19,8 +19,8 @@ ModelConfig gguf_model_config(const gguf::Reader& r);
 
 // The tensor of a role, its shape checked against the config. Throws Error("<path>: missing
 // tensor <name>" / "... has shape ...").
-const gguf::Tensor& gguf_role_tensor(const gguf::Reader& r, const ModelConfig& cfg,
-                                     TensorRole role, int layer);
+const gguf::Tensor& gguf_role_tensor(const gguf::Reader& r, const ModelConfig& cfg, TensorRole role,
+                                     int layer);
 
 // A role as fp32 in lowbit's order ([out, in]; q/k rows of the "llama" architecture back in
 // rotate-half order); NaN/Inf are errors.

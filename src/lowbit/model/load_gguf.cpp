@@ -28,14 +28,17 @@ constexpr uint64_t kMaxDim = uint64_t{1} << 24;  // any single model dimension
 
 int dim_value(const gguf::Reader& r, const std::string& key, bool required, uint64_t dflt = 0) {
   const uint64_t v = r.get_uint(key, required, dflt);
-  if (v == 0 || v > kMaxDim) fail(r.path(), "metadata {} = {} is out of range (1..{})", key, v, kMaxDim);
+  if (v == 0 || v > kMaxDim)
+    fail(r.path(), "metadata {} = {} is out of range (1..{})", key, v, kMaxDim);
   return static_cast<int>(v);
 }
 
 // Whether the q/k rows of `n` are stored in interleaved pairs that lowbit holds rotate-half.
 int permuted_heads(const GgufTensorName& n, const ModelConfig& cfg) {
   if (cfg.rope_interleaved || cfg.family == "qwen2") return 0;
-  return n.rows == GgufRows::kQHeads ? cfg.n_heads : n.rows == GgufRows::kKvHeads ? cfg.n_kv_heads : 0;
+  return n.rows == GgufRows::kQHeads    ? cfg.n_heads
+         : n.rows == GgufRows::kKvHeads ? cfg.n_kv_heads
+                                        : 0;
 }
 
 // The grid of q4_0 / q8_0 as a lowbit scheme: value = d · (code − zero) with zero 8 / 128.
@@ -156,8 +159,8 @@ ModelConfig gguf_model_config(const gguf::Reader& r) {
   return cfg;
 }
 
-const gguf::Tensor& gguf_role_tensor(const gguf::Reader& r, const ModelConfig& cfg,
-                                     TensorRole role, int layer) {
+const gguf::Tensor& gguf_role_tensor(const gguf::Reader& r, const ModelConfig& cfg, TensorRole role,
+                                     int layer) {
   const GgufTensorName* n = gguf_name_of(role);
   if (n == nullptr) fail(r.path(), "GGUF files have no tensor for this role of {}", cfg.family);
   const std::string name = gguf_tensor_name(*n, layer);
@@ -184,8 +187,7 @@ bool is_gguf_path(const std::string& path) {
   return std::filesystem::path(path).extension() == ".gguf" || gguf::has_gguf_magic(path);
 }
 
-std::shared_ptr<ModelWeights> load_gguf_weights(const std::string& path,
-                                                const RuntimeOptions& rt) {
+std::shared_ptr<ModelWeights> load_gguf_weights(const std::string& path, const RuntimeOptions& rt) {
   return load_gguf_weights(MappedFile::open(path), rt);
 }
 

@@ -5,7 +5,6 @@
 
 #include "lowbit/io/tensor_convert.h"
 #include "lowbit/model/gguf_model.h"
-#include "lowbit/model/gguf_names.h"
 #include "lowbit/model/load.h"
 #include "lowbit/util/error.h"
 
@@ -100,11 +99,6 @@ const TensorSpec& WeightSource::spec(TensorRole role, int layer) const {
 }
 
 std::string WeightSource::name(TensorRole role, int layer) const {
-  if (gguf_ != nullptr) {
-    const GgufTensorName* n = gguf_name_of(role);
-    if (n == nullptr) fail(path_, "GGUF files have no tensor for this role");
-    return gguf_tensor_name(*n, layer);
-  }
   const std::string n = tensor_name(spec(role, layer), layer);
   const std::string prefix = arch_->base_prefix;
   if (store_ != nullptr && store_->find(n) == nullptr && n.rfind(prefix, 0) == 0 &&
@@ -159,7 +153,9 @@ std::vector<float> WeightSource::read(TensorRole role, int layer) const {
 DType WeightSource::stored_dtype(TensorRole role, int layer) const {
   if (gguf_ != nullptr) {
     const gguf::GgmlType t = gguf_role_tensor(*gguf_, cfg_, role, layer).type;
-    return t == gguf::GgmlType::kF16 ? DType::F16 : t == gguf::GgmlType::kBF16 ? DType::BF16 : DType::F32;
+    return t == gguf::GgmlType::kF16    ? DType::F16
+           : t == gguf::GgmlType::kBF16 ? DType::BF16
+                                        : DType::F32;
   }
   return weights_ != nullptr ? DType::F32 : hf_tensor(role, layer).dtype;
 }

@@ -72,8 +72,10 @@ std::pair<json, json> gguf_vocab_to_tokenizer_json(const GgufVocab& v) {
     }
     vocab[v.tokens[i]] = i;  // a repeated token keeps its last id, as in tokenizer.json
   }
-  const json byte_level = {
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  const json byte_level = {{"type", "ByteLevel"},
+                           {"add_prefix_space", false},
+                           {"trim_offsets", true},
+                           {"use_regex", true}};
   json tok = {{"version", "1.0"},
               {"added_tokens", added},
               {"normalizer", nullptr},

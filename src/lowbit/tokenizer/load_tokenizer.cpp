@@ -3,9 +3,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/io/json_read.h"
 #include "lowbit/io/limits.h"
-#include "lowbit/io/gguf_reader.h"
 #include "lowbit/tokenizer/gguf_tokenizer.h"
 #include "lowbit/tokenizer/hf_tokenizer.h"
 #include "lowbit/tokenizer/llama2c_tokenizer.h"
