@@ -174,7 +174,7 @@ TEST_F(GgufImportLlamaCpp, Q4_0AndQ8_0RepackOthersDequantize) {
     EXPECT_EQ(l.w_down.packed != nullptr, repacks);
     EXPECT_EQ(ref.weights->layers[0].wq.packed, nullptr);
     const std::vector<float> a = last_logits(packed, prompt), b = last_logits(ref, prompt);
-    EXPECT_LE(test::max_rel_err(a, b), 2e-2);  // the kernels quantize activations to int8
+    EXPECT_LE(test::max_rel_err(a, b), 2e-2);  // the kernels may quantize activations to int8
     const double err = test::max_rel_err(b, want);
     EXPECT_GT(err, 0.0);
     EXPECT_LT(err, 0.3);

@@ -18,7 +18,8 @@ void add_export(CLI::App& app, Runner* run) {
       "gguf", "GGUF v3 for llama.cpp (llama, mistral, qwen2; f32, f16 or bf16 matrices)");
   auto opt = std::make_shared<GgufExportOptions>();
   auto type = std::make_shared<std::string>("f16");
-  gg->add_option("--model", opt->model, "Floating-point model (HF folder or llama2.c file)")
+  gg->add_option("--model", opt->model,
+                 "Floating-point model (HF folder, llama2.c file or f32/f16/bf16 GGUF)")
       ->required();
   gg->add_option("--out", opt->out, "The .gguf file to write")->required();
   gg->add_option("--type", *type, "Type of the matrices: f32|f16|bf16 (norms stay f32)")

@@ -243,7 +243,9 @@ void add_quantize(CLI::App& app, Runner* run) {
   auto a = std::make_shared<QuantizeArgs>();
   QuantizeOptions& o = a->opt;
   o.calib.seqlen = 0;  // auto: min(512, model context)
-  sub->add_option("--model,-m", a->model, "Input model (HF folder or llama2.c .bin)")->required();
+  sub->add_option("--model,-m", a->model,
+                  "Input model (HF folder, llama2.c .bin or f32/f16/bf16 GGUF)")
+      ->required();
   sub->add_option("--out,-o", a->out, "Output folder (must not exist unless --force)")->required();
   sub->add_option(
       "--algo", a->algo,
