@@ -146,6 +146,8 @@ bool code_valid(const QuantScheme& s, uint8_t q) {
       return std::isfinite(fp8_e4m3_to_f32(q));
     case WeightType::kFP8E5M2:
       return std::isfinite(fp8_e5m2_to_f32(q));
+    case WeightType::kGgml:  // codes live in the blocks (tests/ggml_blocks_test.cpp)
+      return false;
   }
   return false;
 }

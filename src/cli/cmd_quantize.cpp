@@ -36,7 +36,8 @@ struct QuantizeArgs {
   uint64_t rotate_seed = 0;
   float alpha_min = 0.3f, alpha_max = 0.7f, alpha_step = 0.05f;
   int bits = 4, group_size = 128, threads = 0;
-  bool sym = false, int4_clip = false, calib_given = false, bits_given = false;
+  bool sym = false, int4_clip = false, calib_given = false, bits_given = false,
+       group_size_given = false;
   std::vector<std::string> overrides, skips;
   QuantizeOptions opt;
 };
@@ -145,7 +146,7 @@ int run_quantize(QuantizeArgs& a) {
   o.calib_bf16 = a.calib_precision == "bf16";
   QuantScheme s;
   if (!a.weight_type.empty()) {
-    s.type = parse_weight_type("--weight-type", a.weight_type, &s.bits);
+    apply_weight_type("--weight-type", a.weight_type, &s);
     if (a.bits_given && (s.type != WeightType::kInt || s.bits != a.bits)) {
       fail("--bits", "{} contradicts --weight-type {}; give one of them", a.bits, a.weight_type);
     }
@@ -153,7 +154,12 @@ int run_quantize(QuantizeArgs& a) {
     s.type = WeightType::kInt;
     s.bits = a.bits;
   }
-  s.group_size = a.group_size;
+  if (s.type != WeightType::kGgml) {
+    s.group_size = a.group_size;
+  } else if (a.group_size_given && a.group_size != s.group_size) {
+    fail("--group-size", "{} blocks hold {} values; --group-size {} does not apply", a.weight_type,
+         s.group_size, a.group_size);
+  }
   s.sym = a.sym;
   s.int4_clip = a.int4_clip;
   s.scale_type = parse_scale_type("--scale-dtype", a.scale_dtype);
@@ -254,10 +260,12 @@ void add_quantize(CLI::App& app, Runner* run) {
       ->check(int_in(1, 64))
       ->each([a](const std::string&) { a->bits_given = true; });
   sub->add_option("--weight-type", a->weight_type,
-                  "Instead of --bits: int2|int3|int4|int8|nf4|fp4|fp8_e4m3|fp8_e5m2");
+                  "Instead of --bits: int2|int3|int4|int8|nf4|fp4|fp8_e4m3|fp8_e5m2, or a ggml "
+                  "block type for GGUF export: q4_0|q4_1|q5_0|q5_1|q8_0|q4_k|q5_k|q6_k|iq4_nl");
   sub->add_option("--group-size,-g", a->group_size,
                   "Input columns per scale group; -1 = per output channel (default 128)")
-      ->check(int_in(-1, 1 << 24));
+      ->check(int_in(-1, 1 << 24))
+      ->each([a](const std::string&) { a->group_size_given = true; });
   sub->add_flag("--sym", a->sym, "Symmetric integers (no zero points)");
   sub->add_flag("--int4-clip", a->int4_clip, "Symmetric codes in [-(2^(b-1)-1), 2^(b-1)-1]");
   sub->add_option("--scale-dtype", a->scale_dtype, "Scale dtype: f16 (GPTQ), f32, bf16, fp8_e4m3");

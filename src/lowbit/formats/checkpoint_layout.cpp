@@ -274,6 +274,10 @@ QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefi
 
 std::vector<PackedTensor> to_lowbit_tensors(const QuantizedWeight& w, const std::string& prefix) {
   w.check(prefix);
+  if (w.scheme.type == WeightType::kGgml) {  // the encoded rows, ggml's blocks as they are
+    return {make_tensor(prefix + ".qweight", DType::U8,
+                        {w.out, static_cast<int64_t>(ggml_row_bytes(w.scheme, w.in))}, w.blocks)};
+  }
   const bool has_zeros = w.scheme.type == WeightType::kInt && !w.scheme.sym;
   std::vector<PackedTensor> t;
   t.push_back(make_tensor(prefix + ".qweight", DType::U8,
@@ -303,6 +307,31 @@ QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& pre
   const std::string where = where_of(qweight);
   validate_scheme(where, s);
   expect_dtype(qweight, DType::U8);
+  if (s.type == WeightType::kGgml) {
+    const int64_t bb = gguf::block_bytes(s.ggml);
+    if (qweight.shape.size() != 2 || qweight.shape[0] <= 0 || qweight.shape[1] <= 0 ||
+        qweight.shape[1] % bb != 0 || qweight.shape[1] / bb * s.group_size > INT_MAX / 32) {
+      fail(where, "tensor {} must have shape [out, whole {} blocks of {} bytes]", qweight.name,
+           gguf::type_name(s.ggml), bb);
+    }
+    QuantizedWeight w;
+    w.scheme = s;
+    w.out = dim_as_int(qweight, 0);
+    w.in = static_cast<int>(qweight.shape[1] / bb * s.group_size);
+    w.n_groups = groups_per_row(s, w.in);
+    w.g_idx.resize(static_cast<size_t>(w.in));
+    for (int i = 0; i < w.in; ++i) w.g_idx[static_cast<size_t>(i)] = i / s.group_size;
+    w.blocks = read_raw<uint8_t>(qweight);
+    // Every block's scales must decode to finite values (a hostile file could hold NaN/Inf).
+    std::vector<float> row(static_cast<size_t>(w.in));
+    const size_t rb = ggml_row_bytes(s, w.in);
+    for (int o = 0; o < w.out; ++o) {
+      gguf::dequantize_row(s.ggml, &w.blocks[static_cast<size_t>(o) * rb], row.data(), w.in);
+      for (float v : row)
+        if (!std::isfinite(v)) fail(where, "{} row {} decodes to a non-finite value", prefix, o);
+    }
+    return w;
+  }
   const TensorInfo& g_idx = require(lookup, prefix + ".g_idx", where);
   if (g_idx.shape.size() != 1 || g_idx.shape[0] <= 0 || g_idx.shape[0] > INT_MAX / 32) {
     fail(where, "tensor {} must have shape [in]", g_idx.name);
@@ -370,7 +399,7 @@ nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act) {
       {"desc_act", desc_act},
       {"quant_method", "lowbit"},
       {"format_version", 1},
-      {"weight_type", weight_type_name(s.type, s.bits)},
+      {"weight_type", weight_type_name(s)},
       {"bits", s.bits},
       {"group_size", s.group_size},
       {"sym", s.sym || s.type != WeightType::kInt},
@@ -400,7 +429,7 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
       if (fmt != "gptq" && fmt != "gptq_v2") fail(where, "checkpoint_format '{}' is unknown", fmt);
       if (gptq_version != nullptr) *gptq_version = fmt == "gptq_v2" ? 2 : 1;
     } else if (method == "lowbit") {
-      s.type = parse_weight_type(where, get("weight_type").get<std::string>(), &s.bits);
+      apply_weight_type(where, get("weight_type").get<std::string>(), &s);
       s.sym = get("sym").get<bool>();
       s.int4_clip = cfg.value("int4_clip", false);
       s.scale_type = parse_scale_type(where, get("scale_dtype").get<std::string>());

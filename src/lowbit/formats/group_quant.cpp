@@ -37,6 +37,7 @@ float code_max(WeightType t) {
     case WeightType::kFP8E5M2:
       return kE5M2.max_finite;
     case WeightType::kInt:
+    case WeightType::kGgml:  // per-value grids: formats/ggml_blocks.h
       break;
   }
   return 255.0f;
@@ -53,6 +54,7 @@ float code_value(WeightType t, uint8_t q) {
     case WeightType::kFP8E5M2:
       return fp8_e5m2_to_f32(q);
     case WeightType::kInt:
+    case WeightType::kGgml:
       break;
   }
   return static_cast<float>(q);
@@ -141,6 +143,8 @@ uint8_t quantize_value(const QuantScheme& s, const GroupParams& p, float w) {
       return f32_to_fp8_e4m3(x);
     case WeightType::kFP8E5M2:
       return f32_to_fp8_e5m2(x);
+    case WeightType::kGgml:  // never per group: the block's own grid (quant/algo/gptq.cpp)
+      break;
   }
   return 0;
 }

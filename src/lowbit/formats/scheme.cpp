@@ -31,10 +31,42 @@ WeightType parse_weight_type(const std::string& where, const std::string& name, 
       return e.type;
     }
   }
+  QuantScheme g;
+  if (parse_ggml_scheme(name, &g)) {
+    if (bits != nullptr) *bits = g.bits;
+    return g.type;
+  }
   fail(where,
        "unknown weight type '{}' (expected int2, int3, int4, int8, nf4, fp4, fp8_e4m3, "
-       "fp8_e5m2)",
+       "fp8_e5m2, or a ggml type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, iq4_nl)",
        name);
+}
+
+void apply_weight_type(const std::string& where, const std::string& name, QuantScheme* s) {
+  if (parse_ggml_scheme(name, s)) return;
+  s->type = parse_weight_type(where, name, &s->bits);
+}
+
+std::string weight_type_name(const QuantScheme& s) {
+  return s.type == WeightType::kGgml ? gguf::type_name(s.ggml) : weight_type_name(s.type, s.bits);
+}
+
+bool parse_ggml_scheme(const std::string& name, QuantScheme* s) {
+  gguf::GgmlType t;
+  if (!gguf::parse_type(name.c_str(), &t) || !gguf::is_quantized(t)) return false;
+  s->type = WeightType::kGgml;
+  s->ggml = t;
+  s->group_size = gguf::block_values(t);
+  s->bits = name[1] - '0';  // nominal: q4_k → 4, iq4_nl → 4 (name "iq4_nl": digit at [2])
+  if (name[0] == 'i') s->bits = name[2] - '0';
+  s->sym = false;
+  s->int4_clip = false;
+  s->scale_type = ScaleType::kF16;
+  return true;
+}
+
+size_t ggml_row_bytes(const QuantScheme& s, int in) {
+  return static_cast<size_t>(gguf::tensor_bytes(s.ggml, static_cast<uint64_t>(in)));
 }
 
 ScaleType parse_scale_type(const std::string& where, const std::string& name) {
@@ -57,6 +89,8 @@ std::string weight_type_name(WeightType t, int bits) {
       return "fp8_e4m3";
     case WeightType::kFP8E5M2:
       return "fp8_e5m2";
+    case WeightType::kGgml:
+      return "ggml";
   }
   return "?";
 }
@@ -76,6 +110,7 @@ std::string scale_type_name(ScaleType t) {
 }
 
 std::string scheme_name(const QuantScheme& s) {
+  if (s.type == WeightType::kGgml) return std::string(gguf::type_name(s.ggml)) + " (ggml blocks)";
   std::string name = weight_type_name(s.type, s.bits);
   name += s.group_size < 0 ? " per-channel" : " g" + std::to_string(s.group_size);
   if (s.type == WeightType::kInt) {
@@ -105,6 +140,13 @@ void validate_scheme(const std::string& where, const QuantScheme& s) {
     case WeightType::kFP8E5M2:
       if (s.bits != 8)
         fail(where, "{} weights have 8 bits, not {}", weight_type_name(s.type, 8), s.bits);
+      break;
+    case WeightType::kGgml:
+      if (!gguf::is_quantized(s.ggml) || gguf::block_values(s.ggml) == 0)
+        fail(where, "ggml weights need a quantized ggml type");
+      if (s.group_size != gguf::block_values(s.ggml))
+        fail(where, "{} blocks hold {} values, not a group of {}", gguf::type_name(s.ggml),
+             gguf::block_values(s.ggml), s.group_size);
       break;
   }
   // Codebook and float types have no zero point: sym and int4_clip do not apply and are ignored.
@@ -165,6 +207,14 @@ float round_scale_up(ScaleType t, float scale) {
 void QuantizedWeight::check(const std::string& where) const {
   validate_scheme(where, scheme);
   if (out <= 0 || in <= 0) fail(where, "empty quantized weight [{}, {}]", out, in);
+  if (scheme.type == WeightType::kGgml) {
+    if (in % scheme.group_size != 0)
+      fail(where, "{} columns are not a whole number of {} blocks ({} values)", in,
+           gguf::type_name(scheme.ggml), scheme.group_size);
+    const size_t want = static_cast<size_t>(out) * ggml_row_bytes(scheme, in);
+    if (blocks.size() != want) fail(where, "{} bytes of blocks, expected {}", blocks.size(), want);
+    return;
+  }
   if (n_groups != groups_per_row(scheme, in)) {
     fail(where, "{} groups per row, expected {} for {} columns with {}", n_groups,
          groups_per_row(scheme, in), in, scheme_name(scheme));
@@ -194,6 +244,15 @@ void QuantizedWeight::check(const std::string& where) const {
 
 std::vector<float> QuantizedWeight::dequantize() const {
   check("dequantize");
+  if (scheme.type == WeightType::kGgml) {
+    std::vector<float> w(static_cast<size_t>(out) * static_cast<size_t>(in));
+    const size_t rb = ggml_row_bytes(scheme, in);
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; ++o)
+      gguf::dequantize_row(scheme.ggml, &blocks[static_cast<size_t>(o) * rb],
+                           &w[static_cast<size_t>(o) * static_cast<size_t>(in)], in);
+    return w;
+  }
   std::vector<float> w(q.size());
   for (int o = 0; o < out; ++o) {
     const GroupParams* row_params = &params[static_cast<size_t>(o) * n_groups];
@@ -212,6 +271,17 @@ QuantizedWeight QuantizedWeight::select_rows(const std::vector<int>& rows) const
   r.n_groups = n_groups;
   r.g_idx = g_idx;
   r.out = static_cast<int>(rows.size());
+  if (scheme.type == WeightType::kGgml) {
+    const size_t rb = ggml_row_bytes(scheme, in);
+    r.blocks.resize(static_cast<size_t>(r.out) * rb);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int o = rows[i];
+      if (o < 0 || o >= out) fail("select_rows", "row {} outside [0, {})", o, out);
+      std::copy_n(blocks.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(o) * rb), rb,
+                  r.blocks.begin() + static_cast<ptrdiff_t>(i * rb));
+    }
+    return r;
+  }
   r.q.resize(static_cast<size_t>(r.out) * in);
   r.params.resize(static_cast<size_t>(r.out) * n_groups);
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -235,8 +305,14 @@ QuantizedWeight stack_rows(const std::string& where, const std::vector<Quantized
   w.n_groups = p0.n_groups;
   w.g_idx = p0.g_idx;
   w.out = total;
-  w.q.resize(static_cast<size_t>(total) * w.in);
-  w.params.resize(static_cast<size_t>(total) * w.n_groups);
+  const bool ggml = w.scheme.type == WeightType::kGgml;
+  const size_t rb = ggml ? ggml_row_bytes(w.scheme, w.in) : 0;
+  if (ggml) {
+    w.blocks.resize(static_cast<size_t>(total) * rb);
+  } else {
+    w.q.resize(static_cast<size_t>(total) * w.in);
+    w.params.resize(static_cast<size_t>(total) * w.n_groups);
+  }
   std::vector<char> seen(static_cast<size_t>(total), 0);
   for (size_t p = 0; p < parts.size(); ++p) {
     const QuantizedWeight& part = parts[p];
@@ -251,6 +327,11 @@ QuantizedWeight stack_rows(const std::string& where, const std::vector<Quantized
         fail(where, "fused row {} is not covered exactly once", o);
       }
       seen[static_cast<size_t>(o)] = 1;
+      if (ggml) {
+        std::copy_n(part.blocks.begin() + static_cast<ptrdiff_t>(i * rb), rb,
+                    w.blocks.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(o) * rb));
+        continue;
+      }
       std::copy_n(part.q.begin() + static_cast<ptrdiff_t>(i) * w.in, w.in,
                   w.q.begin() + static_cast<ptrdiff_t>(o) * w.in);
       std::copy_n(part.params.begin() + static_cast<ptrdiff_t>(i) * w.n_groups, w.n_groups,

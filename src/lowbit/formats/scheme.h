@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/formats/ggml_blocks.h"
+
 namespace lowbit {
 
 enum class WeightType {
@@ -15,6 +17,8 @@ enum class WeightType {
   kFP4,      // e2m1 float (±{0, 0.5, 1, 1.5, 2, 3, 4, 6})
   kFP8E4M3,  // OCP e4m3fn, max 448
   kFP8E5M2,  // OCP e5m2, max 57344
+  kGgml,     // one of ggml's block types (formats/ggml_blocks.h): QuantScheme::ggml says which;
+             // the encoded blocks (QuantizedWeight::blocks) are the weight
 };
 
 enum class ScaleType { kF32, kF16, kBF16, kFP8E4M3 };
@@ -31,11 +35,22 @@ struct QuantScheme {
   // `bits` bits, so a zero point of 0 cannot be written; a group whose zero would round to 0 gets
   // zero 1 and a scale covering its range from there (one code of range given up).
   bool zero_from_one = false;
+  // kGgml: the block type (q4_0 … q6_k, iq4_nl); group_size is its block width (32 or 256) and
+  // bits its nominal code width.
+  gguf::GgmlType ggml = gguf::GgmlType::kF32;
 };
 
-// Parses/prints "int2|int3|int4|int8", "nf4", "fp4", "fp8_e4m3" ("fp8"), "fp8_e5m2" and
+// Parses/prints "int2|int3|int4|int8", "nf4", "fp4", "fp8_e4m3" ("fp8"), "fp8_e5m2", ggml's
+// block types ("q4_0", "q4_k", "iq4_nl", …: parse_ggml_scheme fills the whole scheme) and
 // "f32|f16|bf16|fp8_e4m3". Throws Error("<where>: ...") on unknown names.
 WeightType parse_weight_type(const std::string& where, const std::string& name, int* bits);
+// Sets the weight type of `s` from its name (parse_weight_type), including a ggml type's block
+// width as the group size. Throws Error("<where>: ...") on unknown names.
+void apply_weight_type(const std::string& where, const std::string& name, QuantScheme* s);
+// The name apply_weight_type reads back: weight_type_name, or the ggml type's name.
+std::string weight_type_name(const QuantScheme& s);
+// The scheme of a ggml block type name ("q4_k"); false when `name` is not one.
+bool parse_ggml_scheme(const std::string& name, QuantScheme* s);
 ScaleType parse_scale_type(const std::string& where, const std::string& name);
 std::string weight_type_name(WeightType t, int bits);  // "int4", "nf4", "fp8_e4m3", ...
 std::string scale_type_name(ScaleType t);              // "f32", "f16", "bf16", "fp8_e4m3"
@@ -44,6 +59,9 @@ std::string scheme_name(const QuantScheme& s);         // e.g. "int4 g128 asym f
 // is accepted, the last group of a row may be ragged; sym and int4_clip matter for kInt only, the
 // other types have no zero point). Throws Error("<where>: ...").
 void validate_scheme(const std::string& where, const QuantScheme& s);
+
+// Bytes of one encoded row of a kGgml weight of `in` columns.
+size_t ggml_row_bytes(const QuantScheme& s, int in);
 
 // Largest integer code of a kInt scheme: 2^bits − 1.
 inline int int_maxq(const QuantScheme& s) { return (1 << s.bits) - 1; }
@@ -73,6 +91,9 @@ struct QuantizedWeight {
   std::vector<uint8_t> q;           // [out, in] codes
   std::vector<GroupParams> params;  // [out, n_groups]
   std::vector<int32_t> g_idx;       // [in] group of each input column (act-order may permute)
+  // kGgml only: the encoded rows, out × tensor_bytes(ggml, in) bytes (ggml's block layout); q and
+  // params are then empty and g_idx is the identity grouping (column c in block c / group_size).
+  std::vector<uint8_t> blocks;
 
   // Dequantized weight [out, in] row-major: w[o][i] = dequantize_value(params[o][g_idx[i]], q).
   std::vector<float> dequantize() const;

@@ -16,7 +16,7 @@ QuantScheme apply_scheme_fields(const std::string& where, QuantScheme s, const j
     for (const auto& [key, v] : f.items()) {
       if (key == "match" || key == "skip") continue;
       if (key == "weight_type") {
-        s.type = parse_weight_type(where, v.get<std::string>(), &s.bits);
+        apply_weight_type(where, v.get<std::string>(), &s);
       } else if (key == "bits") {
         bits_given = true;
         bits = json_to_int(where, v, "bits");

@@ -60,18 +60,17 @@ std::string gguf_architectures() {
   return out;
 }
 
-void rows_to_interleaved(const float* src, float* dst, int n_heads, int head_dim, int cols) {
+std::vector<int> interleaved_row_order(int n_heads, int head_dim) {
   const int half = head_dim / 2;
-  const size_t c = static_cast<size_t>(cols);
+  std::vector<int> order(static_cast<size_t>(n_heads) * static_cast<size_t>(head_dim));
   for (int h = 0; h < n_heads; ++h) {
     for (int i = 0; i < half; ++i) {
       for (int j = 0; j < 2; ++j) {
-        const size_t from = static_cast<size_t>(h * head_dim + j * half + i);
-        const size_t to = static_cast<size_t>(h * head_dim + 2 * i + j);
-        std::memcpy(dst + to * c, src + from * c, sizeof(float) * c);
+        order[static_cast<size_t>(h * head_dim + 2 * i + j)] = h * head_dim + j * half + i;
       }
     }
   }
+  return order;
 }
 
 std::vector<int> rotate_half_row_order(int n_heads, int head_dim) {

@@ -37,12 +37,13 @@ const ArchSpec* arch_for_gguf(const std::string& gguf_arch);
 // "llama, qwen2".
 std::string gguf_architectures();
 
-// Per head, rotate-half rows (Hugging Face: row j·d/2 + i) <-> interleaved pairs (Meta / GGUF
-// "llama": row 2i + j), for a [n_heads · head_dim, cols] matrix (cols = 1 for a bias).
-// to_interleaved: new row 2i + j = old row j·d/2 + i; to_rotate_half is its inverse.
-void rows_to_interleaved(const float* src, float* dst, int n_heads, int head_dim, int cols);
-void rows_to_rotate_half(const float* src, float* dst, int n_heads, int head_dim, int cols);
-// The old row of each new row for rows_to_rotate_half (for quantized weights: select_rows).
+// Per head, Hugging Face's rotate-half rows (row j·d/2 + i) and Meta's / GGUF "llama"'s
+// interleaved pairs (row 2i + j), for [n_heads · head_dim] rows: the source row of each row of the
+// result (for select_rows-style reordering). interleaved_row_order is what the exporter writes,
+// rotate_half_row_order its inverse, what the loader reads back.
+std::vector<int> interleaved_row_order(int n_heads, int head_dim);
 std::vector<int> rotate_half_row_order(int n_heads, int head_dim);
+// Rows of a [n_heads · head_dim, cols] matrix (cols = 1 for a bias) put in rotate-half order.
+void rows_to_rotate_half(const float* src, float* dst, int n_heads, int head_dim, int cols);
 
 }  // namespace lowbit

@@ -201,40 +201,8 @@ std::shared_ptr<ModelWeights> load_gguf_weights(std::shared_ptr<MappedFile> file
   bool mapped = false;  // some tensor points into the file
   auto place = [&](const GgufTensorName& n, int layer) {
     const gguf::Tensor& t = gguf_role_tensor(r, cfg, n.role, layer);
-    LayerWeights* l = layer >= 0 ? &w->layers[static_cast<size_t>(layer)] : nullptr;
-    Linear* lin = nullptr;
-    switch (n.role) {
-      case kWq:
-      case kBq:
-        lin = &l->wq;
-        break;
-      case kWk:
-      case kBk:
-        lin = &l->wk;
-        break;
-      case kWv:
-      case kBv:
-        lin = &l->wv;
-        break;
-      case kWo:
-      case kBo:
-        lin = &l->wo;
-        break;
-      case kWGate:
-        lin = &l->w_gate;
-        break;
-      case kWUp:
-        lin = &l->w_up;
-        break;
-      case kWDown:
-        lin = &l->w_down;
-        break;
-      case kLmHead:
-        lin = &w->lm_head;
-        break;
-      default:
-        break;
-    }
+    const std::vector<Linear*> lins = linears_of(n.role, w.get(), layer);
+    Linear* lin = lins.size() == 1 ? lins[0] : nullptr;
     const std::vector<int64_t> shape = role_shape(n.role, cfg);
     if (lin != nullptr && is_linear_weight(n.role) && repackable(t.type) &&
         (rt.repack || rt.keep_quantized)) {
@@ -259,21 +227,13 @@ std::shared_ptr<ModelWeights> load_gguf_weights(std::shared_ptr<MappedFile> file
       w->keep_alive.push_back(buf);
       p = buf.get();
     }
-    switch (n.role) {
-      case kTokEmbeddings:
-        w->tok_embeddings = p;
-        return;
-      case kFinalNorm:
-        w->final_norm.w = p;
-        return;
-      case kAttnNorm:
-        l->attn_norm.w = p;
-        return;
-      case kFfnNorm:
-        l->ffn_norm.w = p;
-        return;
-      default:
-        break;
+    if (n.role == kTokEmbeddings) {
+      w->tok_embeddings = p;
+      return;
+    }
+    if (Norm* nm = norm_of(n.role, w.get(), layer)) {
+      (is_norm_bias(n.role) ? nm->b : nm->w) = p;
+      return;
     }
     if (lin == nullptr) fail(r.path(), "tensor {} has no place in a {} model", t.name, cfg.family);
     if (is_linear_weight(n.role)) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "lowbit/model/arch.h"
 #include "lowbit/model/config.h"
 
 namespace lowbit {
@@ -64,6 +65,13 @@ struct ModelWeights {
   // Keeps mapped files and converted buffers alive.
   std::vector<std::shared_ptr<const void>> keep_alive;
 };
+
+// The slots a tensor role of the architecture table (model/arch.h) fills: the norm of a norm
+// weight/bias role (null otherwise), and the linear(s) of a weight or bias role — one, or the
+// parts of a fused tensor in order (q, k, v; gate, up); empty for other roles.
+Norm* norm_of(TensorRole r, ModelWeights* w, int layer);
+bool is_norm_bias(TensorRole r);
+std::vector<Linear*> linears_of(TensorRole r, ModelWeights* w, int layer);
 
 // Baichuan2's NormHead: each row divided by its L2 norm (torch's F.normalize, eps 1e-12).
 void l2_normalize_rows(float* w, int64_t rows, int64_t cols);

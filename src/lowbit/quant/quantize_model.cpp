@@ -1075,7 +1075,7 @@ class Pipeline {
 
   static json module_entry(const QuantScheme& s, const std::string& layout) {
     return {{"layout", layout},
-            {"weight_type", weight_type_name(s.type, s.bits)},
+            {"weight_type", weight_type_name(s)},
             {"group_size", s.group_size},
             {"sym", s.sym || s.type != WeightType::kInt},
             {"int4_clip", s.int4_clip && s.type == WeightType::kInt},
@@ -1682,7 +1682,9 @@ class Pipeline {
         // which the clip objective, the linear's own output error, does not see). The clip ratios
         // are chosen group by group on a subsample of the sampled inputs; a linear keeps them only
         // when its output error on the other sampled inputs is lower than without clipping.
-        if (plan.scheme && opt_.awq_clip && role != TensorRole::kWq && role != TensorRole::kWk) {
+        // ggml block types fit their own scales (their clip search is the type's fitter).
+        if (plan.scheme && opt_.awq_clip && plan.scheme->type != WeightType::kGgml &&
+            role != TensorRole::kWq && role != TensorRole::kWk) {
           const std::vector<float> clip =
               awq_search_clip(lin.w->data(), lin.out, lin.in, in.sample.data(), in.n_sample,
                               *plan.scheme, opt_.awq);

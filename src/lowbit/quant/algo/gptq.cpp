@@ -4,7 +4,9 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "lowbit/formats/group_quant.h"
 #include "lowbit/quant/algo/rtn.h"
@@ -72,6 +74,65 @@ int block_end(int i1, int in, int block_size, int gs, bool dynamic_groups) {
   return i2;
 }
 
+// The rounding grid of a ggml block type (formats/ggml_blocks.h) during the sweep. A row's block
+// is fitted by the type's own encoder (importance diag(H), as llama.cpp's imatrix) — at the
+// block's first column on the error-updated weights, or up front on the original weights when
+// the sweep order is permuted (act-order) — and each column is then rounded to the block's grid
+// (value = scale · level(code) + offset); the chosen codes are written back into the blocks.
+struct GgmlGrid {
+  gguf::GgmlType type;
+  int in, bv, levels;
+  const float* table;
+  size_t row_bytes;
+  std::vector<float> scale, offset;  // [out, in], original column order
+  std::vector<uint8_t> codes;        // [out, in]
+
+  GgmlGrid(const QuantScheme& s, int out, int in_)
+      : type(s.ggml),
+        in(in_),
+        bv(s.group_size),
+        levels(gguf::code_levels(s.ggml)),
+        table(gguf::code_table(s.ggml)),
+        row_bytes(ggml_row_bytes(s, in_)),
+        scale(size_t(out) * in_),
+        offset(size_t(out) * in_),
+        codes(size_t(out) * in_) {}
+
+  // Fits block `b` of row r from its current values `w` (bv of them) into `blocks`.
+  void fit(int r, int b, const float* w, const float* imp, uint8_t* blocks) {
+    uint8_t* blk = blocks + size_t(r) * row_bytes + size_t(b) * gguf::block_bytes(type);
+    gguf::quantize_row(type, w, blk, bv, imp);
+    const size_t at = size_t(r) * in + size_t(b) * bv;
+    gguf::block_grid(type, blk, &scale[at], &offset[at]);
+  }
+  float level(int c) const { return table ? table[c] : float(c); }
+  // Nearest grid value of w at (r, c); stores its code and returns the value.
+  float round(int r, int c, float w) {
+    const size_t at = size_t(r) * in + c;
+    const float sc = scale[at], off = offset[at];
+    int best = 0;
+    if (table == nullptr) {
+      const float x = sc != 0.0f ? (w - off) / sc : 0.0f;
+      best = std::isfinite(x) ? int(std::clamp(std::nearbyint(x), 0.0f, float(levels - 1))) : 0;
+    } else {
+      float best_d = std::fabs(w - (sc * table[0] + off));
+      for (int k = 1; k < levels; ++k) {
+        const float d = std::fabs(w - (sc * table[k] + off));
+        if (d < best_d) best_d = d, best = k;
+      }
+    }
+    codes[at] = uint8_t(best);
+    return sc * level(best) + off;
+  }
+  void write_codes(int out, uint8_t* blocks) const {
+    const int bb = gguf::block_bytes(type);
+    for (int r = 0; r < out; ++r)
+      for (int b = 0; b < in / bv; ++b)
+        gguf::set_codes(type, blocks + size_t(r) * row_bytes + size_t(b) * bb,
+                        &codes[size_t(r) * in + size_t(b) * bv]);
+  }
+};
+
 }  // namespace
 
 QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float> H,
@@ -80,7 +141,10 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
   if (H.size() != size_t(in) * in) fail("gptq", "Hessian has {} values, want {}²", H.size(), in);
   const int gs = group_columns(scheme, in);
   const bool per_channel = scheme.group_size <= 0;
-  const bool static_groups = per_channel || opt.static_groups;
+  const bool ggml = scheme.type == WeightType::kGgml;
+  // A ggml block is contiguous in the original column order: under act-order it is fitted up
+  // front, as static groups are.
+  const bool static_groups = per_channel || opt.static_groups || (ggml && opt.act_order);
   GptqStats st;
 
   // Dead columns (never activated): H_ii = 1 and W[:, i] = 0.
@@ -94,6 +158,19 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
 
   QuantizedWeight qw = quantize_rtn(Wc.data(), out, in, scheme);  // shapes; static params
   const int n_groups = qw.n_groups;
+  std::vector<float> hdiag(in);
+  for (int i = 0; i < in; ++i) hdiag[i] = H[size_t(i) * in + i];
+  std::optional<GgmlGrid> grid;
+  if (ggml) {
+    grid.emplace(scheme, out, in);
+    if (static_groups) {
+#pragma omp parallel for schedule(static)
+      for (int r = 0; r < out; ++r)
+        for (int b = 0; b < in / gs; ++b)
+          grid->fit(r, b, &Wc[size_t(r) * in + size_t(b) * gs], &hdiag[size_t(b) * gs],
+                    qw.blocks.data());
+    }
+  }
 
   // Act-order: permute W's columns and H's rows/columns; g_idx follows the sweep position.
   const std::vector<int> perm = sweep_order(H, in, opt.act_order);
@@ -126,13 +203,21 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
     for (int r = 0; r < out; ++r) {
       float* w = &Wp[size_t(r) * in];
       for (int j = i1; j < i2; ++j) {
-        const int g = qw.g_idx[perm[j]];
-        GroupParams& p = qw.params[size_t(r) * n_groups + g];
-        if (!static_groups && j % gs == 0) p = fit_group(scheme, w + j, std::min(gs, in - j));
-        const uint8_t q = quantize_value(scheme, p, w[j]);
-        qw.q[size_t(r) * in + perm[j]] = q;
+        float value;
+        if (ggml) {
+          if (!static_groups && j % gs == 0)
+            grid->fit(r, j / gs, w + j, &hdiag[j], qw.blocks.data());
+          value = grid->round(r, perm[j], w[j]);
+        } else {
+          const int g = qw.g_idx[perm[j]];
+          GroupParams& p = qw.params[size_t(r) * n_groups + g];
+          if (!static_groups && j % gs == 0) p = fit_group(scheme, w + j, std::min(gs, in - j));
+          const uint8_t q = quantize_value(scheme, p, w[j]);
+          qw.q[size_t(r) * in + perm[j]] = q;
+          value = dequantize_value(scheme, p, q);
+        }
         const float d = U[size_t(j) * in + j];
-        const float e = (w[j] - dequantize_value(scheme, p, q)) / d;
+        const float e = (w[j] - value) / d;
         row_loss[r] += 0.5 * double(e) * e;
         for (int k = j + 1; k < i2; ++k) w[k] -= e * U[size_t(j) * in + k];
         err[size_t(r) * count + (j - i1)] = e;
@@ -143,6 +228,10 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(),
                   count, &U[size_t(i1) * in + i2], in, 1.0f, &Wp[i2], in);
     i1 = i2;
+  }
+  if (ggml) {
+    grid->write_codes(out, qw.blocks.data());
+    for (int c = 0; c < in; ++c) qw.g_idx[c] = c / gs;  // blocks stay in column order
   }
   st.error = std::accumulate(row_loss.begin(), row_loss.end(), 0.0);
   if (stats) *stats = st;

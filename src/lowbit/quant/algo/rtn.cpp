@@ -41,11 +41,36 @@ GroupParams fit_clipped(const QuantScheme& s, const float* w, const float* imp, 
   return best;
 }
 
+// A ggml block type: each row encoded by the type's own fitter (formats/ggml_blocks.h), weighted
+// by the per-column importance when there is one (llama.cpp's imatrix).
+QuantizedWeight quantize_rtn_ggml(const float* W, int out, int in, const QuantScheme& scheme,
+                                  const float* importance) {
+  QuantizedWeight qw;
+  qw.scheme = scheme;
+  qw.out = out;
+  qw.in = in;
+  qw.n_groups = group_count(scheme, in);
+  qw.g_idx.resize(in);
+  for (int c = 0; c < in; ++c) qw.g_idx[c] = c / scheme.group_size;
+  if (in % scheme.group_size != 0) {
+    fail("quantize", "{} columns are not a whole number of {} blocks ({} values)", in,
+         gguf::type_name(scheme.ggml), scheme.group_size);
+  }
+  const size_t rb = ggml_row_bytes(scheme, in);
+  qw.blocks.resize(size_t(out) * rb);
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < out; ++r)
+    gguf::quantize_row(scheme.ggml, W + size_t(r) * in, &qw.blocks[size_t(r) * rb], in, importance);
+  return qw;
+}
+
 }  // namespace
 
 QuantizedWeight quantize_rtn(const float* W, int out, int in, const QuantScheme& scheme,
                              const RtnOptions& opt) {
   if (out <= 0 || in <= 0) fail("quantize_rtn", "bad shape [{}, {}]", out, in);
+  if (scheme.type == WeightType::kGgml)
+    return quantize_rtn_ggml(W, out, in, scheme, opt.importance);
   const int gs = group_columns(scheme, in);
   QuantizedWeight qw;
   qw.scheme = scheme;
