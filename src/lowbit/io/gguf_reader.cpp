@@ -372,7 +372,13 @@ std::vector<float> Reader::get_f32s(const std::string& key) const {
     fail(path(), "metadata {} is not an array of numbers", key);
   }
   std::vector<float> out(static_cast<size_t>(v->count));
-  for (uint64_t k = 0; k < v->count; ++k) out[k] = static_cast<float>(array_elem(*v, k));
+  for (uint64_t k = 0; k < v->count; ++k) {
+    const double x = array_elem(*v, k);
+    if (std::isfinite(x) && std::fabs(x) > std::numeric_limits<float>::max()) {
+      fail(path(), "metadata {}[{}] = {} does not fit in a float", key, k, x);
+    }
+    out[k] = static_cast<float>(x);
+  }
   return out;
 }
 
@@ -386,7 +392,7 @@ std::vector<int32_t> Reader::get_i32s(const std::string& key) const {
   std::vector<int32_t> out(static_cast<size_t>(v->count));
   for (uint64_t k = 0; k < v->count; ++k) {
     const double x = array_elem(*v, k);
-    if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
+    if (!(x >= std::numeric_limits<int32_t>::min() && x <= std::numeric_limits<int32_t>::max())) {
       fail(path(), "metadata {}[{}] = {} does not fit in 32 bits", key, k, x);
     }
     out[k] = static_cast<int32_t>(x);

@@ -45,7 +45,7 @@ int permuted_heads(const GgufTensorName& n, const ModelConfig& cfg) {
 bool repackable(GgmlType t) { return t == GgmlType::kQ4_0 || t == GgmlType::kQ8_0; }
 
 // A q4_0 / q8_0 matrix [out, in] as a QuantizedWeight (int4 / int8, g32, sym, f16 scales).
-QuantizedWeight quantized_weight(const gguf::Tensor& t, int out, int in) {
+QuantizedWeight quantized_weight(const std::string& path, const gguf::Tensor& t, int out, int in) {
   QuantizedWeight q;
   q.scheme.type = WeightType::kInt;
   q.scheme.bits = t.type == GgmlType::kQ4_0 ? 4 : 8;
@@ -70,7 +70,8 @@ QuantizedWeight quantized_weight(const gguf::Tensor& t, int out, int in) {
     p.scale = scale[0];
     p.zero = sym_zero;  // the block's offset is −zero·d by construction
     if (scale[0] != 0.0f && -offset[0] / scale[0] != sym_zero) {
-      fail(t.name, "{} block {} is not on a symmetric grid", gguf::type_name(t.type), b);
+      fail(path, "tensor {}: {} block {} is not on a symmetric grid", t.name,
+           gguf::type_name(t.type), b);
     }
   }
   return q;
@@ -207,7 +208,7 @@ std::shared_ptr<ModelWeights> load_gguf_weights(std::shared_ptr<MappedFile> file
     if (lin != nullptr && is_linear_weight(n.role) && repackable(t.type) &&
         (rt.repack || rt.keep_quantized)) {
       QuantizedWeight q =
-          quantized_weight(t, static_cast<int>(shape[0]), static_cast<int>(shape[1]));
+          quantized_weight(r.path(), t, static_cast<int>(shape[0]), static_cast<int>(shape[1]));
       if (const int heads = permuted_heads(n, cfg); heads > 0) {
         q = q.select_rows(rotate_half_row_order(heads, cfg.head_dim));
       }
