@@ -227,6 +227,23 @@ TEST_F(GgufImportLlamaCpp, QuantizeFromGguf) {
   EXPECT_NE(r.out.find("already quantized"), std::string::npos) << r.out;
 }
 
+// A "llama" vocabulary in llama2.c's conventions goes with the quantized folder as tokenizer.bin,
+// which encodes as the original tokenizer.json.
+TEST(GgufImportQuantize, LlamaVocabularyBecomesALlama2cTokenizer) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/stories260K-hf");
+  LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
+  test::TempDir dir("gguf_quantize_llama");
+  const std::string f32 = export_to(model, "stories-q-src.gguf", gguf::GgmlType::kF32);
+  const test::CliResult q =
+      run_cli("quantize --model " + f32 + " --out " + (dir / "q") + " --algo rtn --group-size 32");
+  ASSERT_EQ(q.rc, 0) << q.out;
+  EXPECT_TRUE(fs::exists(dir / "q/tokenizer.bin"));
+  const LoadedModel a = load_model(dir / "q"), b = load_model(model);
+  const std::string text = wiki_excerpt(4000);
+  EXPECT_EQ(a.tokenizer->encode(text, true), b.tokenizer->encode(text, true));
+  fs::remove(f32);
+}
+
 // generate, tokenize, bench, eval lambada and export gguf take a .gguf.
 TEST_F(GgufImportLlamaCpp, EveryCommandTakesAGgufFile) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");

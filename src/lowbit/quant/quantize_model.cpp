@@ -360,6 +360,10 @@ class Pipeline {
     if (cfg_.rope_scaling.type == "factors") {
       fail(model, "rope frequency factors (a GGUF rope_freqs tensor) have no config.json form");
     }
+    if (src_->is_gguf() && opt.tokenizer.empty()) {
+      gguf_tokenizer_files(
+          gguf_vocab(model, cfg_.vocab_size));  // before any work: can it be written?
+    }
     check_options();
     OutputDirOptions oo;
     oo.force = opt.force;

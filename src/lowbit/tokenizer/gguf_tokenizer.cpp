@@ -100,13 +100,10 @@ std::shared_ptr<Tokenizer> tokenizer_from_gguf_vocab(const GgufVocab& v) {
   return HfTokenizer::from_json_object(tok, v.source, cfg, json());
 }
 
-void write_gguf_tokenizer_files(const GgufVocab& v, const std::string& dir) {
-  const std::filesystem::path d(dir);
+std::vector<std::pair<std::string, std::string>> gguf_tokenizer_files(const GgufVocab& v) {
   if (v.model == "gpt2") {
     const auto [tok, cfg] = gguf_vocab_to_tokenizer_json(v);
-    write_file_atomic((d / "tokenizer.json").string(), tok.dump() + "\n");
-    write_file_atomic((d / "tokenizer_config.json").string(), cfg.dump(2) + "\n");
-    return;
+    return {{"tokenizer.json", tok.dump() + "\n"}, {"tokenizer_config.json", cfg.dump(2) + "\n"}};
   }
   bool bytes_at_3 = v.tokens.size() >= 259;
   for (int b = 0; b < 256 && bytes_at_3; ++b) {
@@ -132,7 +129,13 @@ void write_gguf_tokenizer_files(const GgufVocab& v, const std::string& dir) {
     bin += piece;
   }
   std::memcpy(bin.data(), &max_len, 4);
-  write_file_atomic((d / "tokenizer.bin").string(), bin);
+  return {{"tokenizer.bin", bin}};
+}
+
+void write_gguf_tokenizer_files(const GgufVocab& v, const std::string& dir) {
+  for (const auto& [name, content] : gguf_tokenizer_files(v)) {
+    write_file_atomic((std::filesystem::path(dir) / name).string(), content);
+  }
 }
 
 std::shared_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {

@@ -11,6 +11,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lowbit/export/gguf_vocab.h"
 #include "lowbit/tokenizer/tokenizer.h"
@@ -29,5 +31,7 @@ std::pair<nlohmann::json, nlohmann::json> gguf_vocab_to_tokenizer_json(const Ggu
 // prefix, byte pieces at 3..258 or none). Throws Error("<source>: ...") for a "llama" vocabulary
 // outside them.
 void write_gguf_tokenizer_files(const GgufVocab& v, const std::string& dir);
+// The same files as (name, content), without writing them (checks a vocabulary early).
+std::vector<std::pair<std::string, std::string>> gguf_tokenizer_files(const GgufVocab& v);
 
 }  // namespace lowbit
