@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,33 @@ void round_trip(const std::string& name) {
 TEST(GgufImportRoundTrip, Stories260kHf) { round_trip("stories260K-hf"); }
 TEST(GgufImportRoundTrip, Stories260kLlama2c) { round_trip("stories260K"); }
 TEST(GgufImportRoundTrip, Llama256) { round_trip("llama-256"); }
+
+// Llama-3.1 rope scaling travels as rope_freqs.weight and is applied as read: llama-256 with a
+// llama3 rope_scaling (factor 8 over 64 original positions, which rescales most of its 16
+// frequencies) gives the same logits from its f32 GGUF at 100 positions.
+TEST(GgufImportRoundTrip, RopeFreqsFactors) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  test::TempDir dir("gguf_rope_freqs");
+  nlohmann::json cfg = nlohmann::json::parse(test::read_all(model + "/config.json"));
+  cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 64}};
+  ASSERT_TRUE(test::write_text(dir / "config.json", cfg.dump()));
+  for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    fs::create_symlink(model + "/" + f, dir / f);
+  const std::string gguf = export_to(dir.str(), "rope-freqs.gguf", gguf::GgmlType::kF32);
+  EXPECT_NE(gguf::Reader::open(gguf).tensor("rope_freqs.weight"), nullptr);
+  const LoadedModel a = load_model(dir.str()), b = load_model(gguf), plain = load_model(model);
+  EXPECT_EQ(b.weights->cfg.rope_scaling.type, "factors");
+  std::vector<int> ids = a.tokenizer->encode(wiki_excerpt(2000), true);
+  ids.resize(100);
+  const std::vector<float> want = last_logits(a, ids);
+  EXPECT_LE(test::max_rel_err(last_logits(b, ids), want), 1e-5);
+  EXPECT_GT(test::max_rel_err(last_logits(plain, ids), want), 1e-3);  // the scaling matters
+  fs::remove(gguf);
+}
 
 // llama.cpp's quantized files of llama-256, made once for the suite.
 class GgufImportLlamaCpp : public ::testing::Test {
