@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets added with it (config, llama2c, llama2c_tokenizer,
-recipe, lambada, safetensors_dir, json_read, gguf) into fuzz/corpus/<name>/. Deterministic; every seed is
+recipe, lambada, safetensors_dir, json_read, ggml_blocks, matmul_nbits, gguf, and the AWQ seeds of
+quantized_checkpoint) into fuzz/corpus/<name>/. Deterministic; every seed is
 far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
 and are not written by this script.
 
@@ -284,6 +285,51 @@ def safetensors_dir_seeds():
 
 
 # ---------------------------------------------------------------------------------------------
+# Quantized checkpoints (quantization_config JSON, NUL, safetensors): the AWQ GEMM layout.
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def awq_words(codes, rows, cols):
+    """codes[r][c] (4-bit) -> int32 words [rows, cols/8], AutoAWQ's interleaved nibble order."""
+    out = []
+    for r in range(rows):
+        for j in range(cols // 8):
+            w = 0
+            for i in range(8):
+                w |= codes[r][8 * j + AWQ_ORDER[i]] << (4 * i)
+            out.append(w)
+    return struct.pack("<%dI" % len(out), *out)
+
+
+def awq_module(prefix, n_in, n_out, group, zero):
+    codes = [[(r * 7 + c * 3) % 16 for c in range(n_out)] for r in range(n_in)]
+    groups = n_in // group
+    zeros = [[zero] * n_out for _ in range(groups)]
+    scales = struct.pack("<%de" % (groups * n_out), *[0.01 * (1 + c % 5) for c in range(groups * n_out)])
+    return [(prefix + ".qweight", "I32", [n_in, n_out // 8], awq_words(codes, n_in, n_out)),
+            (prefix + ".qzeros", "I32", [groups, n_out // 8], awq_words(zeros, groups, n_out)),
+            (prefix + ".scales", "F16", [groups, n_out], scales)]
+
+
+def quantized_checkpoint_seeds():
+    # As AutoAWQ publishes: transformers' keys, one module kept in floating point.
+    qc = {"quant_method": "awq", "bits": 4, "group_size": 32, "zero_point": True,
+          "version": "gemm", "modules_to_not_convert": ["mlp.down_proj"]}
+    tensors = awq_module("model.layers.0.self_attn.q_proj", 64, 16, 32, 5)
+    tensors.append(("model.layers.0.mlp.down_proj.weight", "F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)))
+    put("quantized_checkpoint", "awq_gemm_int4",
+        json.dumps(qc).encode() + b"\0" + safetensors(tensors))
+    # As lowbit writes it (--format awq): a symmetric module (zeros 8) named in lowbit_modules,
+    # AutoAWQ's own key names, per-channel.
+    qc = {"quant_method": "awq", "w_bit": 4, "q_group_size": -1, "version": "GEMM",
+          "lowbit_modules": {"l": {"layout": "awq", "weight_type": "int4", "group_size": -1,
+                                   "sym": True, "int4_clip": False, "scale_dtype": "f16"}}}
+    put("quantized_checkpoint", "awq_lowbit_modules_sym",
+        json.dumps(qc).encode() + b"\0" + safetensors(awq_module("l", 32, 8, 32, 8)))
+
+
+# ---------------------------------------------------------------------------------------------
 # Bounded JSON reading.
 
 
@@ -404,6 +450,56 @@ def gguf_seeds():
     put("gguf", "bad_missing_tensor.gguf", gguf_model(drop=("blk.0.attn_k.weight",)))
     put("gguf", "bad_missing_key.gguf", gguf_model(drop=("llama.block_count",)))
     put("gguf", "bad_no_vocab.gguf", gguf_model(drop=("tokenizer.ggml.tokens",)))
+# ggml blocks (type index, flags, whole blocks)
+
+GGML_TYPES = [  # (name, values per block, bytes per block, offsets of fp16 fields)
+    ("f32", 1, 4, []), ("f16", 1, 2, [0]), ("bf16", 1, 2, []), ("q4_0", 32, 18, [0]),
+    ("q4_1", 32, 20, [0, 2]), ("q5_0", 32, 22, [0]), ("q5_1", 32, 24, [0, 2]),
+    ("q8_0", 32, 34, [0]), ("q4_k", 256, 144, [0, 2]), ("q5_k", 256, 176, [0, 2]),
+    ("q6_k", 256, 210, [208]), ("iq4_nl", 32, 18, [0]),
+]
+
+
+def ggml_blocks_seeds():
+    for index, (name, values, size, halves) in enumerate(GGML_TYPES):
+        nblocks = max(2, 64 // values)
+        blocks = bytearray()
+        for b in range(nblocks):
+            block = bytearray((b * 37 + i * 11 + 5) & 0xFF for i in range(size))
+            for at in halves:
+                block[at:at + 2] = struct.pack("<H", 0x2E66 if b % 2 else 0xBC00)  # 0.1, -1.0
+            blocks += block
+        put("ggml_blocks", name, bytes([index, 0]) + bytes(blocks))
+        put("ggml_blocks", name + "_importance", bytes([index, 1]) + bytes(blocks))
+    # A q4_k block whose scale fields are inf and NaN (decoded values non-finite).
+    inf_block = bytearray(144)
+    inf_block[0:4] = struct.pack("<HH", 0x7C00, 0x7E00)
+    inf_block[4:16] = b"\xff" * 12
+    put("ggml_blocks", "q4_k_inf_nan", bytes([8, 1]) + bytes(inf_block))
+# MatMulNBits tensors (fuzz/matmul_nbits_fuzz.cpp): bits u8, block_size u32, K u16, N u16, byte
+# counts u16 of B, scales, zero_points, g_idx, perm, then those bytes.
+
+
+def matmul_nbits(bits, block, K, N, zp=False, g_idx=None, perm=None):
+    kb = (K + block - 1) // block
+    B = bytes((i * 37 + 11) & 0xFF for i in range(N * kb * block * bits // 8))
+    scales = b"".join(struct.pack("<f", 0.01 * (1 + i % 7)) for i in range(N * kb))
+    zps = bytes((i * 5 + 3) & 0xFF for i in range(N * ((kb * bits + 7) // 8))) if zp else b""
+    gi = b"".join(struct.pack("<i", g) for g in g_idx) if g_idx else b""
+    pm = b"".join(struct.pack("<q", p) for p in perm) if perm else b""
+    head = struct.pack("<BIHH", bits, block, K, N)
+    head += struct.pack("<HHHHH", len(B), len(scales), len(zps), len(gi), len(pm))
+    return head + B + scales + zps + gi + pm
+
+
+def matmul_nbits_seeds():
+    put("matmul_nbits", "int4_g32_sym", matmul_nbits(4, 32, 64, 3))
+    put("matmul_nbits", "int4_g32_zp_ragged", matmul_nbits(4, 32, 40, 2, zp=True))
+    put("matmul_nbits", "int8_g16_zp", matmul_nbits(8, 16, 48, 2, zp=True))
+    put("matmul_nbits", "int2_g64", matmul_nbits(2, 64, 64, 4, zp=True))
+    put("matmul_nbits", "int4_perm", matmul_nbits(4, 16, 32, 2, perm=[(i * 7) % 32 for i in range(32)]))
+    put("matmul_nbits", "int4_g_idx", matmul_nbits(4, 16, 32, 2, zp=True, g_idx=[i % 2 for i in range(32)]))
+    put("matmul_nbits", "bad_block", matmul_nbits(4, 24, 48, 2))
 
 
 def main():
@@ -424,8 +520,11 @@ def main():
     recipe_seeds()
     lambada_seeds()
     safetensors_dir_seeds()
+    quantized_checkpoint_seeds()
     json_read_seeds()
     gguf_seeds()
+    ggml_blocks_seeds()
+    matmul_nbits_seeds()
 
 
 if __name__ == "__main__":

@@ -37,12 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       try {
         const lowbit::ModuleStorage m = qc.module(prefix, true);
         if (m.layout == "fp") continue;
-        const lowbit::QuantizedWeight w =
-            m.layout == "gptq"
-                ? lowbit::from_gptq_tensors(m.scheme, prefix, lookup, m.gptq_version, m.desc_act)
-            : m.layout == "compressed-tensors"
-                ? lowbit::from_ct_int8_tensors(prefix, lookup)
-                : lowbit::from_lowbit_tensors(m.scheme, prefix, lookup);
+        const lowbit::QuantizedWeight w = lowbit::read_quantized_module(m, prefix, lookup);
         const std::vector<float> d = w.dequantize();
         if (d.size() != static_cast<size_t>(w.out) * static_cast<size_t>(w.in)) std::abort();
       } catch (const lowbit::Error&) {

@@ -31,8 +31,8 @@ const GgmlType kQuantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_
                                 GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K,
                                 GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL};
 
-// The IQ4_NL table as the GGUF format documents it (independent of the library's copy).
-const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 85, 107};
+// The IQ4_NL table of ggml-common.h (llama.cpp b4748), independent of the library's copy.
+const int kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 void put_f16(std::vector<uint8_t>& b, size_t at, float v) {
   const uint16_t h = f32_to_f16(v);
@@ -268,8 +268,8 @@ TEST(GgmlBlocks, RoundTripErrorIsWithinTheStep) {
             case GgmlType::kQ5_0:  // the side opposite the peak clamps one code short: one step
               bound = s * (1.0 + 32.0 / 2048);
               break;
-            case GgmlType::kIQ4_NL:  // half the widest gap of the table (23), or the clamp at ends
-              bound = s * 23;
+            case GgmlType::kIQ4_NL:  // the widest gap of the table (24): codes use d before fp16
+              bound = s * 24;
               break;
             default: {
               // k-quants: the codes are requantized for the stored scales, so each value decodes
@@ -463,6 +463,13 @@ TEST(GgmlBlocks, BadArgumentsAreOneLineErrors) {
               gguf::quantize_row(GgmlType::kQ4_0, x.data(), q.data(), 64, imp.data());
             }).find("importance 9"),
             std::string::npos);
+  // Values whose scale would overflow fp16 (llama.cpp would store inf).
+  std::vector<float> huge(256, 1e9f);
+  huge[3] = -3e9f;
+  EXPECT_NE(error_of([&] {
+              gguf::quantize_row(GgmlType::kQ4_K, huge.data(), q.data(), 256);
+            }).find("exceeds the range of q4_k's fp16 scales"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { gguf::code_levels(GgmlType::kF16); }).find("not a quantized"),
             std::string::npos);
   std::vector<uint8_t> codes(32, 16);
@@ -489,6 +496,290 @@ TEST(GgmlBlocks, DecodesLargeTensorsQuickly) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ ggml     ] q4_k decode: %.1f M values/s\n", static_cast<double>(n) / s / 1e6);
   EXPECT_LT(s, 2.0);
+}
+
+// --- against llama-quantize ----------------------------------------------------------------------
+
+// A minimal GGUF v3 reader (test-only): the tensor directory of a file in memory.
+struct GgufTensors {
+  struct T {
+    uint32_t type = 0;
+    std::vector<uint64_t> ne;
+    const uint8_t* data = nullptr;
+  };
+  std::string bytes;
+  std::map<std::string, T> tensors;
+};
+
+GgufTensors read_gguf_tensors(const std::string& path) {
+  GgufTensors g;
+  g.bytes = test::read_all(path);
+  const std::string& b = g.bytes;
+  size_t at = 0;
+  auto need = [&](uint64_t n) {
+    if (n > b.size() || at + n > b.size()) throw Error(path + ": truncated");
+  };
+  auto u32 = [&] {
+    need(4);
+    uint32_t v;
+    std::memcpy(&v, b.data() + at, 4);
+    at += 4;
+    return v;
+  };
+  auto u64 = [&] {
+    need(8);
+    uint64_t v;
+    std::memcpy(&v, b.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  auto str = [&] {
+    const uint64_t n = u64();
+    need(n);
+    std::string s = b.substr(at, n);
+    at += n;
+    return s;
+  };
+  auto skip = [&](uint32_t type) {
+    static const int kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (type == 8) {
+      str();
+    } else if (type < 13 && type != 9) {
+      need(static_cast<uint64_t>(kSize[type]));
+      at += static_cast<size_t>(kSize[type]);
+    } else {
+      throw Error(path + ": unexpected metadata type");
+    }
+  };
+  need(4);
+  if (b.compare(0, 4, "GGUF") != 0) throw Error(path + ": not GGUF");
+  at = 4;
+  u32();  // version
+  const uint64_t n_tensors = u64(), n_kv = u64();
+  uint64_t alignment = 32;
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    const std::string key = str();
+    const uint32_t type = u32();
+    if (type == 9) {
+      const uint32_t et = u32();
+      const uint64_t n = u64();
+      for (uint64_t j = 0; j < n; ++j) skip(et);
+    } else if (key == "general.alignment" && type == 4) {
+      alignment = u32();
+    } else {
+      skip(type);
+    }
+  }
+  std::vector<std::pair<std::string, uint64_t>> offsets;
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    const std::string name = str();
+    GgufTensors::T t;
+    const uint32_t nd = u32();
+    for (uint32_t d = 0; d < nd; ++d) t.ne.push_back(u64());
+    t.type = u32();
+    offsets.emplace_back(name, u64());
+    g.tensors[name] = t;
+  }
+  const uint64_t start = (at + alignment - 1) / alignment * alignment;
+  for (const auto& [name, off] : offsets) {
+    GgufTensors::T& t = g.tensors[name];
+    uint64_t elements = 1;
+    for (uint64_t e : t.ne) elements *= e;
+    const uint64_t size = gguf::tensor_bytes(static_cast<GgmlType>(t.type), elements);
+    if (start + off + size > b.size()) throw Error(path + ": tensor " + name + " out of the file");
+    t.data = reinterpret_cast<const uint8_t*>(b.data()) + start + off;
+  }
+  return g;
+}
+
+// How lowbit's encoder compares with llama-quantize's output on the matrices of one type.
+struct Comparison {
+  int64_t tensors = 0, blocks = 0, identical = 0;
+  double worst_steps = 0;  // where a block differs: |lowbit − llama.cpp| in grid steps
+  double err_mine = 0,
+         err_theirs = 0;  // Σ w·(x − x̂)² over the differing blocks (w = importance or 1)
+};
+
+// Quantizes the f32 rows of every tensor `theirs` holds in type t (with the tensor's importance
+// vector when `imatrix` is given: then only tensors that have one) and compares block by block.
+Comparison compare_to_llama(GgmlType t, const GgufTensors& src, const GgufTensors& theirs,
+                            const std::map<std::string, std::vector<float>>* imatrix) {
+  Comparison c;
+  const int bv = gguf::block_values(t), bb = gguf::block_bytes(t);
+  const float* table = gguf::code_table(t);
+  const int levels = gguf::code_levels(t);
+  auto level = [&](int code) { return table ? table[code] : static_cast<float>(code); };
+  // The grid step at a code: the larger gap to its neighbouring levels (1 when uniform).
+  auto gap = [&](int code) {
+    float g = 0;
+    if (code > 0) g = std::max(g, level(code) - level(code - 1));
+    if (code + 1 < levels) g = std::max(g, level(code + 1) - level(code));
+    return g;
+  };
+  const size_t nv = static_cast<size_t>(bv);
+  std::vector<float> ya(nv), yb(nv), sa(nv), sb(nv), oa(nv), ob(nv);
+  std::vector<uint8_t> ca(nv), cb(nv);
+  for (const auto& [name, tt] : theirs.tensors) {
+    if (tt.type != static_cast<uint32_t>(t)) continue;
+    const float* imp = nullptr;
+    if (imatrix) {
+      const auto it = imatrix->find(name);
+      if (it == imatrix->end()) continue;
+      imp = it->second.data();
+    }
+    const GgufTensors::T& s = src.tensors.at(name);
+    EXPECT_EQ(s.type, 0u) << name;
+    const int64_t cols = static_cast<int64_t>(s.ne[0]);
+    if (imp) {
+      EXPECT_EQ(imatrix->at(name).size(), static_cast<size_t>(cols)) << name;
+    }
+    ++c.tensors;
+    uint64_t elements = 1;
+    for (uint64_t e : s.ne) elements *= e;
+    const int64_t rows = static_cast<int64_t>(elements) / cols;
+    const int64_t row_bytes = static_cast<int64_t>(gguf::tensor_bytes(t, s.ne[0]));
+    std::vector<uint8_t> mine(static_cast<size_t>(row_bytes));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* x = reinterpret_cast<const float*>(s.data) + r * cols;
+      gguf::quantize_row(t, x, mine.data(), cols, imp);
+      const uint8_t* ref = tt.data + r * row_bytes;
+      for (int64_t b = 0; b < cols / bv; ++b) {
+        ++c.blocks;
+        const uint8_t* pa = mine.data() + b * bb;
+        const uint8_t* pb = ref + b * bb;
+        if (std::memcmp(pa, pb, static_cast<size_t>(bb)) == 0) {
+          ++c.identical;
+          continue;
+        }
+        gguf::dequantize_row(t, pa, ya.data(), bv);
+        gguf::dequantize_row(t, pb, yb.data(), bv);
+        gguf::block_grid(t, pa, sa.data(), oa.data());
+        gguf::block_grid(t, pb, sb.data(), ob.data());
+        gguf::get_codes(t, pa, ca.data());
+        gguf::get_codes(t, pb, cb.data());
+        for (size_t i = 0; i < nv; ++i) {
+          const int64_t k = b * bv + static_cast<int64_t>(i);
+          const double xi = x[k], w = imp ? imp[k] : 1.0;
+          c.err_mine += w * (xi - ya[i]) * (xi - ya[i]);
+          c.err_theirs += w * (xi - yb[i]) * (xi - yb[i]);
+          const double step =
+              std::max(std::fabs(sa[i]) * gap(ca[i]), std::fabs(sb[i]) * gap(cb[i])) + 1e-12;
+          c.worst_steps = std::max(c.worst_steps, std::fabs(ya[i] - yb[i]) / step);
+        }
+      }
+    }
+  }
+  return c;
+}
+
+// An imatrix file of llama-imatrix b4748 (legacy binary format): per tensor, the mean squared
+// activation of each input column (stored sums scaled by the number of calls, divided back here as
+// llama-quantize does).
+std::map<std::string, std::vector<float>> read_imatrix(const std::string& path) {
+  const std::string b = test::read_all(path);
+  size_t at = 0;
+  auto i32 = [&] {
+    if (at + 4 > b.size()) throw Error(path + ": truncated");
+    int32_t v;
+    std::memcpy(&v, b.data() + at, 4);
+    at += 4;
+    return v;
+  };
+  std::map<std::string, std::vector<float>> m;
+  const int32_t n = i32();
+  for (int32_t e = 0; e < n; ++e) {
+    const int32_t len = i32();
+    if (len < 0 || at + static_cast<size_t>(len) > b.size()) throw Error(path + ": bad name");
+    const std::string name = b.substr(at, static_cast<size_t>(len));
+    at += static_cast<size_t>(len);
+    const int32_t ncall = i32(), nval = i32();
+    if (nval < 0 || at + 4 * static_cast<size_t>(nval) > b.size()) throw Error(path + ": bad size");
+    std::vector<float> v(static_cast<size_t>(nval));
+    std::memcpy(v.data(), b.data() + at, 4 * v.size());
+    at += 4 * v.size();
+    if (ncall > 0)
+      for (float& x : v) x /= static_cast<float>(ncall);
+    m[name] = std::move(v);
+  }
+  return m;
+}
+
+struct LlamaCase {
+  const char* llama_name;
+  GgmlType type;
+};
+const LlamaCase kLlamaCases[] = {
+    {"Q4_0", GgmlType::kQ4_0}, {"Q4_1", GgmlType::kQ4_1}, {"Q5_0", GgmlType::kQ5_0},
+    {"Q5_1", GgmlType::kQ5_1}, {"Q8_0", GgmlType::kQ8_0}, {"Q4_K", GgmlType::kQ4_K},
+    {"Q5_K", GgmlType::kQ5_K}, {"Q6_K", GgmlType::kQ6_K}, {"IQ4_NL", GgmlType::kIQ4_NL}};
+
+void print_comparison(const char* what, const char* type, const Comparison& c) {
+  std::printf(
+      "[ ggml     ] %-6s %s: %lld/%lld blocks byte-identical (%.5f); differing blocks within "
+      "%.3f steps, error lowbit %.4g, llama.cpp %.4g\n",
+      type, what, static_cast<long long>(c.identical), static_cast<long long>(c.blocks),
+      static_cast<double>(c.identical) / static_cast<double>(c.blocks), c.worst_steps, c.err_mine,
+      c.err_theirs);
+}
+
+// llama-quantize --pure (no imatrix) on a real model exported to f32: every matrix in the type.
+// quantize_row on the same f32 rows gives byte-identical blocks for (nearly) all blocks; where a
+// block differs, its values are within one quantization step of llama.cpp's and the fit is not
+// worse.
+TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin/llama-quantize");
+  test::TempDir dir("ggml_blocks");
+  const std::string f32 = dir.sub("f32.gguf");
+  const test::CliResult ex =
+      test::run_cli("export gguf --model " + model + " --out " + f32 + " --type f32");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  const GgufTensors src = read_gguf_tensors(f32);
+  for (const LlamaCase& lc : kLlamaCases) {
+    SCOPED_TRACE(lc.llama_name);
+    const std::string out = dir.sub(std::string(lc.llama_name) + ".gguf");
+    const test::CliResult q =
+        test::run_cmd(bin + " --pure " + f32 + " " + out + " " + lc.llama_name + " 2");
+    ASSERT_EQ(q.rc, 0) << q.out;
+    const Comparison c = compare_to_llama(lc.type, src, read_gguf_tensors(out), nullptr);
+    ASSERT_GT(c.tensors, 20) << "llama-quantize --pure left the matrices in another type";
+    print_comparison("vs llama-quantize", lc.llama_name, c);
+    EXPECT_GE(static_cast<double>(c.identical), 0.999 * static_cast<double>(c.blocks));
+    EXPECT_LE(c.worst_steps, 1.0);
+    EXPECT_LE(c.err_mine, c.err_theirs * 1.0001);
+  }
+}
+
+// The same with an importance matrix (llama-imatrix on WikiText-2, llama-quantize --imatrix): the
+// weighted fits are llama.cpp's too — (nearly) every block byte-identical on the matrices the
+// imatrix covers, and where one differs the importance-weighted error is not worse.
+TEST(GgmlBlocks, WeightedEncodersFollowLlamaQuantizeImatrix) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
+  test::TempDir dir("ggml_blocks_imatrix");
+  const std::string f32 = dir.sub("f32.gguf"), imx = dir.sub("imatrix.dat");
+  const test::CliResult ex =
+      test::run_cli("export gguf --model " + model + " --out " + f32 + " --type f32");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  const test::CliResult im = test::run_cmd(bin + "/llama-imatrix -m " + f32 + " -f " + wiki +
+                                           " -c 128 --chunks 4 -t 2 -o " + imx);
+  ASSERT_EQ(im.rc, 0) << im.out;
+  const GgufTensors src = read_gguf_tensors(f32);
+  const std::map<std::string, std::vector<float>> imatrix = read_imatrix(imx);
+  ASSERT_GE(imatrix.size(), 28u);  // 7 matrices in each of the 4 layers
+  for (const LlamaCase& lc : kLlamaCases) {
+    SCOPED_TRACE(lc.llama_name);
+    const std::string out = dir.sub(std::string(lc.llama_name) + ".gguf");
+    const test::CliResult q = test::run_cmd(bin + "/llama-quantize --pure --imatrix " + imx + " " +
+                                            f32 + " " + out + " " + lc.llama_name + " 2");
+    ASSERT_EQ(q.rc, 0) << q.out;
+    const Comparison c = compare_to_llama(lc.type, src, read_gguf_tensors(out), &imatrix);
+    ASSERT_GE(c.tensors, 28);
+    print_comparison("vs llama-quantize --imatrix", lc.llama_name, c);
+    EXPECT_GE(static_cast<double>(c.identical), 0.99 * static_cast<double>(c.blocks));
+    EXPECT_LE(c.err_mine, c.err_theirs * 1.01);
+  }
 }
 
 }  // namespace

@@ -225,6 +225,8 @@ INSTANTIATE_TEST_SUITE_P(
         QuantExportCase{"rtn_q5_k", "--algo rtn --weight-type q5_k --clip-search", "max |Δw| 0)"},
         QuantExportCase{"awq_q4_0", "--algo awq --weight-type q4_0", "max |Δw| 0)"},
         QuantExportCase{"rtn_q5_0", "--algo rtn --weight-type q5_0", "max |Δw| 0)"},
+        QuantExportCase{"rtn_iq4_nl", "--algo rtn --weight-type iq4_nl --clip-search",
+                        "max |Δw| 0)"},
         QuantExportCase{"gptq_q5_1", "--algo gptq --weight-type q5_1", "max |Δw| 0)"}),
     [](const auto& info) { return std::string(info.param.name); });
 

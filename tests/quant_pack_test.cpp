@@ -353,8 +353,9 @@ TEST(QuantPack, QuantizationConfigs) {
   EXPECT_EQ(back.type, WeightType::kFP8E5M2);
   EXPECT_EQ(back.scale_type, ScaleType::kBF16);
   EXPECT_EQ(back.group_size, 128);
-  EXPECT_THROW(scheme_from_quantization_config("c", nlohmann::json{{"quant_method", "awq"}}),
-               Error);
+  EXPECT_THROW(
+      scheme_from_quantization_config("c", nlohmann::json{{"quant_method", "bitsandbytes"}}),
+      Error);
   EXPECT_THROW(scheme_from_quantization_config(
                    "c", nlohmann::json{{"quant_method", "gptq"}, {"group_size", "x"}}),
                Error);

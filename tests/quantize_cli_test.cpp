@@ -211,7 +211,7 @@ TEST_F(QuantizeCli, BadSchemeFlags) {
   expect_quantize_error(m, "--algo rtn --weight-type int5", "unknown weight type 'int5'");
   expect_quantize_error(m, "--algo rtn --scale-dtype f64", "unknown scale type 'f64'");
   expect_quantize_error(m, "--algo rtn --int4-clip", "symmetric");
-  expect_quantize_error(m, "--algo rtn --format awq", "--format");
+  expect_quantize_error(m, "--algo rtn --format bnb", "--format");
   expect_quantize_error(m, "--algo rtn --gptq-version 3", "--gptq-version");
   expect_quantize_error(m, "--algo rtn --override '*.down_proj:bits=5'", "not 5");
   expect_quantize_error(m, "--algo rtn --override '*.down_proj'", "--override");

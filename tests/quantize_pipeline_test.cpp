@@ -1011,7 +1011,7 @@ TEST(QuantizePipeline, ErrorsLeaveNoFolderBehind) {
     expect_only(dir.path, {"model"});
   };
   QuantizeOptions o = rtn_options(int_scheme(4, 32), "gptq", 1);
-  o.format = "awq";
+  o.format = "bnb";
   expect_error(o, "--format");
   o = rtn_options(int_scheme(4, 32), "gptq", 3);
   expect_error(o, "--gptq-version");

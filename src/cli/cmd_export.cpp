@@ -1,4 +1,5 @@
-// `lowbit export gguf`: a floating-point model as a GGUF file for llama.cpp.
+// `lowbit export gguf`: a floating-point or lowbit-quantized model as a GGUF file for llama.cpp.
+// `lowbit export onnx`: a decoder (FP or quantized) as an ONNX graph for ONNX Runtime.
 #include <fmt/format.h>
 
 #include <map>
@@ -8,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "lowbit/export/gguf_export.h"
+#include "lowbit/export/onnx_export.h"
 #include "lowbit/io/output_dir.h"
 #include "lowbit/model/load.h"
 #include "lowbit/util/error.h"
@@ -64,6 +66,32 @@ void add_export(CLI::App& app, Runner* run) {
             "max |Δw| {:.3g}), {} dequantized and re-encoded\n",
             r.exact + r.min_rounded, r.min_rounded, r.max_mapping_error, r.requantized);
       }
+      return 0;
+    };
+  });
+  auto* ox = sub->add_subcommand(
+      "onnx",
+      "ONNX graph (optimum's decoder-with-past layout) for ONNX Runtime; quantized linears as "
+      "com.microsoft MatMulNBits");
+  auto oopt = std::make_shared<OnnxExportOptions>();
+  ox->add_option("--model", oopt->model,
+                 "Model (HF folder, llama2.c file, or a lowbit/GPTQ quantized folder)")
+      ->required();
+  ox->add_option("--out", oopt->out,
+                 "Output folder (model.onnx, genai_config.json, config, tokenizer)")
+      ->required();
+  ox->add_flag("--external-data", oopt->external_data,
+               "Initializers in model.onnx.data (automatic beyond 1.5 GiB)");
+  ox->add_flag("--force", oopt->force, "Replace an output folder lowbit wrote");
+  ox->callback([run, oopt] {
+    *run = [oopt] {
+      const OnnxExportResult r = export_onnx(*oopt);
+      outf(
+          "wrote {}: ONNX opset 17 + com.microsoft, family {}, {} nodes, {} MatMulNBits and {} "
+          "MatMul linears, {:.1f} MB of initializers{}, {:.1f} s\n",
+          oopt->out, r.family, r.nodes, r.quantized_linears, r.float_linears,
+          static_cast<double>(r.initializer_bytes) / 1e6,
+          r.external_data ? " (in model.onnx.data)" : "", r.seconds);
       return 0;
     };
   });

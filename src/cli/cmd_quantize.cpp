@@ -276,7 +276,8 @@ void add_quantize(CLI::App& app, Runner* run) {
                   "Keep layers matching PATTERN in floating point (repeatable)");
   sub->add_option("--format", o.format,
                   "gptq (GPTQ layout, fallbacks for shapes it cannot hold) | lowbit (exact scheme "
-                  "everywhere) | compressed-tensors (W8A8 int-quantized, as vLLM loads)");
+                  "everywhere) | awq (AutoAWQ GEMM, int4) | compressed-tensors (W8A8 "
+                  "int-quantized, as vLLM loads)");
   sub->add_option("--gptq-version", o.gptq_version, "GPTQ zero-point convention: 1 (gptq) or 2")
       ->check(int_in(1, 2));
   sub->add_flag("--act-order", o.gptq.act_order, "GPTQ: quantize columns by descending Hessian");

@@ -1,5 +1,6 @@
 #include "lowbit/formats/checkpoint_layout.h"
 
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -272,6 +273,98 @@ QuantizedWeight from_gptq_tensors(const QuantScheme& s, const std::string& prefi
   return w;
 }
 
+std::vector<PackedTensor> to_awq_tensors(const QuantizedWeight& w, const std::string& prefix) {
+  w.check(prefix);
+  std::string why;
+  if (!awq_layout_fits(w.scheme, w.out, w.in, &why)) {
+    fail(prefix, "{} [{}, {}] does not fit the AWQ GEMM layout: {}", scheme_name(w.scheme), w.out,
+         w.in, why);
+  }
+  if (w.g_idx != default_g_idx(w.scheme, w.in)) {
+    fail(prefix, "act-order (a g_idx column permutation) cannot be stored in the AWQ layout");
+  }
+  const int out = w.out, in = w.in, groups = w.n_groups;
+  std::vector<uint8_t> codes(w.q.size());  // [in, out]
+  for (int o = 0; o < out; ++o) {
+    for (int i = 0; i < in; ++i) {
+      codes[static_cast<size_t>(i) * out + o] = w.q[static_cast<size_t>(o) * in + i];
+    }
+  }
+  std::vector<uint8_t> zeros(static_cast<size_t>(groups) * out);
+  for (int o = 0; o < out; ++o) {
+    for (int g = 0; g < groups; ++g) {
+      zeros[static_cast<size_t>(g) * out + o] =
+          static_cast<uint8_t>(zero_code(w, w.params[static_cast<size_t>(o) * groups + g], prefix));
+    }
+  }
+  std::vector<PackedTensor> t;
+  t.push_back(
+      make_tensor(prefix + ".qweight", DType::I32, {in, out / 8}, pack_awq(codes.data(), in, out)));
+  t.push_back(make_tensor(prefix + ".qzeros", DType::I32, {groups, out / 8},
+                          pack_awq(zeros.data(), groups, out)));
+  t.push_back(
+      scales_tensor(prefix + ".scales", {groups, out}, scales_of(w, true), ScaleType::kF16));
+  return t;
+}
+
+QuantizedWeight from_awq_tensors(const QuantScheme& s, const std::string& prefix,
+                                 const TensorLookup& lookup) {
+  const TensorInfo& qweight = require(lookup, prefix + ".qweight", prefix);
+  const std::string where = where_of(qweight);
+  validate_scheme(where, s);
+  if (s.type != WeightType::kInt || s.bits != 4) {
+    fail(where, "AWQ GEMM tensors hold int4 weights, not {}", weight_type_name(s.type, s.bits));
+  }
+  expect_dtype(qweight, DType::I32);
+  QuantizedWeight w;
+  w.scheme = s;
+  w.in = dim_as_int(qweight, 0);
+  w.out = dim_as_int(qweight, 1) * 8;
+  if (s.group_size > 0 && w.in % s.group_size != 0) {
+    fail(where, "{} has {} input features, not a multiple of the group size {}", qweight.name, w.in,
+         s.group_size);
+  }
+  w.n_groups = groups_per_row(s, w.in);
+  const int out = w.out, in = w.in, groups = w.n_groups;
+  const TensorInfo& qzeros = require(lookup, prefix + ".qzeros", where);
+  expect_dtype(qzeros, DType::I32);
+  expect_shape(qzeros, {groups, out / 8});
+  const TensorInfo& scales = require(lookup, prefix + ".scales", where);
+  expect_shape(scales, {groups, out});
+  if (scales.dtype != DType::F16 && scales.dtype != DType::BF16 && scales.dtype != DType::F32) {
+    fail(where, "tensor {} has dtype {}, expected F16", scales.name, dtype_name(scales.dtype));
+  }
+  const std::vector<float> scale_values = read_scales(scales, &w.scheme.scale_type);
+  if (lookup(prefix + ".g_idx") != nullptr) {
+    fail(where, "{}.g_idx is present but the AWQ layout has no act-order (column permutation)",
+         prefix);
+  }
+  const std::vector<uint8_t> codes = unpack_awq(read_raw<int32_t>(qweight).data(), in, out);
+  w.q.resize(codes.size());
+  for (int i = 0; i < in; ++i) {
+    for (int o = 0; o < out; ++o) {
+      w.q[static_cast<size_t>(o) * in + i] = codes[static_cast<size_t>(i) * out + o];
+    }
+  }
+  const std::vector<uint8_t> zeros = unpack_awq(read_raw<int32_t>(qzeros).data(), groups, out);
+  w.params.resize(static_cast<size_t>(out) * groups);
+  for (int o = 0; o < out; ++o) {
+    for (int g = 0; g < groups; ++g) {
+      GroupParams& p = w.params[static_cast<size_t>(o) * groups + g];
+      p.scale = scale_values[static_cast<size_t>(g) * out + o];
+      p.zero = static_cast<float>(zeros[static_cast<size_t>(g) * out + o]);
+      if (s.sym && p.zero != 8.0f) {
+        fail(where,
+             "module is symmetric but {}.qzeros holds zero point {} (row {}, group {}), not 8",
+             prefix, p.zero, o, g);
+      }
+    }
+  }
+  w.g_idx = default_g_idx(s, in);
+  w.check(where + ": " + prefix);
+  return w;
+}
+
 std::vector<PackedTensor> to_lowbit_tensors(const QuantizedWeight& w, const std::string& prefix) {
   w.check(prefix);
   if (w.scheme.type == WeightType::kGgml) {  // the encoded rows, ggml's blocks as they are
@@ -409,6 +502,21 @@ nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act) {
   };
 }
 
+nlohmann::json awq_quantization_config(const QuantScheme& s,
+                                       const std::vector<std::string>& not_converted) {
+  validate_scheme("awq_quantization_config", s);
+  if (s.type != WeightType::kInt || s.bits != 4) {
+    fail("awq_quantization_config", "{} cannot be written as AWQ (int4 only)", scheme_name(s));
+  }
+  nlohmann::json qc = {{"quant_method", "awq"},
+                       {"bits", 4},
+                       {"group_size", s.group_size},
+                       {"zero_point", true},
+                       {"version", "gemm"}};
+  if (!not_converted.empty()) qc["modules_to_not_convert"] = not_converted;
+  return qc;
+}
+
 QuantScheme scheme_from_quantization_config(const std::string& where, const nlohmann::json& cfg,
                                             int* gptq_version) {
   if (!cfg.is_object()) fail(where, "quantization_config is not an object");
@@ -419,6 +527,30 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
   try {
     const std::string method = get("quant_method").get<std::string>();
     QuantScheme s;
+    if (method == "awq") {
+      // AutoAWQ's own keys (quant_config.json) or transformers' (config.json).
+      const char* bits_key = cfg.contains("bits") ? "bits" : "w_bit";
+      const char* group_key = cfg.contains("group_size") ? "group_size" : "q_group_size";
+      s.type = WeightType::kInt;
+      s.bits = json_to_int(where, get(bits_key), bits_key);
+      s.group_size = json_to_int(where, get(group_key), group_key);
+      s.sym = false;
+      s.scale_type = ScaleType::kF16;
+      if (s.bits != 4)
+        fail(where, "AWQ with {} bits is not supported (lowbit reads 4-bit)", s.bits);
+      if (!cfg.value("zero_point", true))
+        fail(where, "AWQ zero_point false is not supported (GEMM checkpoints store zero points)");
+      std::string version = cfg.value("version", std::string("gemm"));
+      for (char& c : version) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (version != "gemm") {
+        fail(where,
+             "AWQ version '{}' is not supported (lowbit reads the gemm packing; gemv, gemv_fast, "
+             "marlin, exllama and ipex pack differently)",
+             version);
+      }
+      validate_scheme(where, s);
+      return s;
+    }
     s.group_size = json_to_int(where, get("group_size"), "group_size");
     if (method == "gptq") {
       s.type = WeightType::kInt;
@@ -436,7 +568,7 @@ QuantScheme scheme_from_quantization_config(const std::string& where, const nloh
       if (json_to_int(where, get("bits"), "bits") != s.bits)
         fail(where, "bits do not match the weight type");
     } else {
-      fail(where, "quant_method '{}' is not gptq or lowbit", method);
+      fail(where, "quant_method '{}' is not gptq, lowbit or awq", method);
     }
     validate_scheme(where, s);
     return s;

@@ -8,6 +8,10 @@
 //    f32/bf16/fp8 scales, ragged shapes): <prefix>.qweight U8 [out, ceil(in·b/8)],
 //    <prefix>.scales [out, n_groups] in the scale dtype (F32, F16, BF16 or F8_E4M3),
 //    <prefix>.zeros U8 [out, n_groups] (int asym only), <prefix>.g_idx I32 [in].
+//  - AutoAWQ GEMM (quant_method "awq", version "gemm"; loaded by HF transformers and vLLM), int4
+//    only: <prefix>.qweight I32 [in, out/8] and <prefix>.qzeros I32 [n_groups, out/8] packed along
+//    the output features in AWQ's interleaved nibble order (pack.h), <prefix>.scales F16
+//    [n_groups, out]; the zero point itself is stored (a symmetric scheme has zeros 8); no g_idx.
 // The whole-model saver lives in the pipeline; this file only converts one weight.
 #pragma once
 
@@ -58,11 +62,26 @@ std::vector<PackedTensor> to_lowbit_tensors(const QuantizedWeight& w, const std:
 QuantizedWeight from_lowbit_tensors(const QuantScheme& s, const std::string& prefix,
                                     const TensorLookup& lookup);
 
+// AutoAWQ GEMM tensors of w. Throws Error unless awq_layout_fits(w.scheme, out, in) and the
+// columns are in plain order (AWQ has no g_idx: act-order cannot be stored).
+std::vector<PackedTensor> to_awq_tensors(const QuantizedWeight& w, const std::string& prefix);
+// Reads <prefix>.qweight/.qzeros/.scales; group size and sym come from `s` (sym: every zero point
+// must be 8). Shapes are validated against each other and the group size; a <prefix>.g_idx is
+// refused. Throws Error("<file>: ...") on any mismatch.
+QuantizedWeight from_awq_tensors(const QuantScheme& s, const std::string& prefix,
+                                 const TensorLookup& lookup);
+
 // quantization_config blocks (config.json; the GPTQ one is also quantize_config.json).
 nlohmann::json gptq_quantization_config(const QuantScheme& s, bool desc_act, bool static_groups,
                                         int version = 1);
 nlohmann::json lowbit_quantization_config(const QuantScheme& s, bool desc_act = false);
-// Parses either block back into a scheme (and, for GPTQ, the checkpoint format version 1 or 2).
+// The AWQ block as AutoAWQ writes it for transformers: {quant_method "awq", bits 4, group_size,
+// zero_point true, version "gemm"} plus modules_to_not_convert when `not_converted` is not empty.
+nlohmann::json awq_quantization_config(const QuantScheme& s,
+                                       const std::vector<std::string>& not_converted);
+// Parses a gptq, lowbit or awq block back into a scheme (and, for GPTQ, the checkpoint format
+// version 1 or 2). AWQ: "bits" or "w_bit", "group_size" or "q_group_size", zero_point true,
+// version "gemm" (any case; the default); other versions and bit widths are refused.
 // Throws Error("<where>: ...") on missing or invalid keys.
 QuantScheme scheme_from_quantization_config(const std::string& where, const nlohmann::json& cfg,
                                             int* gptq_version = nullptr);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "lowbit/formats/ggml_block_codec.h"
 #include "lowbit/util/error.h"
@@ -105,10 +106,18 @@ void quantize_row(GgmlType t, const float* src, uint8_t* dst, int64_t n, const f
              importance[i]);
   const float row_sigma2 = n > 0 ? sum_x2 / static_cast<float>(n) : 0.f;
   const int bv = block_values(t), bb = block_bytes(t);
+  std::vector<float> check(static_cast<size_t>(bv));
   for (int64_t b = 0; b < n / bv; ++b) {
     const float* imp = importance ? importance + b * bv : nullptr;
     if (imp && !usable_weights(imp, bv, c.weight_group)) imp = nullptr;
     c.encode(src + b * bv, imp, row_sigma2, dst + b * bb);
+    // Values so large that a scale overflows fp16 (llama.cpp would store inf) are refused.
+    c.decode(dst + b * bb, check.data());
+    for (float v : check)
+      if (!std::isfinite(v))
+        fail("ggml",
+             "quantize_row: block {} (values {} .. {}) exceeds the range of {}'s fp16 scales", b,
+             b * bv, b * bv + bv - 1, type_name(t));
   }
 }
 

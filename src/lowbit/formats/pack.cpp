@@ -1,5 +1,7 @@
 #include "lowbit/formats/pack.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 #include "lowbit/util/error.h"
@@ -138,6 +140,58 @@ std::vector<uint8_t> unpack_rows(const uint8_t* packed, int rows, int cols, int 
     }
   }
   return codes;
+}
+
+std::vector<int32_t> pack_awq(const uint8_t* codes, int rows, int cols) {
+  if (cols % 8 != 0) fail("pack_awq", "{} columns are not a multiple of 8", cols);
+  const int words = cols / 8;
+  std::vector<int32_t> out(static_cast<size_t>(rows) * words);
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* row = codes + static_cast<size_t>(r) * cols;
+    for (int j = 0; j < words; ++j) {
+      uint32_t w = 0;
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t c = row[8 * j + kAwqOrder[i]];
+        if (c > 15) fail("pack_awq", "code {} does not fit in 4 bits", c);
+        w |= static_cast<uint32_t>(c) << (4 * i);
+      }
+      out[static_cast<size_t>(r) * words + j] = static_cast<int32_t>(w);
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> unpack_awq(const int32_t* words, int rows, int cols) {
+  if (cols % 8 != 0) fail("unpack_awq", "{} columns are not a multiple of 8", cols);
+  const int n = cols / 8;
+  std::vector<uint8_t> codes(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r) {
+    uint8_t* row = codes.data() + static_cast<size_t>(r) * cols;
+    for (int j = 0; j < n; ++j) {
+      const uint32_t w = static_cast<uint32_t>(words[static_cast<size_t>(r) * n + j]);
+      for (int i = 0; i < 8; ++i)
+        row[8 * j + kAwqOrder[i]] = static_cast<uint8_t>((w >> (4 * i)) & 15);
+    }
+  }
+  return codes;
+}
+
+bool awq_layout_fits(const QuantScheme& s, int out, int in, std::string* why) {
+  auto no = [&](std::string reason) {
+    if (why != nullptr) *why = std::move(reason);
+    return false;
+  };
+  if (s.type != WeightType::kInt || s.bits != 4)
+    return no(fmt::format("AWQ GEMM holds int4 weights, not {}", weight_type_name(s.type, s.bits)));
+  if (s.scale_type != ScaleType::kF16)
+    return no(fmt::format("AWQ GEMM stores f16 scales, not {}", scale_type_name(s.scale_type)));
+  if (out <= 0 || in <= 0) return no("empty weight");
+  if (out % 8 != 0) return no(fmt::format("{} output features are not a multiple of 8", out));
+  if (s.group_size > 0 && in % s.group_size != 0)
+    return no(fmt::format("group size {} does not divide {} input features", s.group_size, in));
+  if (s.group_size <= 0 && s.group_size != -1)
+    return no(fmt::format("group size {} is invalid", s.group_size));
+  return true;
 }
 
 bool gptq_layout_fits(const QuantScheme& s, int out, int in) {

@@ -81,6 +81,39 @@ json quantization_config_for(const QuantScheme& base, const json& modules, bool 
   return qc;
 }
 
+json awq_quantization_config_for(const QuantScheme& base, const json& modules,
+                                 const std::string& algo) {
+  std::vector<std::string> not_converted;
+  for (const auto& [name, e] : modules.items()) {
+    const std::string layout = e.value("layout", "fp");
+    if (layout == "fp") {
+      // transformers and vLLM never quantize the head: it needs no entry.
+      if (name != "lm_head") not_converted.push_back(name);
+      continue;
+    }
+    if (layout != "awq") fail(name, "stored in the {} layout, not awq", layout);
+    const QuantScheme s = scheme_from_entry(name, e);
+    if (s.group_size != base.group_size) {
+      fail(name, "group size {} differs from the folder's {} (AWQ has one group size)",
+           s.group_size, base.group_size);
+    }
+  }
+  json qc = awq_quantization_config(base, not_converted);
+  qc["lowbit_algo"] = algo;
+  qc["lowbit_modules"] = modules;
+  return qc;
+}
+
+QuantizedWeight read_quantized_module(const ModuleStorage& ms, const std::string& prefix,
+                                      const TensorLookup& lookup) {
+  if (ms.layout == "gptq")
+    return from_gptq_tensors(ms.scheme, prefix, lookup, ms.gptq_version, ms.desc_act);
+  if (ms.layout == "awq") return from_awq_tensors(ms.scheme, prefix, lookup);
+  if (ms.layout == "compressed-tensors") return from_ct_int8_tensors(prefix, lookup);
+  if (ms.layout == "lowbit") return from_lowbit_tensors(ms.scheme, prefix, lookup);
+  fail(prefix, "module is stored in floating point ({} layout)", ms.layout);
+}
+
 QuantizedCheckpointConfig QuantizedCheckpointConfig::parse(const std::string& where,
                                                            const json& qc) {
   try {
@@ -108,13 +141,22 @@ QuantizedCheckpointConfig QuantizedCheckpointConfig::parse_unchecked(const std::
     parse_ct(where, qc, &c);
     return c;
   }
-  if (c.method_ != "gptq" && c.method_ != "lowbit") {
+  if (c.method_ != "gptq" && c.method_ != "lowbit" && c.method_ != "awq") {
     fail(where,
-         "quant_method '{}' is not supported (lowbit loads gptq, lowbit and compressed-tensors "
-         "checkpoints)",
+         "quant_method '{}' is not supported (lowbit loads gptq, awq, lowbit and "
+         "compressed-tensors checkpoints)",
          c.method_);
   }
   c.base_ = scheme_from_quantization_config(where, qc, &c.gptq_version_);
+  if (c.method_ == "awq" && qc.contains("modules_to_not_convert") &&
+      !qc["modules_to_not_convert"].is_null()) {
+    if (!qc["modules_to_not_convert"].is_array())
+      fail(where, "modules_to_not_convert is not a list");
+    for (const json& m : qc["modules_to_not_convert"]) {
+      if (!m.is_string()) fail(where, "modules_to_not_convert holds {}, not a name", m.dump());
+      c.awq_skip_.push_back(m.get<std::string>());
+    }
+  }
   for (const char* key : {"desc_act", "lm_head"}) {
     if (qc.contains(key) && !qc[key].is_boolean()) fail(where, "'{}' must be true or false", key);
   }
@@ -174,7 +216,8 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
            name);
     }
     if (m.layout == "fp") return m;
-    if (m.layout != "gptq" && m.layout != "lowbit" && m.layout != "compressed-tensors") {
+    if (m.layout != "gptq" && m.layout != "lowbit" && m.layout != "awq" &&
+        m.layout != "compressed-tensors") {
       fail(where_, "module {}: unknown layout '{}'", name, m.layout);
     }
     m.scheme = scheme_from_entry(where_ + ": module " + name, e);
@@ -192,8 +235,16 @@ ModuleStorage QuantizedCheckpointConfig::module_unchecked(const std::string& nam
          lm_head_ ? "" : "not ", has_qweight ? "present" : "missing");
   }
   if (!has_qweight) return m;
-  m.layout = method_ == "gptq" ? "gptq" : "lowbit";
   m.scheme = base_;
+  if (method_ == "awq") {
+    for (const std::string& skip : awq_skip_) {
+      if (name.find(skip) != std::string::npos)  // Python's `skip in name`
+        fail(where_, "module {} is in modules_to_not_convert ('{}') but has a qweight", name, skip);
+    }
+    m.layout = "awq";
+    return m;
+  }
+  m.layout = method_ == "gptq" ? "gptq" : "lowbit";
   for (const Dynamic& d : dynamic_) {
     if (d.re->find_all(name).empty()) continue;
     if (d.skip) {

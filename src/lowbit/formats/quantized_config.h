@@ -11,6 +11,11 @@
 //
 // Read: "lowbit_modules" when present; else (a published GPTQ checkpoint) the block's scheme,
 // "dynamic" overrides matched by regex, and the tensors present (".qweight" = quantized).
+//
+// AWQ (quant_method "awq", AutoAWQ's GEMM packing, --format awq): one scheme for every quantized
+// module (int4, the block's group size), FP linears listed in "modules_to_not_convert" (matched as
+// substrings of the module name, as transformers and vLLM do), plus lowbit_modules when lowbit
+// wrote it.
 #pragma once
 
 #include <memory>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "lowbit/formats/act_scheme.h"
+#include "lowbit/formats/checkpoint_layout.h"
 #include "lowbit/formats/scheme.h"
 
 namespace lowbit {
@@ -38,9 +44,16 @@ nlohmann::json quantization_config_for(const QuantScheme& base, const nlohmann::
 // asymmetric ones: its zero points are integers).
 nlohmann::json ct_quantization_config(const nlohmann::json& modules);
 
+// The AWQ block (awq_quantization_config) for modules all stored in the AWQ layout with one
+// scheme: FP linears other than lm_head go to modules_to_not_convert; lowbit_algo and
+// lowbit_modules are added. Throws Error("<module>: ...") for a module in another layout or with
+// another group size.
+nlohmann::json awq_quantization_config_for(const QuantScheme& base, const nlohmann::json& modules,
+                                           const std::string& algo);
+
 // How one module is stored.
 struct ModuleStorage {
-  std::string layout = "fp";  // "gptq", "lowbit", "compressed-tensors" or "fp"
+  std::string layout = "fp";  // "gptq", "lowbit", "awq", "compressed-tensors" or "fp"
   QuantScheme scheme;
   int gptq_version = 1;
   // desc_act of the config: whether columns are stored in act-order (a g_idx is then required);
@@ -93,9 +106,15 @@ class QuantizedCheckpointConfig {
   };
   std::vector<CtGroup> ct_groups_;
   std::vector<std::string> ct_ignore_;
+  std::vector<std::string> awq_skip_;  // AWQ without lowbit_modules: modules_to_not_convert
   ModuleStorage ct_module(const std::string& name, bool has_scale) const;
   static void parse_ct(const std::string& where, const nlohmann::json& qc,
                        QuantizedCheckpointConfig* c);
 };
+
+// The quantized weight of module `prefix` read from its tensors in the layout `ms` names (not
+// "fp"). Throws Error("<file>: ...") on any mismatch.
+QuantizedWeight read_quantized_module(const ModuleStorage& ms, const std::string& prefix,
+                                      const TensorLookup& lookup);
 
 }  // namespace lowbit

@@ -123,8 +123,8 @@ ActScheme module_act(ActScheme act, const TensorStore& store, const std::string&
   return act;
 }
 
-// A quantized linear module (GPTQ or lowbit layout), placed into its linear(s); false when the
-// module is stored in floating point.
+// A quantized linear module (GPTQ, AWQ, lowbit or compressed-tensors layout), placed into its
+// linear(s); false when the module is stored in floating point.
 bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& store,
                     const ArchSpec& arch, const TensorSpec& spec, const std::string& weight_name,
                     const RuntimeOptions& rt, ModelWeights* w, int layer) {
@@ -141,11 +141,7 @@ bool load_quantized(const QuantizedCheckpointConfig& qc, const TensorStore& stor
   const std::string where = qweight ? qweight->file : store.dir();
   if (qweight == nullptr) fail(where, "missing tensor {}{}", prefix, marker);
   const TensorLookup lookup = [&](const std::string& n) { return store.find(n); };
-  QuantizedWeight q =
-      ms.layout == "gptq"
-          ? from_gptq_tensors(ms.scheme, stored_prefix, lookup, ms.gptq_version, ms.desc_act)
-      : ms.layout == "compressed-tensors" ? from_ct_int8_tensors(stored_prefix, lookup)
-                                          : from_lowbit_tensors(ms.scheme, stored_prefix, lookup);
+  QuantizedWeight q = read_quantized_module(ms, stored_prefix, lookup);
   const std::vector<int64_t> shape = role_shape(spec.role, w->cfg);  // [out, in], not transposed
   if (q.out != shape[0] || q.in != shape[1]) {
     fail(where, "quantized {} holds a [{}, {}] weight, expected {}", prefix, q.out, q.in,

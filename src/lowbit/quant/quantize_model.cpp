@@ -365,6 +365,7 @@ class Pipeline {
           gguf_vocab(model, cfg_.vocab_size));  // before any work: can it be written?
     }
     check_options();
+    if (opt_.format == "awq" && opt_.algo != QuantAlgo::kNone) check_awq_plans();
     OutputDirOptions oo;
     oo.force = opt.force;
     oo.command = "quantize";
@@ -563,11 +564,7 @@ class Pipeline {
         const std::string module = name.substr(0, name.size() - 7);  // ".weight"
         if (is_linear_weight(role) && shard->find(module + qcfg.quantized_suffix()) != nullptr) {
           const ModuleStorage ms = qcfg.module(module, true);
-          const QuantizedWeight q =
-              ms.layout == "gptq"
-                  ? from_gptq_tensors(ms.scheme, module, lookup, ms.gptq_version, ms.desc_act)
-              : ms.layout == "compressed-tensors" ? from_ct_int8_tensors(module, lookup)
-                                                  : from_lowbit_tensors(ms.scheme, module, lookup);
+          const QuantizedWeight q = read_quantized_module(ms, module, lookup);
           T.set(role, q.dequantize(), cfg_);
           if (ms.smooth_scale) {
             const TensorInfo* t = shard->find(module + ".smooth_scale");
@@ -641,9 +638,21 @@ class Pipeline {
         ct_quantization_config(
             {{"m", {{"layout", "compressed-tensors"}, {"act", act_scheme_json(*opt_.act)}}}});
     }
-    if (opt_.format != "gptq" && opt_.format != "lowbit" && opt_.format != "compressed-tensors") {
-      fail("--format", "unknown format '{}' (expected gptq, lowbit, compressed-tensors)",
+    if (opt_.format != "gptq" && opt_.format != "lowbit" && opt_.format != "compressed-tensors" &&
+        opt_.format != "awq") {
+      fail("--format", "unknown format '{}' (expected gptq, lowbit, awq, compressed-tensors)",
            opt_.format);
+    }
+    if (opt_.format == "awq") {
+      const QuantScheme& b = opt_.recipe.base;
+      if (b.type != WeightType::kInt || b.bits != 4 || b.scale_type != ScaleType::kF16)
+        fail("--format", "awq (AutoAWQ GEMM) holds int4 weights with f16 scales, not {}",
+             scheme_name(b));
+      if (opt_.gptq.act_order)
+        fail("--act-order", "the AWQ layout has no g_idx: act-order cannot be stored");
+      if (opt_.act) fail("--act", "AWQ folders are weight-only (no activation quantization)");
+      if (opt_.smooth && !opt_.smooth->fold)
+        fail("--no-fold", "the AWQ layout has no input scale: fold SmoothQuant into the weights");
     }
     if (opt_.gptq_version != 1 && opt_.gptq_version != 2) {
       fail("--gptq-version", "must be 1 or 2, got {}", opt_.gptq_version);
@@ -863,6 +872,19 @@ class Pipeline {
       p.layout = "compressed-tensors";
       return p;
     }
+    if (opt_.format == "awq") {
+      std::string why;
+      if ((recipe_name.empty() ? name : recipe_name) == "lm_head")
+        fail(name,
+             "AWQ loaders keep the head in floating point: it cannot be quantized in an AWQ "
+             "folder");
+      if (!awq_layout_fits(s, out, in, &why)) fail(name, "cannot be written as AWQ: {}", why);
+      if (s.group_size != opt_.recipe.base.group_size)
+        fail(name, "group size {} differs from the folder's {} (AWQ has one group size)",
+             s.group_size, opt_.recipe.base.group_size);
+      p.layout = "awq";
+      return p;
+    }
     const bool gptq_type = s.type == WeightType::kInt && s.scale_type == ScaleType::kF16;
     if (opt_.format == "lowbit" || !gptq_type) {
       p.layout = "lowbit";
@@ -890,6 +912,22 @@ class Pipeline {
     }
     rep_.fallbacks.push_back(name + ": " + p.note);
     return p;
+  }
+
+  // --format awq: every module's plan before any work (plan_for throws for what AWQ cannot hold),
+  // so that a misfit fails at once instead of after the layers before it.
+  void check_awq_plans() {
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+      std::map<std::string, std::pair<int, int>> dims;  // module -> rows, in
+      for (const BlockLinear& b : block_linears(cfg_)) {
+        auto& d = dims[module_name(*src_, b.module, l)];
+        d.first += b.out;
+        d.second = b.in;
+      }
+      for (const auto& [name, d] : dims) plan_for(name, d.first, d.second);
+    }
+    plan_for(module_name(*src_, TensorRole::kLmHead, 0), cfg_.vocab_size, cfg_.embed_dim(),
+             "lm_head");
   }
 
   // The plan of each module of a layer (the parts of a fused module share it).
@@ -1039,6 +1077,7 @@ class Pipeline {
         rep_.fallbacks.push_back(name + ": " + note);
       }
       packed = layout == "gptq"                 ? to_gptq_tensors(q, name, opt_.gptq_version)
+               : layout == "awq"                ? to_awq_tensors(q, name)
                : layout == "compressed-tensors" ? to_ct_int8_tensors(q, name)
                                                 : to_lowbit_tensors(q, name);
       size_t bytes = 0;
@@ -1049,9 +1088,8 @@ class Pipeline {
       }
       modules_[name] = module_entry(q.scheme, layout);
       if (const auto it = T.in_scale.find(parts[0]->role); it != T.in_scale.end()) {
-        if (layout == "compressed-tensors")
-          fail(name,
-               "compressed-tensors has no input scale: SmoothQuant --no-fold cannot be written");
+        if (layout == "compressed-tensors" || layout == "awq")
+          fail(name, "{} has no input scale: SmoothQuant --no-fold cannot be written", layout);
         packed.push_back(fp_tensor(name + ".smooth_scale", it->second,
                                    {static_cast<int64_t>(it->second.size())}, DType::F32));
         modules_[name]["smooth_scale"] = true;
@@ -1912,6 +1950,8 @@ class Pipeline {
   // The quantization_config block of the folder (and of the resume state).
   json quantization_config() const {
     if (opt_.format == "compressed-tensors") return ct_quantization_config(modules_);
+    if (opt_.format == "awq")
+      return awq_quantization_config_for(opt_.recipe.base, modules_, quant_algo_name(opt_.algo));
     return quantization_config_for(opt_.recipe.base, modules_, opt_.gptq.act_order,
                                    opt_.gptq.static_groups, opt_.gptq_version,
                                    quant_algo_name(opt_.algo));
@@ -1946,6 +1986,16 @@ class Pipeline {
       json q = qc;
       q.erase("lowbit_modules");
       write_file_atomic(dir_->file("quantize_config.json"), q.dump(2) + "\n");
+    }
+    if (opt_.algo != QuantAlgo::kNone && opt_.format == "awq") {
+      // AutoAWQ's own file (its key names), which vLLM also looks for.
+      const json q = {
+          {"zero_point", true},
+          {"q_group_size", qc["group_size"]},
+          {"w_bit", 4},
+          {"version", "GEMM"},
+          {"modules_to_not_convert", qc.value("modules_to_not_convert", json(nullptr))}};
+      write_file_atomic(dir_->file("quant_config.json"), q.dump(2) + "\n");
     }
     copy_tokenizer();
   }
