@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes as a GGUF file (io/gguf_reader.h) over an in-memory file,
-// then as a model (load_gguf_weights, repacked and dequantized) and as a tokenizer
+// then as a model (load_gguf_weights: repacked, dequantized, codes kept) and as a tokenizer
 // (read_gguf_vocab + tokenizer_from_gguf_vocab). Only lowbit::Error may escape. An accepted header
 // must describe tensors that lie inside the file (every byte of each is read, so ASan checks the
 // bounds) and decode to fp32; a loaded model's arrays are read whole; a tokenizer must encode and
@@ -52,9 +52,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const lowbit::Error&) {
     return 0;
   }
-  for (bool repack : {true, false}) {
+  for (int mode = 0; mode < 3; ++mode) {  // repacked, dequantized, codes kept (exporters)
     lowbit::RuntimeOptions rt;
-    rt.repack = repack;
+    rt.repack = mode == 0;
+    rt.keep_quantized = mode == 2;
     try {
       auto w = lowbit::load_gguf_weights(file, rt);
       const lowbit::ModelConfig& c = w->cfg;

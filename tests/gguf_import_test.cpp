@@ -312,6 +312,35 @@ TEST_F(GgufImportLlamaCpp, EveryCommandTakesAGgufFile) {
   fs::remove(text);
 }
 
+// export gguf of a quantized GGUF writes every quantized linear's blocks back unchanged (q4_0 as
+// lowbit's int4 codes, the k-quants as kept ggml blocks); the token embedding is dequantized.
+TEST_F(GgufImportLlamaCpp, ReExportKeepsTheBlocks) {
+  LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
+  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  for (const char* type : {"Q4_0", "Q4_K_M"}) {
+    SCOPED_TRACE(type);
+    const std::string re = gguf_tmp_path(std::string("re-") + type + ".gguf");
+    const test::CliResult r = run_cli("export gguf --model " + quantized(type) + " --out " + re);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    const gguf::Reader x = gguf::Reader::open(re), y = gguf::Reader::open(quantized(type));
+    int same = 0;
+    for (const gguf::Tensor& t : y.tensors()) {
+      const gguf::Tensor* u = x.tensor(t.name);
+      ASSERT_NE(u, nullptr) << t.name;
+      if (t.name == "token_embd.weight") {
+        EXPECT_EQ(u->type, gguf::GgmlType::kF16);
+        continue;
+      }
+      ASSERT_EQ(u->type, t.type) << t.name;
+      ASSERT_EQ(u->bytes, t.bytes) << t.name;
+      EXPECT_EQ(std::memcmp(u->data, t.data, t.bytes), 0) << t.name;
+      same += gguf::is_quantized(t.type);
+    }
+    EXPECT_EQ(same, 29);  // 4 layers × 7 linears + output
+    fs::remove(re);
+  }
+}
+
 // ---- hostile files ------------------------------------------------------------------------------
 
 // GGUF bytes assembled field by field.

@@ -9,6 +9,7 @@
 
 #include "lowbit/export/gguf_vocab.h"
 #include "lowbit/formats/ggml_from_scheme.h"
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/model/config.h"
 #include "lowbit/model/gguf_names.h"
 #include "lowbit/model/load.h"
@@ -99,6 +100,9 @@ ModelTensors open_model(const std::string& path, const std::string& tokenizer) {
     const ModelConfig c =
         load_hf_config((std::filesystem::path(loc.weights) / "config.json").string());
     quantized = !c.quant_method.empty();
+  } else if (loc.gguf) {  // a quantized GGUF file: its linears' blocks are kept
+    const gguf::Reader r = gguf::Reader::open(loc.weights);
+    for (const gguf::Tensor& t : r.tensors()) quantized = quantized || gguf::is_quantized(t.type);
   }
   if (!quantized) {
     m.fp = WeightSource::open(path);

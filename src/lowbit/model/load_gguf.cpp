@@ -1,7 +1,8 @@
 // GGUF file -> ModelConfig + ModelWeights, through the architecture table (config) and the GGUF
 // name table (model/gguf_names.h): no per-family code. q4_0 and q8_0 linears are exactly lowbit
 // schemes (int4 / int8, groups of 32, symmetric, f16 scales) and are repacked for the kernels;
-// every other quantized type is dequantized to fp32 at load.
+// every other quantized type is dequantized to fp32 at load (and, with keep_quantized, also kept
+// as its ggml blocks, so `export gguf` writes them back unchanged).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -74,6 +75,21 @@ QuantizedWeight quantized_weight(const std::string& path, const gguf::Tensor& t,
            gguf::type_name(t.type), b);
     }
   }
+  return q;
+}
+
+// Any other quantized matrix as its ggml blocks (a kGgml weight): what exporters copy back.
+QuantizedWeight ggml_weight(const std::string& path, const gguf::Tensor& t, int out, int in) {
+  QuantizedWeight q;
+  if (!parse_ggml_scheme(gguf::type_name(t.type), &q.scheme)) {
+    fail(path, "tensor {}: {} is not a lowbit scheme", t.name, gguf::type_name(t.type));
+  }
+  q.out = out;
+  q.in = in;
+  q.n_groups = in / q.scheme.group_size;
+  q.g_idx.resize(static_cast<size_t>(in));
+  for (int i = 0; i < in; ++i) q.g_idx[static_cast<size_t>(i)] = i / q.scheme.group_size;
+  q.blocks.assign(t.data, t.data + t.bytes);
   return q;
 }
 
@@ -205,10 +221,12 @@ std::shared_ptr<ModelWeights> load_gguf_weights(std::shared_ptr<MappedFile> file
     const std::vector<Linear*> lins = linears_of(n.role, w.get(), layer);
     Linear* lin = lins.size() == 1 ? lins[0] : nullptr;
     const std::vector<int64_t> shape = role_shape(n.role, cfg);
-    if (lin != nullptr && is_linear_weight(n.role) && repackable(t.type) &&
-        (rt.repack || rt.keep_quantized)) {
-      QuantizedWeight q =
-          quantized_weight(r.path(), t, static_cast<int>(shape[0]), static_cast<int>(shape[1]));
+    // q4_0 / q8_0 for the kernels; with keep_quantized every quantized linear keeps its codes.
+    if (lin != nullptr && is_linear_weight(n.role) && gguf::is_quantized(t.type) &&
+        ((rt.repack && repackable(t.type)) || rt.keep_quantized)) {
+      const int out = static_cast<int>(shape[0]), in = static_cast<int>(shape[1]);
+      QuantizedWeight q = repackable(t.type) ? quantized_weight(r.path(), t, out, in)
+                                             : ggml_weight(r.path(), t, out, in);
       if (const int heads = permuted_heads(n, cfg); heads > 0) {
         q = q.select_rows(rotate_half_row_order(heads, cfg.head_dim));
       }
