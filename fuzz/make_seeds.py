@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets added with it (config, llama2c, llama2c_tokenizer,
-recipe, lambada, safetensors_dir, json_read, ggml_blocks, matmul_nbits, and the AWQ seeds of
+recipe, lambada, safetensors_dir, json_read, ggml_blocks, matmul_nbits, gguf, and the AWQ seeds of
 quantized_checkpoint) into fuzz/corpus/<name>/. Deterministic; every seed is
 far below libFuzzer's -max_len (64 KiB). Regression seeds (regress_*) are reproducers of fixed bugs
 and are not written by this script.
@@ -440,6 +440,111 @@ def onnx_seeds():
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF files (gguf_fuzz): tiny llama models with f32, f16, q4_0 and q8_0 tensors and "llama" /
+# "gpt2" vocabularies, and broken variants.
+
+GGUF_SCALAR = {4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q"}
+
+
+def gguf_value(t, v):
+    if t == 8:
+        b = v.encode()
+        return struct.pack("<Q", len(b)) + b
+    if t == 9:
+        et, items = v
+        return struct.pack("<IQ", et, len(items)) + b"".join(gguf_value(et, x) for x in items)
+    return struct.pack(GGUF_SCALAR[t], v)
+
+
+def gguf_file(kv, tensors, align=32):
+    """kv: [(key, type, value)]; tensors: [(name, ne, ggml type, data bytes)]."""
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+    for k, t, v in kv:
+        out += gguf_value(8, k) + struct.pack("<I", t) + gguf_value(t, v)
+    offset, data = 0, b""
+    for name, ne, t, b in tensors:
+        out += gguf_value(8, name) + struct.pack("<I", len(ne))
+        out += b"".join(struct.pack("<Q", n) for n in ne) + struct.pack("<IQ", t, offset)
+        pad = (-len(b)) % align
+        data += b + b"\0" * pad
+        offset += len(b) + pad
+    out += b"\0" * ((-len(out)) % align)
+    return out + data
+
+
+def gguf_tensor_bytes(n, t, seed):
+    if t == 0:
+        return b"".join(struct.pack("<f", ((i * 7 + seed) % 13) * 0.01 - 0.05) for i in range(n))
+    if t == 1:
+        return b"".join(struct.pack("<e", ((i * 5 + seed) % 11) * 0.01 - 0.05) for i in range(n))
+    if t == 2:  # q4_0: f16 scale + 16 bytes of nibbles per 32 values
+        return b"".join(struct.pack("<e", 0.01) + bytes((j * 37 + seed) % 256 for j in range(16))
+                        for _ in range(n // 32))
+    if t == 8:  # q8_0: f16 scale + 32 int8
+        return b"".join(struct.pack("<e", 0.002) + bytes((j * 11 + seed) % 256 for j in range(32))
+                        for _ in range(n // 32))
+    raise ValueError(t)
+
+
+def gguf_model(dim=8, hidden=16, vocab=16, matrix_type=0, vocab_kind="llama", tied=True, drop=()):
+    kv = [("general.architecture", 8, "llama"),
+          ("llama.embedding_length", 4, dim), ("llama.feed_forward_length", 4, hidden),
+          ("llama.block_count", 4, 1), ("llama.attention.head_count", 4, 2),
+          ("llama.attention.head_count_kv", 4, 1), ("llama.context_length", 4, 32),
+          ("llama.attention.layer_norm_rms_epsilon", 6, 1e-5), ("llama.rope.freq_base", 6, 1e4)]
+    if vocab_kind == "llama":
+        toks = ["<unk>", "<s>", "</s>"] + ["\u2581a", "b", "c", "ab", "\u2581ab"] + \
+               ["<0x%02X>" % i for i in range(vocab - 8)]
+        kv += [("tokenizer.ggml.model", 8, "llama"), ("tokenizer.ggml.tokens", 9, (8, toks)),
+               ("tokenizer.ggml.scores", 9, (6, [-float(i) for i in range(vocab)])),
+               ("tokenizer.ggml.token_type", 9, (5, [2, 3, 3] + [1] * 5 + [6] * (vocab - 8))),
+               ("tokenizer.ggml.bos_token_id", 4, 1), ("tokenizer.ggml.add_bos_token", 7, True)]
+    else:
+        toks = ["a", "b", "\u0120", "\u0120a", "ab", "<|endoftext|>"] + \
+               ["c%d" % i for i in range(vocab - 6)]
+        kv += [("tokenizer.ggml.model", 8, "gpt2"), ("tokenizer.ggml.pre", 8, "gpt-2"),
+               ("tokenizer.ggml.tokens", 9, (8, toks)),
+               ("tokenizer.ggml.token_type", 9, (5, [1] * 5 + [3] + [1] * (vocab - 6))),
+               ("tokenizer.ggml.merges", 9, (8, ["\u0120 a", "a b"])),
+               ("tokenizer.ggml.eos_token_id", 4, 5)]
+    kv = [e for e in kv if e[0] not in drop]
+    kvd = dim // 2
+    shapes = [("token_embd.weight", [dim, vocab], True), ("output_norm.weight", [dim], False),
+              ("blk.0.attn_norm.weight", [dim], False), ("blk.0.attn_q.weight", [dim, dim], True),
+              ("blk.0.attn_k.weight", [dim, kvd], True), ("blk.0.attn_v.weight", [dim, kvd], True),
+              ("blk.0.attn_output.weight", [dim, dim], True),
+              ("blk.0.ffn_norm.weight", [dim], False),
+              ("blk.0.ffn_gate.weight", [dim, hidden], True),
+              ("blk.0.ffn_up.weight", [dim, hidden], True),
+              ("blk.0.ffn_down.weight", [hidden, dim], True)]
+    if not tied:
+        shapes.append(("output.weight", [dim, vocab], True))
+    tensors = []
+    for i, (name, ne, matrix) in enumerate(shapes):
+        if name in drop:
+            continue
+        t = matrix_type if matrix and ne[0] % 32 == 0 else 0
+        n = 1
+        for d in ne:
+            n *= d
+        tensors.append((name, ne, t, gguf_tensor_bytes(n, t, i)))
+    return gguf_file(kv, tensors)
+
+
+def gguf_seeds():
+    put("gguf", "tiny_f32.gguf", gguf_model())
+    put("gguf", "tiny_f16_untied.gguf", gguf_model(matrix_type=1, tied=False))
+    put("gguf", "q4_0.gguf", gguf_model(dim=32, hidden=32, matrix_type=2))
+    put("gguf", "q8_0_gpt2.gguf", gguf_model(dim=32, hidden=64, matrix_type=8, vocab_kind="gpt2"))
+    good = gguf_model()
+    put("gguf", "bad_truncated.gguf", good[:-7])
+    put("gguf", "bad_header_only.gguf", good[:40])
+    put("gguf", "bad_missing_tensor.gguf", gguf_model(drop=("blk.0.attn_k.weight",)))
+    put("gguf", "bad_missing_key.gguf", gguf_model(drop=("llama.block_count",)))
+    put("gguf", "bad_no_vocab.gguf", gguf_model(drop=("tokenizer.ggml.tokens",)))
 # ggml blocks (type index, flags, whole blocks)
 
 GGML_TYPES = [  # (name, values per block, bytes per block, offsets of fp16 fields)
@@ -513,6 +618,7 @@ def main():
     quantized_checkpoint_seeds()
     json_read_seeds()
     onnx_seeds()
+    gguf_seeds()
     ggml_blocks_seeds()
     matmul_nbits_seeds()
 

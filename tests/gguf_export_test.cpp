@@ -1,5 +1,5 @@
-// GGUF export: the file format itself (a reader written here from the GGUF v3 specification reads
-// back what the writer wrote), and llama.cpp as the client — its tokenizer gives the ids lowbit
+// GGUF export: the file format itself (the library's GGUF reader reads back what the writer
+// wrote), and llama.cpp as the client — its tokenizer gives the ids lowbit
 // gives, its perplexity tool the perplexity lowbit computes for the same windows (docs/INTEROP.md).
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "gguf_test_util.h"
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/io/gguf_writer.h"
 #include "lowbit/util/error.h"
 #include "test_util.h"
@@ -23,99 +25,7 @@ namespace fs = std::filesystem;
 using test::run_cli;
 using test::run_cmd;
 
-// A minimal GGUF v3 reader over bytes in memory (test-only): header, typed metadata, tensor
-// infos, aligned data section.
-struct ReadBack {
-  uint32_t version = 0;
-  std::map<std::string, std::string> strings;
-  std::map<std::string, uint64_t> ints;
-  std::map<std::string, size_t> array_len;
-  struct T {
-    std::vector<uint64_t> ne;
-    uint32_t type;
-    uint64_t offset;
-  };
-  std::map<std::string, T> tensors;
-  uint64_t data_start = 0;
-};
-
-ReadBack read_gguf(const std::string& bytes) {
-  size_t at = 0;
-  auto need = [&](size_t n) {
-    if (at + n > bytes.size()) throw Error("gguf: truncated");
-  };
-  auto u32 = [&] {
-    need(4);
-    uint32_t v;
-    std::memcpy(&v, bytes.data() + at, 4);
-    at += 4;
-    return v;
-  };
-  auto u64 = [&] {
-    need(8);
-    uint64_t v;
-    std::memcpy(&v, bytes.data() + at, 8);
-    at += 8;
-    return v;
-  };
-  auto str = [&] {
-    const uint64_t n = u64();
-    need(n);
-    std::string s = bytes.substr(at, n);
-    at += n;
-    return s;
-  };
-  auto skip_scalar = [&](uint32_t t) {
-    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-    if (t == 8) {
-      str();
-    } else {
-      need(sizes[t]);
-      at += sizes[t];
-    }
-  };
-  ReadBack r;
-  need(4);
-  if (bytes.compare(0, 4, "GGUF") != 0) throw Error("gguf: bad magic");
-  at = 4;
-  r.version = u32();
-  const uint64_t n_tensors = u64(), n_kv = u64();
-  for (uint64_t i = 0; i < n_kv; ++i) {
-    const std::string key = str();
-    const uint32_t type = u32();
-    if (type == 8) {
-      r.strings[key] = str();
-    } else if (type == 9) {
-      const uint32_t et = u32();
-      const uint64_t n = u64();
-      r.array_len[key] = n;
-      for (uint64_t j = 0; j < n; ++j) skip_scalar(et);
-    } else if (type == 4 || type == 5) {
-      r.ints[key] = u32();
-    } else if (type == 7) {
-      need(1);
-      r.ints[key] = static_cast<uint8_t>(bytes[at++]);
-    } else {
-      skip_scalar(type);
-    }
-  }
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    const std::string name = str();
-    ReadBack::T t;
-    const uint32_t nd = u32();
-    for (uint32_t d = 0; d < nd; ++d) t.ne.push_back(u64());
-    t.type = u32();
-    t.offset = u64();
-    r.tensors[name] = t;
-  }
-  r.data_start = (at + 31) / 32 * 32;
-  return r;
-}
-
-std::string tmp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("lowbit-gguf-" + std::to_string(::getpid()) + "-" + name))
-      .string();
-}
+std::string tmp_path(const std::string& name) { return test::gguf_tmp_path(name); }
 
 TEST(GgufWriter, WritesWhatTheSpecificationDescribes) {
   gguf::Writer w;
@@ -134,22 +44,26 @@ TEST(GgufWriter, WritesWhatTheSpecificationDescribes) {
   const std::string path = tmp_path("spec.gguf");
   w.write(path);
   const std::string bytes = test::read_all(path);
-  const ReadBack r = read_gguf(bytes);
-  EXPECT_EQ(r.version, 3u);
-  EXPECT_EQ(r.strings.at("general.architecture"), "llama");
-  EXPECT_EQ(r.ints.at("llama.block_count"), 3u);
-  EXPECT_EQ(r.ints.at("tokenizer.ggml.add_bos_token"), 1u);
-  EXPECT_EQ(r.array_len.at("tokenizer.ggml.tokens"), 3u);
-  ASSERT_EQ(r.tensors.size(), 2u);
-  EXPECT_EQ(r.tensors.at("a").offset, 0u);
-  EXPECT_EQ(r.tensors.at("b").offset, 32u);  // aligned
-  EXPECT_EQ(r.tensors.at("b").ne, (std::vector<uint64_t>{2, 5}));
-  EXPECT_EQ(r.tensors.at("b").type, 30u);
-  float back[3];
-  std::memcpy(back, bytes.data() + r.data_start, 12);
-  EXPECT_EQ(std::vector<float>(back, back + 3), a);
-  EXPECT_EQ(static_cast<uint8_t>(bytes[r.data_start + 32]), 0x3f);
-  EXPECT_GE(bytes.size(), r.data_start + 32 + 20);
+  {
+    const gguf::Reader r = gguf::Reader::open(path);  // the library reader (io/gguf_reader.h)
+    EXPECT_EQ(r.version(), 3u);
+    EXPECT_EQ(r.get_string("general.architecture", true), "llama");
+    EXPECT_EQ(r.get_uint("llama.block_count", true), 3u);
+    EXPECT_TRUE(r.get_bool("tokenizer.ggml.add_bos_token", false));
+    EXPECT_EQ(r.get_strings("tokenizer.ggml.tokens"), (std::vector<std::string>{"a", "bc", ""}));
+    EXPECT_EQ(r.get_f32s("tokenizer.ggml.scores"), (std::vector<float>{0.0f, -1.0f, -2.0f}));
+    ASSERT_EQ(r.tensors().size(), 2u);
+    EXPECT_EQ(r.data_offset() % 32, 0u);
+    EXPECT_EQ(r.tensor("a")->offset, 0u);
+    EXPECT_EQ(r.tensor("b")->offset, 32u);  // aligned
+    EXPECT_EQ(r.tensor("b")->ne, (std::vector<uint64_t>{2, 5}));
+    EXPECT_EQ(r.tensor("b")->type, gguf::GgmlType::kBF16);
+    float back[3];
+    std::memcpy(back, r.tensor("a")->data, 12);
+    EXPECT_EQ(std::vector<float>(back, back + 3), a);
+    EXPECT_EQ(r.tensor("b")->data[0], 0x3f);
+    EXPECT_GE(bytes.size(), r.data_offset() + 32 + 20);
+  }
   fs::remove(path);
 }
 
@@ -166,33 +80,9 @@ TEST(GgufWriter, AProducerErrorLeavesNoFile) {
   }
 }
 
-// The ids llama-tokenize prints for a file ("[1, 2, 3]").
-std::vector<std::string> llama_ids(const std::string& out) {
-  std::vector<std::string> ids;
-  const size_t a = out.rfind('['), b = out.rfind(']');
-  if (a == std::string::npos || b == std::string::npos || b < a) return ids;
-  std::string s = out.substr(a + 1, b - a - 1);
-  std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), num); it != std::sregex_iterator(); ++it)
-    ids.push_back(it->str());
-  return ids;
-}
-
-std::vector<std::string> lowbit_ids(const std::string& out) {
-  std::vector<std::string> ids;
-  std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), num); it != std::sregex_iterator();
-       ++it)
-    ids.push_back(it->str());
-  return ids;
-}
-
-double number_after(const std::string& out, const std::string& label) {
-  const std::regex re(label + "\\s*([0-9.]+)");
-  std::smatch m;
-  if (!std::regex_search(out, m, re)) return NAN;
-  return std::stod(m[1].str());
-}
+using test::llama_ids;
+using test::lowbit_ids;
+using test::number_after;
 
 struct ExportCase {
   const char* model;  // under ../shared/models
@@ -216,13 +106,7 @@ TEST_P(GgufLlamaCpp, LlamaCppReadsTheExportAsLowbitRunsTheModel) {
   ASSERT_EQ(ex.rc, 0) << ex.out;
   // A WikiText-2 excerpt (no special tokens in it: llama.cpp's tools do not parse them in text).
   const std::string text_path = tmp_path("wiki-excerpt.txt");
-  {
-    std::string wtext = test::read_all(wiki).substr(0, 12000);
-    FILE* f = std::fopen(text_path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    std::fwrite(wtext.data(), 1, wtext.size(), f);
-    std::fclose(f);
-  }
+  ASSERT_TRUE(test::write_text(text_path, test::read_all(wiki).substr(0, 12000)));
   const test::CliResult lt = run_cmd(bin + "/llama-tokenize -m " + gguf + " -f " + text_path +
                                      " --ids --log-disable 2>/dev/null");
   ASSERT_EQ(lt.rc, 0) << lt.out;

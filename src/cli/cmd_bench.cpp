@@ -228,7 +228,8 @@ void add_bench(CLI::App& app, Runner* run) {
   auto* sub = app.add_subcommand(
       "bench", "Prefill/decode tokens/s (llama-bench style) against measured bandwidth and GEMM");
   auto args = std::make_shared<BenchArgs>();
-  sub->add_option("-m,--model", args->model, "HF folder or llama2.c checkpoint")->required();
+  sub->add_option("-m,--model", args->model, "HF folder, llama2.c checkpoint or GGUF file")
+      ->required();
   sub->add_option("-p,--n-prompt", args->n_prompt, "prompt tokens prefilled in one call (0: skip)")
       ->capture_default_str()
       ->check(int_in(0, 1 << 20));

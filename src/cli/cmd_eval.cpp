@@ -209,13 +209,15 @@ void add_eval(CLI::App& app, Runner* run) {
   eval->require_subcommand(1);
 
   auto* ppl = eval->add_subcommand("ppl", "Perplexity over a text (GPTQ or llama.cpp windows)");
-  ppl->add_option("--model", args->model, "Model folder or llama2.c checkpoint")->required();
+  ppl->add_option("--model", args->model, "Model folder, llama2.c checkpoint or GGUF file")
+      ->required();
   add_windows(ppl, args.get());
   add_common(ppl, args.get());
   ppl->callback([run, args] { *run = [args] { return run_ppl(*args); }; });
 
   auto* lam = eval->add_subcommand("lambada", "LAMBADA (OpenAI) last-word accuracy and perplexity");
-  lam->add_option("--model", args->model, "Model folder or llama2.c checkpoint")->required();
+  lam->add_option("--model", args->model, "Model folder, llama2.c checkpoint or GGUF file")
+      ->required();
   lam->add_option("--data", args->data, "lambada (default) or a jsonl FILE of {\"text\": ...}");
   lam->add_flag("--verbose", args->verbose, "Print the first few examples");
   lam->add_flag("--no-bos", args->no_bos, "Encode without special tokens (older lm-eval)");

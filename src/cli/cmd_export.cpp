@@ -26,7 +26,7 @@ void add_export(CLI::App& app, Runner* run) {
   auto type = std::make_shared<std::string>("auto");
   auto embd = std::make_shared<std::string>(), output = std::make_shared<std::string>();
   gg->add_option("--model", opt->model,
-                 "Model: HF folder, llama2.c file, or a folder lowbit quantized")
+                 "Model: HF folder, llama2.c file, f32/f16/bf16 GGUF, or a folder lowbit quantized")
       ->required();
   gg->add_option("--out", opt->out, "The .gguf file to write")->required();
   gg->add_option("--type", *type,

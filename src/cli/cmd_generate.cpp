@@ -89,7 +89,8 @@ int run_generate(const GenerateOptions& o) {
 void add_generate(CLI::App& app, Runner* run) {
   auto o = std::make_shared<GenerateOptions>();
   auto* sub = app.add_subcommand("generate", "generate text from a prompt, streaming to stdout");
-  sub->add_option("--model,-m", o->model, "HF folder, llama2.c .bin, or folder holding one")
+  sub->add_option("--model,-m", o->model,
+                  "HF folder, llama2.c .bin, folder holding one, or GGUF file")
       ->required();
   sub->add_option("--tokenizer", o->tokenizer, "tokenizer file/folder (default: beside the model)");
   sub->add_option("--prompt,-p", o->prompt, "prompt text (\"\" = start from BOS)");

@@ -256,7 +256,8 @@ void add_quantize(CLI::App& app, Runner* run) {
   QuantizeOptions& o = a->opt;
   o.calib.seqlen = 0;  // auto: min(512, model context)
   sub->add_option("--model,-m", a->model,
-                  "Input model (HF folder, llama2.c .bin, or ONNX decoder with config.json)")
+                  "Input model (HF folder, llama2.c .bin, f32/f16/bf16 GGUF, or ONNX decoder "
+                  "with config.json)")
       ->required();
   sub->add_option("--out,-o", a->out, "Output folder (must not exist unless --force)")->required();
   sub->add_option(

@@ -53,7 +53,8 @@ void add_tokenize(CLI::App& app, Runner* run) {
   sub->add_option(
       "--tokenizer", args->tokenizer,
       "tokenizer.json, a SentencePiece .model, a folder holding one, or a llama2.c tokenizer .bin");
-  sub->add_option("--model", args->model, "model folder holding its tokenizer (alias)");
+  sub->add_option("--model", args->model,
+                  "model folder holding its tokenizer, or a GGUF file (alias)");
   sub->add_option("--text", args->text, "text file to tokenize")->required();
   sub->add_flag("--no-special", args->no_special, "do not add BOS/EOS etc.");
   sub->callback([run, args] { *run = [args] { return run_tokenize(*args); }; });

@@ -9,7 +9,9 @@
 
 #include "lowbit/export/gguf_vocab.h"
 #include "lowbit/formats/ggml_from_scheme.h"
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/model/config.h"
+#include "lowbit/model/gguf_names.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/weight_source.h"
 #include "lowbit/ops/rope.h"
@@ -22,18 +24,6 @@ namespace lowbit {
 namespace {
 
 using gguf::GgmlType;
-
-// The row order of llama.cpp's "llama" q/k from Hugging Face's rotate-half rows: new row 2i + j of
-// a head = old row j·(d/2) + i (Meta's interleaved pairs).
-std::vector<int> interleaved_rows(int n_heads, int head_dim) {
-  std::vector<int> rows(static_cast<size_t>(n_heads) * head_dim);
-  const int half = head_dim / 2;
-  for (int h = 0; h < n_heads; ++h)
-    for (int i = 0; i < half; ++i)
-      for (int j = 0; j < 2; ++j)
-        rows[static_cast<size_t>(h * head_dim + 2 * i + j)] = h * head_dim + j * half + i;
-  return rows;
-}
 
 std::vector<float> select_rows(const std::vector<float>& w, const std::vector<int>& rows,
                                size_t cols) {
@@ -110,6 +100,9 @@ ModelTensors open_model(const std::string& path, const std::string& tokenizer) {
     const ModelConfig c =
         load_hf_config((std::filesystem::path(loc.weights) / "config.json").string());
     quantized = !c.quant_method.empty();
+  } else if (loc.gguf) {  // a quantized GGUF file: its linears' blocks are kept
+    const gguf::Reader r = gguf::Reader::open(loc.weights);
+    for (const gguf::Tensor& t : r.tensors()) quantized = quantized || gguf::is_quantized(t.type);
   }
   if (!quantized) {
     m.fp = WeightSource::open(path);
@@ -189,7 +182,8 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
   if (cfg.rope_dims != 0 && cfg.rope_dims != cfg.head_dim) {
     fail(opt.model, "partial rotary embeddings cannot be exported to GGUF's {}", arch);
   }
-  if (!cfg.rope_scaling.type.empty() && cfg.rope_scaling.type != "llama3") {
+  if (!cfg.rope_scaling.type.empty() && cfg.rope_scaling.type != "llama3" &&
+      cfg.rope_scaling.type != "factors") {
     fail(opt.model, "rope scaling '{}' cannot be exported to GGUF", cfg.rope_scaling.type);
   }
   if (cfg.hadamard_down) {
@@ -233,27 +227,26 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
     if (matrix) p.type = matrix_type(role, layer, &p.mapped);
     plans.push_back(p);
   };
-  add("token_embd.weight", TensorRole::kTokEmbeddings, -1, true, 0);
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    add(b + "attn_norm.weight", TensorRole::kAttnNorm, l, false, 0);
-    add(b + "attn_q.weight", TensorRole::kWq, l, true, cfg.n_heads);
-    add(b + "attn_k.weight", TensorRole::kWk, l, true, cfg.n_kv_heads);
-    add(b + "attn_v.weight", TensorRole::kWv, l, true, 0);
-    if (cfg.qkv_bias) {
-      add(b + "attn_q.bias", TensorRole::kBq, l, false, cfg.n_heads);
-      add(b + "attn_k.bias", TensorRole::kBk, l, false, cfg.n_kv_heads);
-      add(b + "attn_v.bias", TensorRole::kBv, l, false, 0);
-    }
-    add(b + "attn_output.weight", TensorRole::kWo, l, true, 0);
-    if (cfg.o_bias) add(b + "attn_output.bias", TensorRole::kBo, l, false, 0);
-    add(b + "ffn_norm.weight", TensorRole::kFfnNorm, l, false, 0);
-    add(b + "ffn_gate.weight", TensorRole::kWGate, l, true, 0);
-    add(b + "ffn_up.weight", TensorRole::kWUp, l, true, 0);
-    add(b + "ffn_down.weight", TensorRole::kWDown, l, true, 0);
+  // Tensors in llama.cpp's names (model/gguf_names.h, the table the GGUF loader reads through).
+  for (const TensorSpec& s : src->arch->tensors) {
+    if (tensor_present(s.role, cfg) && gguf_name_of(s.role) == nullptr)
+      fail(opt.model, "tensor {} has no GGUF name", tensor_name(s, 0));
   }
-  add("output_norm.weight", TensorRole::kFinalNorm, -1, false, 0);
-  if (!cfg.tied_embeddings) add("output.weight", TensorRole::kLmHead, -1, true, 0);
+  auto add_named = [&](const GgufTensorName& n, int layer) {
+    const int heads = n.rows == GgufRows::kQHeads    ? cfg.n_heads
+                      : n.rows == GgufRows::kKvHeads ? cfg.n_kv_heads
+                                                     : 0;
+    add(gguf_tensor_name(n, layer), n.role, layer,
+        is_linear_weight(n.role) || n.role == TensorRole::kTokEmbeddings, heads);
+  };
+  for (const GgufTensorName& n : gguf_tensor_names()) {
+    if (!is_per_layer(n.role) && tensor_present(n.role, cfg)) add_named(n, -1);
+  }
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    for (const GgufTensorName& n : gguf_tensor_names()) {
+      if (is_per_layer(n.role) && tensor_present(n.role, cfg)) add_named(n, l);
+    }
+  }
 
   // The file type: the type most of the blocks' linear weights have.
   std::map<GgmlType, int> counts;
@@ -309,7 +302,8 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
         p.name, ne, p.type, [src, p, q, cols, hd, mapping_error](std::vector<uint8_t>* bytes) {
           if (p.mapped) {
             const QuantizedWeight rows =
-                p.permute_heads > 0 ? q->select_rows(interleaved_rows(p.permute_heads, hd)) : *q;
+                p.permute_heads > 0 ? q->select_rows(interleaved_row_order(p.permute_heads, hd))
+                                    : *q;
             double err = 0;
             *bytes = ggml_blocks_of(rows, p.type, &err);
             *mapping_error = std::max(*mapping_error, err);
@@ -318,13 +312,13 @@ GgufExportResult export_gguf(const GgufExportOptions& opt) {
           std::vector<float> v = src->read(p.role, p.layer);
           if (p.permute_heads > 0) {
             const size_t c = p.role == TensorRole::kBq || p.role == TensorRole::kBk ? 1 : cols;
-            v = select_rows(v, interleaved_rows(p.permute_heads, hd), c);
+            v = select_rows(v, interleaved_row_order(p.permute_heads, hd), c);
           }
           encode(v, p.type == GgmlType::kF32 ? v.size() : cols, p.type, bytes);
         });
   }
-  if (cfg.rope_scaling.type == "llama3") {
-    // llama.cpp divides each rotary frequency by this factor.
+  if (!cfg.rope_scaling.type.empty()) {
+    // llama.cpp divides each rotary frequency by this factor (a GGUF import holds them as read).
     ModelConfig plain = cfg;
     plain.rope_scaling = RopeScaling{};
     const std::vector<float> f0 = ops::rope_inv_freq(plain), f1 = ops::rope_inv_freq(cfg);

@@ -1,5 +1,6 @@
 #include "lowbit/export/gguf_vocab.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -219,6 +220,11 @@ void pad_to(GgufVocab* v, int vocab_size) {
 
 GgufVocab gguf_vocab(const std::string& tokenizer_path, int vocab_size) {
   std::string file = tokenizer_path;
+  if (is_file(file) && gguf::has_gguf_magic(file)) {  // a GGUF model's own vocabulary
+    GgufVocab v = read_gguf_vocab(gguf::Reader::open(file));
+    pad_to(&v, vocab_size);
+    return v;
+  }
   if (is_dir(file)) {
     const fs::path d(file);
     if (is_file((d / "tokenizer.model").string())) {
@@ -266,6 +272,60 @@ void write_gguf_vocab(const GgufVocab& v, gguf::Writer* w) {
   w->set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
   w->set_bool("tokenizer.ggml.add_eos_token", v.add_eos);
   if (v.model == "llama") w->set_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+}
+
+GgufVocab read_gguf_vocab(const gguf::Reader& r) {
+  GgufVocab v;
+  v.source = r.path();
+  v.model = r.get_string("tokenizer.ggml.model", true);
+  if (v.model != "llama" && v.model != "gpt2") {
+    fail(r.path(), "tokenizer.ggml.model '{}' is not supported (llama, gpt2)", v.model);
+  }
+  v.tokens = r.get_strings("tokenizer.ggml.tokens");
+  const size_t n = v.tokens.size();
+  if (n == 0) fail(r.path(), "tokenizer.ggml.tokens is empty");
+  if (r.find("tokenizer.ggml.token_type") != nullptr) {
+    v.types = r.get_i32s("tokenizer.ggml.token_type");
+    if (v.types.size() != n) {
+      fail(r.path(), "tokenizer.ggml.token_type has {} entries for {} tokens", v.types.size(), n);
+    }
+  } else {
+    v.types.assign(n, kNormal);
+  }
+  const bool llama = v.model == "llama";
+  if (llama) {
+    if (r.find("tokenizer.ggml.scores") != nullptr) {
+      v.scores = r.get_f32s("tokenizer.ggml.scores");
+      if (v.scores.size() != n) {
+        fail(r.path(), "tokenizer.ggml.scores has {} entries for {} tokens", v.scores.size(), n);
+      }
+      for (float x : v.scores) {
+        if (!std::isfinite(x)) fail(r.path(), "tokenizer.ggml.scores holds {}", x);
+      }
+    } else {
+      v.scores.assign(n, 0.0f);
+    }
+  } else {
+    v.pre = r.get_string("tokenizer.ggml.pre", false, "gpt-2");
+    v.merges = r.get_strings("tokenizer.ggml.merges");
+  }
+  auto id = [&](const char* key, int dflt) {
+    const gguf::Value* x = r.find(key);
+    if (x == nullptr) return dflt;
+    const uint64_t i = r.get_uint(key, true);
+    if (i >= n) fail(r.path(), "{} = {} is outside the {} tokens", key, i, n);
+    return static_cast<int>(i);
+  };
+  v.bos = id("tokenizer.ggml.bos_token_id", llama ? 1 : -1);
+  v.eos = id("tokenizer.ggml.eos_token_id", llama ? 2 : -1);
+  v.unk = id("tokenizer.ggml.unknown_token_id", llama ? 0 : -1);
+  for (int x : {v.bos, v.eos, v.unk}) {
+    if (x >= static_cast<int>(n)) fail(r.path(), "special token id {} outside the {} tokens", x, n);
+  }
+  v.add_bos = r.get_bool("tokenizer.ggml.add_bos_token", llama);
+  v.add_eos = r.get_bool("tokenizer.ggml.add_eos_token", false);
+  v.add_space_prefix = r.get_bool("tokenizer.ggml.add_space_prefix", llama);
+  return v;
 }
 
 }  // namespace lowbit

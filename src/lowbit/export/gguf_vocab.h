@@ -8,7 +8,8 @@
 //    −1000 for every piece, which loses that order);
 //  * a byte-level tokenizer.json BPE with GPT-2's pre-tokenizer: "gpt2" with pre "gpt-2",
 //    tokens and merges as stored;
-//  * a llama2.c tokenizer.bin: "llama" with the file's scores.
+//  * a llama2.c tokenizer.bin: "llama" with the file's scores;
+//  * a GGUF file: its own tokenizer.ggml.* metadata, read back (read_gguf_vocab).
 // The vocabulary is padded with unused "[PAD<id>]" tokens up to the model's embedding rows.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/io/gguf_writer.h"
 
 namespace lowbit {
@@ -45,5 +47,10 @@ GgufVocab gguf_vocab_from_json(const std::string& json_text, const std::string& 
                                const Tokenizer& tok, int vocab_size);
 
 void write_gguf_vocab(const GgufVocab& v, gguf::Writer* w);
+
+// The inverse of write_gguf_vocab: a GGUF file's tokenizer.ggml.* metadata (llama.cpp's defaults
+// where a key is absent: "llama" adds BOS 1, EOS 2, UNK 0). Throws Error("<path>: ...") for
+// missing tokens, arrays of the wrong length or special ids outside the vocabulary.
+GgufVocab read_gguf_vocab(const gguf::Reader& r);
 
 }  // namespace lowbit

@@ -7,17 +7,21 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "lowbit/ops/activation.h"
 
 namespace lowbit {
 
 struct RopeScaling {
-  std::string type;  // "" (none) or "llama3"
+  // "" (none), "llama3", or "factors": each rotary frequency divided by freq_factors[i] (a GGUF
+  // file's rope_freqs tensor, read as llama.cpp applies it).
+  std::string type;
   float factor = 1.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int original_max_position_embeddings = 8192;
+  std::vector<float> freq_factors;  // "factors": one per rotated pair
 };
 
 enum class NormKind { kRms, kLayer };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lowbit/kernels/packed_weight.h"
+#include "lowbit/tokenizer/gguf_tokenizer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 
@@ -69,6 +70,7 @@ void check_vocab(const LoadedModel& m, const std::string& tok_path) {
 }  // namespace
 
 std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size) {
+  if (is_gguf_path(path)) return load_gguf_tokenizer(path);
   if (ends_with(path, ".bin")) return load_llama2c_tokenizer(path, vocab_size);
   return load_tokenizer(path);
 }
@@ -99,6 +101,12 @@ ModelLocation locate_model(const std::string& path, const std::string& tokenizer
     kind = PathKind::kDir;
   }
   loc.tokenizer = tokenizer_path;
+  if (kind == PathKind::kFile && is_gguf_path(path)) {
+    loc.gguf = true;
+    loc.weights = path;
+    if (loc.tokenizer.empty()) loc.tokenizer = path;  // the tokenizer is in the metadata
+    return loc;
+  }
   if (kind == PathKind::kDir) {
     if (path_exists((p / "config.json").string())) {
       loc.hf = true;
@@ -189,6 +197,7 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   const ModelLocation loc = locate_model(path, tokenizer_path, want_tokenizer);
   m.weights = !loc.onnx.empty() ? load_onnx_weights(loc.onnx, rt)
               : loc.hf          ? load_hf_weights(loc.weights, rt)
+              : loc.gguf        ? load_gguf_weights(loc.weights, rt)
                                 : load_llama2c_weights(loc.weights, rt.use_mmap);
   if (rt.bf16_linears) pack_linears_bf16(m.weights.get());
   if (want_tokenizer) {

@@ -5,7 +5,8 @@
 //  * a folder holding one llama2.c checkpoint and its tokenizer;
 //  * an ONNX decoder (a .onnx file, or a folder with config.json and model.onnx but no safetensors)
 //    with the Hugging Face config.json and tokenizer beside it, as optimum exports them
-//    (model/onnx_checkpoint.h).
+//    (model/onnx_checkpoint.h);
+//  * a GGUF file (name ending in .gguf, or GGUF magic), tokenizer from its metadata.
 #pragma once
 
 #include <memory>
@@ -26,7 +27,8 @@ struct LoadedModel {
 
 // Where the weights and tokenizer of what the user pointed at are.
 struct ModelLocation {
-  bool hf = false;        // a Hugging Face folder (else a llama2.c file)
+  bool hf = false;        // a Hugging Face folder (else a llama2.c or GGUF file)
+  bool gguf = false;      // a GGUF file (its tokenizer is the file itself)
   std::string weights;    // the HF folder or the llama2.c .bin
   std::string onnx;       // the .onnx file when the weights are an ONNX graph (hf is true)
   std::string tokenizer;  // tokenizer.json folder/file or tok*.bin ("" when not found and
@@ -43,7 +45,7 @@ std::vector<std::string> model_input_paths(const std::string& path,
                                            const std::string& tokenizer_path = "");
 
 // The tokenizer at `path` as locate_model finds it: a llama2.c tok*.bin (read for a model of
-// `vocab_size` tokens) or a tokenizer.json (file or folder).
+// `vocab_size` tokens), a tokenizer.json (file or folder) or a GGUF file's metadata.
 std::shared_ptr<Tokenizer> open_tokenizer(const std::string& path, int vocab_size);
 
 // How weights are held in memory for the forward pass (the runtime's choices, not the file's).
@@ -83,6 +85,14 @@ std::shared_ptr<ModelWeights> load_onnx_weights(const std::string& onnx_path,
 // copy.
 std::shared_ptr<ModelWeights> load_llama2c_weights(std::shared_ptr<MappedFile> file,
                                                    bool use_mmap = true);
+
+// GGUF file -> weights (model/load_gguf.cpp), by the table of model/gguf_names.h: q4_0 / q8_0
+// linears repacked for the kernels (rt.repack), every other quantized type dequantized to fp32.
+std::shared_ptr<ModelWeights> load_gguf_weights(const std::string& path, const RuntimeOptions& rt);
+std::shared_ptr<ModelWeights> load_gguf_weights(std::shared_ptr<MappedFile> file,
+                                                const RuntimeOptions& rt);
+// Whether `path` is a GGUF file: a regular file named *.gguf or starting with the GGUF magic.
+bool is_gguf_path(const std::string& path);
 
 // Converts every fp32 linear weight that is not packed yet to a bf16 packed copy (the tied
 // lm_head gets its own copy; the embedding table stays fp32).

@@ -18,6 +18,7 @@
 #include "lowbit/io/tensor_convert.h"
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/arch.h"
+#include "lowbit/model/hold_quantized.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/onnx_checkpoint.h"
 #include "lowbit/util/buffer.h"
@@ -99,35 +100,6 @@ void set_weight(Linear* lin, const float* p, int out, int in, bool bf16, ModelWe
   } else {
     lin->w = p;
   }
-}
-
-// Holds a quantized weight in `lin`: repacked for the kernels when possible, else dequantized.
-// `act`: the module's activation scheme (its input quantized to int8 needs the kernel layout).
-void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, bool keep, ModelWeights* w,
-                   const std::optional<ActScheme>& act, const std::string& where) {
-  lin->out = q.out;
-  lin->in = q.in;
-  if (keep) {
-    auto kept = std::make_shared<QuantizedWeight>(q);
-    lin->quant = kept.get();
-    w->keep_alive.push_back(kept);
-  }
-  if (act && act->quantized && !(repack && kernels::can_pack(q)))
-    fail(where, "int8 activations need the quantized kernels (not --dequantize)");
-  if (repack && kernels::can_pack(q)) {
-    auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_quantized(q));
-    if (act) kernels::set_act_scheme(*p, *act, where);
-    lin->packed = p.get();
-    lin->w = nullptr;
-    w->keep_alive.push_back(p);
-    return;
-  }
-  const std::vector<float> deq = q.dequantize();
-  std::shared_ptr<float[]> buf = alloc_floats(deq.size());
-  std::copy(deq.begin(), deq.end(), buf.get());
-  w->keep_alive.push_back(buf);
-  lin->w = buf.get();
-  lin->packed = nullptr;
 }
 
 // A static activation parameter: one finite float in <prefix><suffix>.
@@ -317,6 +289,33 @@ void place(const TensorSpec& spec, const TensorInfo& t, ModelWeights* w, int lay
 }
 
 }  // namespace
+
+void set_quantized(Linear* lin, const QuantizedWeight& q, bool repack, bool keep, ModelWeights* w,
+                   const std::optional<ActScheme>& act, const std::string& where) {
+  lin->out = q.out;
+  lin->in = q.in;
+  if (keep) {
+    auto kept = std::make_shared<QuantizedWeight>(q);
+    lin->quant = kept.get();
+    w->keep_alive.push_back(kept);
+  }
+  if (act && act->quantized && !(repack && kernels::can_pack(q)))
+    fail(where, "int8 activations need the quantized kernels (not --dequantize)");
+  if (repack && kernels::can_pack(q)) {
+    auto p = std::make_shared<kernels::PackedWeight>(kernels::pack_quantized(q));
+    if (act) kernels::set_act_scheme(*p, *act, where);
+    lin->packed = p.get();
+    lin->w = nullptr;
+    w->keep_alive.push_back(p);
+    return;
+  }
+  const std::vector<float> deq = q.dequantize();
+  std::shared_ptr<float[]> buf = alloc_floats(deq.size());
+  std::copy(deq.begin(), deq.end(), buf.get());
+  w->keep_alive.push_back(buf);
+  lin->w = buf.get();
+  lin->packed = nullptr;
+}
 
 std::shared_ptr<ModelWeights> load_hf_weights(const std::string& dir, bool use_mmap) {
   RuntimeOptions rt;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "lowbit/io/tensor_convert.h"
+#include "lowbit/model/gguf_model.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/onnx_checkpoint.h"
 #include "lowbit/util/error.h"
@@ -53,7 +54,16 @@ std::unique_ptr<WeightSource> WeightSource::open(const std::string& path) {
   auto src = std::unique_ptr<WeightSource>(new WeightSource());
   const ModelLocation loc = locate_model(path, "", false);
   src->path_ = loc.weights;
-  if (loc.hf) {
+  if (loc.gguf) {
+    src->gguf_ = std::make_shared<gguf::Reader>(gguf::Reader::open(loc.weights));
+    for (const gguf::Tensor& t : src->gguf_->tensors()) {
+      if (gguf::is_quantized(t.type)) {
+        fail(path, "already quantized ({} tensor {}); quantize the f32/f16/bf16 GGUF file",
+             gguf::type_name(t.type), t.name);
+      }
+    }
+    src->cfg_ = gguf_model_config(*src->gguf_);
+  } else if (loc.hf) {
     src->hf_dir_ = loc.weights;
     src->cfg_ = load_hf_config((std::filesystem::path(loc.weights) / "config.json").string());
     if (!src->cfg_.quant_method.empty()) {
@@ -110,7 +120,9 @@ std::string WeightSource::name(TensorRole role, int layer) const {
   return n;
 }
 
-bool WeightSource::transposed(TensorRole role) const { return spec(role, 0).transposed; }
+bool WeightSource::transposed(TensorRole role) const {
+  return gguf_ == nullptr && spec(role, 0).transposed;
+}
 
 const TensorInfo& WeightSource::hf_tensor(TensorRole role, int layer) const {
   const std::string n = name(role, layer);
@@ -128,6 +140,7 @@ std::vector<float> WeightSource::read(TensorRole role, int layer) const {
   int64_t numel = 1;
   for (int64_t d : role_shape(role, cfg_)) numel *= d;
   std::vector<float> out(static_cast<size_t>(numel));
+  if (gguf_ != nullptr) return read_gguf_role(*gguf_, cfg_, role, layer);
   if (weights_ != nullptr) {
     const float* p = llama2c_array(*weights_, role, layer);
     if (p == nullptr) fail(path_, "missing tensor {}", name(role, layer));
@@ -150,10 +163,21 @@ std::vector<float> WeightSource::read(TensorRole role, int layer) const {
 }
 
 DType WeightSource::stored_dtype(TensorRole role, int layer) const {
+  if (gguf_ != nullptr) {
+    const gguf::GgmlType t = gguf_role_tensor(*gguf_, cfg_, role, layer).type;
+    return t == gguf::GgmlType::kF16    ? DType::F16
+           : t == gguf::GgmlType::kBF16 ? DType::BF16
+                                        : DType::F32;
+  }
   return weights_ != nullptr ? DType::F32 : hf_tensor(role, layer).dtype;
 }
 
 void WeightSource::release(TensorRole role, int layer) const {
+  if (gguf_ != nullptr) {
+    const gguf::Tensor& t = gguf_role_tensor(*gguf_, cfg_, role, layer);
+    gguf_->file()->release(t.data, static_cast<size_t>(t.bytes));
+    return;
+  }
   if (weights_ != nullptr) return;
   const TensorInfo& t = hf_tensor(role, layer);
   for (const auto& f : store_->files()) {

@@ -2,13 +2,15 @@
 // memory (the layer-by-layer quantization pipeline). A Hugging Face folder is memory-mapped and
 // each tensor converted on request; the mapped pages are dropped from the resident set again
 // (release) so only what the caller copied stays. A llama2.c file (small by nature) is loaded
-// whole through load_llama2c_weights.
+// whole through load_llama2c_weights. A GGUF file of f32/f16/bf16 tensors is memory-mapped and
+// read one tensor at a time like a Hugging Face folder (quantized GGUF files are refused).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/model/arch.h"
 #include "lowbit/model/weights.h"
@@ -17,15 +19,16 @@ namespace lowbit {
 
 class WeightSource {
  public:
-  // `path`: what load_model accepts (HF folder, llama2.c .bin, folder with one .bin). Quantized
-  // checkpoints are refused (quantizing them again would compound the error).
+  // `path`: what load_model accepts (HF folder, llama2.c .bin, folder with one .bin, GGUF file).
+  // Quantized checkpoints are refused (quantizing them again would compound the error).
   static std::unique_ptr<WeightSource> open(const std::string& path);
 
   const ModelConfig& config() const { return cfg_; }
   const ArchSpec& arch() const { return *arch_; }
-  // The HF folder or the llama2.c file; "" for a folder holding llama2.c.
+  // The HF folder, the llama2.c file or the GGUF file.
   const std::string& path() const { return path_; }
-  bool is_hf() const { return weights_ == nullptr; }
+  bool is_hf() const { return store_ != nullptr; }
+  bool is_gguf() const { return gguf_ != nullptr; }
   // The HF folder the weights come from ("" for llama2.c): tokenizer and config files live there.
   const std::string& hf_dir() const { return hf_dir_; }
   // The ONNX graph the tensors come from ("" unless the model is an ONNX decoder; hf_dir() is then
@@ -56,6 +59,7 @@ class WeightSource {
   std::string path_, hf_dir_, llama2c_file_, onnx_file_;
   std::unique_ptr<TensorStore> store_;     // HF
   std::shared_ptr<ModelWeights> weights_;  // llama2.c
+  std::shared_ptr<gguf::Reader> gguf_;     // GGUF
 };
 
 }  // namespace lowbit

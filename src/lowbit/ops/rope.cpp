@@ -17,6 +17,9 @@ std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
     inv[static_cast<size_t>(i)] = 1.0f / std::pow(cfg.rope_theta, expo);
   }
   const RopeScaling& rs = cfg.rope_scaling;
+  if (rs.type == "factors" && rs.freq_factors.size() == inv.size()) {
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= rs.freq_factors[i];
+  }
   if (rs.type == "llama3") {
     const double old_ctx = rs.original_max_position_embeddings;
     const double low_wavelen = old_ctx / rs.low_freq_factor;

@@ -39,6 +39,7 @@
 #include "lowbit/quant/algo/rtn.h"
 #include "lowbit/quant/algo/smoothquant.h"
 #include "lowbit/quant/layer_tensors.h"
+#include "lowbit/tokenizer/gguf_tokenizer.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
 #include "lowbit/util/finite.h"
@@ -356,6 +357,13 @@ class Pipeline {
     rep_.format = opt.format;
     rep_.n_layers = cfg_.n_layers;
     n_shards_ = cfg_.n_layers + 1;
+    if (cfg_.rope_scaling.type == "factors") {
+      fail(model, "rope frequency factors (a GGUF rope_freqs tensor) have no config.json form");
+    }
+    if (src_->is_gguf() && opt.tokenizer.empty()) {
+      gguf_tokenizer_files(
+          gguf_vocab(model, cfg_.vocab_size));  // before any work: can it be written?
+    }
     check_options();
     if (opt_.format == "awq" && opt_.algo != QuantAlgo::kNone) check_awq_plans();
     OutputDirOptions oo;
@@ -434,7 +442,7 @@ class Pipeline {
       std::sort(names.begin(), names.end());
       for (const std::string& n : names) files.push_back(file_identity(n));
     } else {
-      files.push_back(file_identity(src_->llama2c_file()));
+      files.push_back(file_identity(src_->path()));  // the llama2.c or GGUF file
     }
     f["model"] = files;
     f["tokenizer"] = opt_.tokenizer.empty() ? json("") : file_identity(opt_.tokenizer);
@@ -2007,6 +2015,10 @@ class Pipeline {
     std::string tok = opt_.tokenizer;
     if (tok.empty()) tok = locate_model(rep_.model, "", !src_->is_hf()).tokenizer;
     if (tok.empty()) return;
+    if (is_gguf_path(tok)) {  // the vocabulary in a GGUF file's metadata, as tokenizer files
+      write_gguf_tokenizer_files(gguf_vocab(tok, cfg_.vocab_size), dir_->tmp());
+      return;
+    }
     fs::path t(tok);
     const PathKind kind = path_kind(tok);
     if (kind == PathKind::kDir) {

@@ -302,7 +302,7 @@ ModelConfig synth_shape(const std::string& name) {
     c.tied_embeddings = s.tied;
     c.bos_id = s.bos;
     c.eos_id = s.eos;
-    if (s.llama3_scaling) c.rope_scaling = {"llama3", 32.0f, 1.0f, 4.0f, 8192};
+    if (s.llama3_scaling) c.rope_scaling = {"llama3", 32.0f, 1.0f, 4.0f, 8192, {}};
     return c;
   }
   std::string names;

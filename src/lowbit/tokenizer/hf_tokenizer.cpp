@@ -49,7 +49,16 @@ json read_optional_json(const std::string& path) {
 std::shared_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& json_text,
                                                     const std::string& where,
                                                     const std::string& config_dir) {
-  json j = parse_json(where, json_text);
+  json cfg, map;
+  if (!config_dir.empty()) {
+    cfg = read_optional_json(config_dir + "/tokenizer_config.json");
+    map = read_optional_json(config_dir + "/special_tokens_map.json");
+  }
+  return from_json_object(parse_json(where, json_text), where, cfg, map);
+}
+
+std::shared_ptr<HfTokenizer> HfTokenizer::from_json_object(const json& j, const std::string& where,
+                                                           const json& cfg, const json& map) {
   if (!j.is_object()) fail(where, "tokenizer.json is not a JSON object");
   const json* model = find(j, "model");
   if (!model) fail(where, "no 'model' in tokenizer.json");
@@ -83,16 +92,11 @@ std::shared_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& json_text
   }
   t->raw_matcher_.build(std::move(raw));
   t->normalized_matcher_.build(std::move(normalized));
-  t->load_config(config_dir, where);
+  t->load_config(cfg, map, where);
   return t;
 }
 
-void HfTokenizer::load_config(const std::string& config_dir, const std::string& where) {
-  json cfg, map;
-  if (!config_dir.empty()) {
-    cfg = read_optional_json(config_dir + "/tokenizer_config.json");
-    map = read_optional_json(config_dir + "/special_tokens_map.json");
-  }
+void HfTokenizer::load_config(const json& cfg, const json& map, const std::string& where) {
   auto named = [&](const char* key) {
     std::string name = config_token(cfg, key);
     if (name.empty()) name = config_token(map, key);

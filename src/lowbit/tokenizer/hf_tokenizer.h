@@ -31,12 +31,18 @@ class HfTokenizer : public Tokenizer {
   static std::shared_ptr<HfTokenizer> from_json(const std::string& json_text,
                                                 const std::string& where,
                                                 const std::string& config_dir);
+  // The same for a parsed tokenizer.json with tokenizer_config.json / special_tokens_map.json
+  // contents given (null when absent): tokenizers built in memory (GGUF metadata).
+  static std::shared_ptr<HfTokenizer> from_json_object(const nlohmann::json& j,
+                                                       const std::string& where,
+                                                       const nlohmann::json& config,
+                                                       const nlohmann::json& special_tokens_map);
 
  private:
   int token_id(const std::string& token) const;  // -1 when unknown
   const std::string* token_text(int id) const;   // nullptr when unknown
   bool is_special(int id) const;
-  void load_config(const std::string& config_dir, const std::string& where);
+  void load_config(const nlohmann::json& cfg, const nlohmann::json& map, const std::string& where);
   void encode_piece(const std::string& text, bool at_start, std::vector<int>& out) const;
 
   BpeModel model_;

@@ -49,11 +49,50 @@ std::shared_ptr<Llama2cTokenizer> Llama2cTokenizer::from_mapped(const MappedFile
          "model's tokenizer",
          vocab_size, size - off, vocab_size - 1);
   }
-  for (size_t i = 0; i < t->pieces_.size(); ++i)
-    t->ids_.emplace(t->pieces_[i], static_cast<int>(i));
+  t->special_.assign(t->pieces_.size(), false);
+  for (int i = 0; i <= 2; ++i) t->special_[static_cast<size_t>(i)] = true;
+  t->index();
+  // run.c: byte pieces at ids 3..258.
   t->byte_fallback_ =
       t->pieces_.size() >= 259 && t->pieces_[3] == "<0x00>" && t->pieces_[258] == "<0xFF>";
+  for (int b = 0; b < 256; ++b) t->byte_ids_[static_cast<size_t>(b)] = b + 3;
   return t;
+}
+
+std::shared_ptr<Llama2cTokenizer> Llama2cTokenizer::from_vocab(ScoredVocab v,
+                                                               const std::string& where) {
+  const int n = static_cast<int>(v.pieces.size());
+  if (n == 0) fail(where, "empty vocabulary");
+  if (v.scores.size() != v.pieces.size() || v.special.size() != v.pieces.size()) {
+    fail(where, "{} pieces but {} scores and {} types", n, v.scores.size(), v.special.size());
+  }
+  for (int id : {v.bos, v.eos, v.unk}) {
+    if (id >= n) fail(where, "special token id {} outside the vocabulary of {}", id, n);
+  }
+  auto t = std::make_shared<Llama2cTokenizer>();
+  t->pieces_ = std::move(v.pieces);
+  t->scores_ = std::move(v.scores);
+  t->special_ = std::move(v.special);
+  t->bos_ = v.bos;
+  t->eos_ = v.eos;
+  t->unk_ = v.unk;
+  t->add_bos_ = v.add_bos && v.bos >= 0;
+  t->add_eos_ = v.add_eos && v.eos >= 0;
+  t->space_prefix_ = v.space_prefix;
+  t->index();
+  t->byte_fallback_ = true;
+  for (int b = 0; b < 256; ++b) {
+    const int id = t->lookup(fmt::format("<0x{:02X}>", b));
+    t->byte_ids_[static_cast<size_t>(b)] = id;
+    if (id < 0) t->byte_fallback_ = false;
+  }
+  return t;
+}
+
+void Llama2cTokenizer::index() {
+  ids_.clear();
+  for (size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<int>(i));
+  byte_ids_.assign(256, -1);
 }
 
 int Llama2cTokenizer::lookup(const std::string& s) const {
@@ -63,7 +102,7 @@ int Llama2cTokenizer::lookup(const std::string& s) const {
 
 std::vector<int> Llama2cTokenizer::encode(const std::string& text, bool add_special) const {
   std::vector<int> toks;
-  if (!text.empty()) {
+  if (!text.empty() && space_prefix_) {
     int dummy = lookup(" ");
     if (dummy >= 0) toks.push_back(dummy);
   }
@@ -81,10 +120,10 @@ std::vector<int> Llama2cTokenizer::encode(const std::string& text, bool add_spec
       toks.push_back(id);
       last_unk = false;
     } else if (byte_fallback_) {
-      for (unsigned char b : buf) toks.push_back(b + 3);
+      for (unsigned char b : buf) toks.push_back(byte_ids_[b]);
       last_unk = false;
-    } else if (!last_unk) {  // consecutive unknown characters fuse into one <unk>
-      toks.push_back(0);
+    } else if (!last_unk && unk_ >= 0) {  // consecutive unknown characters fuse into one <unk>
+      toks.push_back(unk_);
       last_unk = true;
     }
     buf.clear();
@@ -126,29 +165,29 @@ std::vector<int> Llama2cTokenizer::encode(const std::string& text, bool add_spec
     push(c.pos);
   }
   std::vector<int> out;
-  if (add_special) out.push_back(1);
+  if (add_special && add_bos_) out.push_back(bos_);
   for (int i = 0; i >= 0 && i < n; i = next[i]) out.push_back(toks[i]);
-  if (n == 0 && !out.empty()) return out;
+  if (add_special && add_eos_) out.push_back(eos_);
   return out;
 }
 
 std::string Llama2cTokenizer::decode_token(int prev_id, int id) const {
   if (id < 0 || id >= vocab_size()) return "";
-  if (id <= 2) return "";  // <unk>, <s>, </s>
+  if (special_[static_cast<size_t>(id)]) return "";  // <unk>, <s>, </s>, ...
   const std::string& piece = pieces_[id];
   unsigned int byte = 0;
   if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) {
     return std::string(1, static_cast<char>(byte));
   }
-  if (prev_id == 1 && !piece.empty() && piece[0] == ' ') return piece.substr(1);
+  if (prev_id == bos_ && space_prefix_ && !piece.empty() && piece[0] == ' ') return piece.substr(1);
   return piece;
 }
 
 std::string Llama2cTokenizer::decode(const std::vector<int>& ids, bool skip_special) const {
   std::string out;
-  int prev = 1;  // like the HF decoder: the first piece's leading space is stripped
+  int prev = bos_;  // like the HF decoder: the first piece's leading space is stripped
   for (int id : ids) {
-    if (!skip_special && id >= 0 && id <= 2) {
+    if (!skip_special && id >= 0 && id < vocab_size() && special_[static_cast<size_t>(id)]) {
       out += pieces_[id];
     } else {
       out += decode_token(prev, id);

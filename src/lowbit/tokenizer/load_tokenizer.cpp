@@ -3,8 +3,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "lowbit/io/gguf_reader.h"
 #include "lowbit/io/json_read.h"
 #include "lowbit/io/limits.h"
+#include "lowbit/tokenizer/gguf_tokenizer.h"
 #include "lowbit/tokenizer/hf_tokenizer.h"
 #include "lowbit/tokenizer/llama2c_tokenizer.h"
 #include "lowbit/tokenizer/sentencepiece_tokenizer.h"
@@ -102,6 +104,7 @@ std::shared_ptr<Tokenizer> load_tokenizer(const std::string& path) {
                                   fs::path(path).parent_path().string());
   }
   if (ext == ".model") return load_model_file(path);
+  if (ext == ".gguf" || gguf::has_gguf_magic(path)) return load_gguf_tokenizer(path);
   if (ext == ".bin") return Llama2cTokenizer::from_file(path, -1);
   std::string text = read_tokenizer_file(path);
   if (starts_with_json(text)) {
