@@ -275,6 +275,36 @@ INSTANTIATE_TEST_SUITE_P(
         ExportCase{"opt_int4_g32_sym", "opt-tiny", "--algo rtn --bits 4 -g 32 --sym", false}),
     [](const testing::TestParamInfo<ExportCase>& i) { return std::string(i.param.name); });
 
+// lowbit reads its own export back (model/onnx_checkpoint.h: norms and embeddings under the
+// architecture table's names, linears' nodes named after their modules as optimum names them):
+// the ONNX folder gives the source model's logits — floating point, and quantized (MatMulNBits,
+// with act-order's Gather) — so export -> import is a round trip. No ONNX Runtime needed.
+TEST(OnnxExport, LowbitReadsItsExportBack) {
+  LOWBIT_SHARED_OR_SKIP(src, "models/llama-256");
+  test::TempDir tmp("onnx_roundtrip");
+  const std::vector<int> ids = prompt_ids(src);
+  for (const char* args : {"", "--algo rtn --bits 4 -g 32",
+                           "--algo gptq --bits 4 -g 32 --act-order --calib tinystories "
+                           "--nsamples 8 --seqlen 64"}) {
+    std::string model = src;
+    if (args[0] != '\0') {
+      model = tmp / "q";
+      std::filesystem::remove_all(model);
+      const test::CliResult q = run_cli("quantize --model " + src + " --out " + model + " " + args);
+      ASSERT_EQ(q.rc, 0) << q.out;
+    }
+    const std::string out = tmp / "onnx";
+    std::filesystem::remove_all(out);
+    const test::CliResult e = run_cli("export onnx --model " + model + " --out " + out);
+    ASSERT_EQ(e.rc, 0) << e.out;
+    const LowbitRun a = run_lowbit(model, ids, 3), b = run_lowbit(out, ids, 3);
+    ASSERT_EQ(a.logits.size(), b.logits.size());
+    for (size_t s = 0; s < a.logits.size(); ++s)
+      EXPECT_LT(test::max_rel_err(b.logits[s], a.logits[s]), 1e-6) << args << " step " << s;
+    EXPECT_EQ(a.greedy, b.greedy) << args;
+  }
+}
+
 TEST(OnnxExport, FolderHoldsGenaiConfigTokenizerAndExternalData) {
   LOWBIT_SHARED_OR_SKIP(src, "models/llama-256");
   ORT_OR_SKIP();

@@ -1,5 +1,6 @@
 #include "lowbit/export/onnx_export.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -61,8 +62,33 @@ struct Emitter {
     return b.init_f32(name, dims, p);
   }
 
+  // The architecture table's parameter name of a role ("model.layers.0.self_attn.q_proj.weight"),
+  // "" when the family stores none of its own (fused q/k/v, gate/up). Norms and embeddings are
+  // written under these names and linears' nodes named after their module as optimum names them
+  // ("/model/layers.0/self_attn/q_proj/MatMul"), so lowbit reads its export back
+  // (model/onnx_checkpoint.h) as it reads optimum's.
+  std::string param(TensorRole role, int layer) const {
+    const ArchSpec* arch = find_arch(c.architecture);
+    if (arch == nullptr) return "";
+    for (const TensorSpec& t : arch->tensors)
+      if (t.role == role) return tensor_name(t, layer);
+    return "";
+  }
+  std::string node_path(TensorRole role, int layer, const char* op) const {
+    std::string m = param(role, layer);
+    if (m.size() <= 7 || m.compare(m.size() - 7, 7, ".weight") != 0) return "";
+    m = "/" + m.substr(0, m.size() - 7) + "/" + op;
+    std::replace(m.begin(), m.end(), '.', '/');
+    return m;
+  }
+  std::string param_or(TensorRole role, int layer, const std::string& fallback) const {
+    const std::string n = param(role, layer);
+    return n.empty() ? fallback : n;
+  }
+
   // y = x W^T + b for a lowbit Linear, MatMul or MatMulNBits.
-  std::string linear(const Linear& L, const std::string& name, const std::string& x) {
+  std::string linear(const Linear& L, const std::string& name, const std::string& x,
+                     TensorRole role, int layer = -1) {
     if (!L.present()) fail(where, "{} is missing", name);
     if (L.packed != nullptr && L.packed->act && L.packed->act->quantized) {
       fail(where, "{}: int8 activations cannot be exported to ONNX (weight-only schemes only)",
@@ -85,7 +111,8 @@ struct Emitter {
       if (!m.zero_points.empty()) {
         ins.push_back(b.init_u8(name + ".qzeros", {m.N, m.zero_point_row_bytes()}, m.zero_points));
       }
-      y = b.op("MatMulNBits", ins, name,
+      const std::string path = node_path(role, layer, "MatMulNBits");
+      y = b.op("MatMulNBits", ins, path.empty() ? name : path,
                {{"K", m.K},
                 {"N", m.N},
                 {"bits", int64_t{m.bits}},
@@ -104,9 +131,10 @@ struct Emitter {
             t[static_cast<size_t>(i) * L.out + o] = L.w[static_cast<size_t>(o) * L.in + i];
           }
         }
-        wt = f32(name + ".weight", {L.in, L.out}, t.data());
+        wt = f32(name + ".weight_t", {L.in, L.out}, t.data());  // [in, out]: not the parameter
       }
-      y = b.op("MatMul", {in, wt}, name);
+      const std::string path = node_path(role, layer, "MatMul");
+      y = b.op("MatMul", {in, wt}, path.empty() ? name : path);
       ++r.float_linears;
     }
     if (L.bias != nullptr)
@@ -114,10 +142,11 @@ struct Emitter {
     return y;
   }
 
-  std::string norm(const Norm& n, const std::string& name, const std::string& x, int dim) {
+  std::string norm(const Norm& n, const std::string& name, const std::string& x, int dim,
+                   TensorRole role, TensorRole bias_role, int layer = -1) {
     if (n.w == nullptr) fail(where, "{} is missing", name);
-    const std::string scale = f32(name + ".weight", {dim}, n.w);
-    const std::string bias = n.b ? f32(name + ".bias", {dim}, n.b) : "";
+    const std::string scale = f32(param_or(role, layer, name + ".weight"), {dim}, n.w);
+    const std::string bias = n.b ? f32(param_or(bias_role, layer, name + ".bias"), {dim}, n.b) : "";
     if (c.norm == NormKind::kLayer) {
       std::vector<std::string> ins = {x, scale};
       if (!bias.empty()) ins.push_back(bias);
@@ -212,9 +241,9 @@ struct Emitter {
   std::string attention(const LayerWeights& L, int l, const std::string& xn) {
     const std::string p = "layers." + std::to_string(l) + ".attn.";
     const int H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim, rep = H / KV;
-    std::string q = heads(linear(L.wq, p + "q_proj", xn), H, p + "q");
-    std::string k = heads(linear(L.wk, p + "k_proj", xn), KV, p + "k");
-    const std::string v = heads(linear(L.wv, p + "v_proj", xn), KV, p + "v");
+    std::string q = heads(linear(L.wq, p + "q_proj", xn, TensorRole::kWq, l), H, p + "q");
+    std::string k = heads(linear(L.wk, p + "k_proj", xn, TensorRole::kWk, l), KV, p + "k");
+    const std::string v = heads(linear(L.wv, p + "v_proj", xn, TensorRole::kWv, l), KV, p + "v");
     if (c.position == PositionKind::kRope) {
       q = rope(q, p + "q_rope");
       k = rope(k, p + "k_rope");
@@ -237,7 +266,7 @@ struct Emitter {
     if (rep > 1) o = b.op("Reshape", {o, b.const_i64({0, H, -1, hd})}, p + "ctx_heads");
     o = b.op("Transpose", {o}, p + "ctx_t", {{"perm", std::vector<int64_t>{0, 2, 1, 3}}});
     o = b.op("Reshape", {o, b.const_i64({0, 0, H * hd})}, p + "ctx_merged");
-    return linear(L.wo, p + "o_proj", o);
+    return linear(L.wo, p + "o_proj", o, TensorRole::kWo, l);
   }
 
   std::string mlp(const LayerWeights& L, int l, const std::string& x) {
@@ -245,13 +274,13 @@ struct Emitter {
     std::string h;
     if (c.gated_mlp) {
       h = b.op("Mul",
-               {activation(linear(L.w_gate, p + "gate_proj", x), p + "act"),
-                linear(L.w_up, p + "up_proj", x)},
+               {activation(linear(L.w_gate, p + "gate_proj", x, TensorRole::kWGate, l), p + "act"),
+                linear(L.w_up, p + "up_proj", x, TensorRole::kWUp, l)},
                p + "gated");
     } else {
-      h = activation(linear(L.w_up, p + "up_proj", x), p + "act");
+      h = activation(linear(L.w_up, p + "up_proj", x, TensorRole::kWUp, l), p + "act");
     }
-    return linear(L.w_down, p + "down_proj", h);
+    return linear(L.w_down, p + "down_proj", h, TensorRole::kWDown, l);
   }
 
   // The inputs, the positions (RoPE tables or learned rows) and the attention mask.
@@ -266,12 +295,13 @@ struct Emitter {
       }
     }
     const int ed = c.embed_dim();
-    embed = f32("embed_tokens.weight", {c.vocab_size, ed}, w.tok_embeddings);
+    embed = f32(param_or(TensorRole::kTokEmbeddings, -1, "embed_tokens.weight"), {c.vocab_size, ed},
+                w.tok_embeddings);
     std::string x = b.op("Gather", {embed, "input_ids"}, "embed", {{"axis", int64_t{0}}});
     if (c.position == PositionKind::kLearned) {
       if (w.pos_embeddings == nullptr) fail(where, "the learned position embeddings are missing");
-      const std::string pe =
-          f32("embed_positions.weight", {c.max_seq_len + c.position_offset, ed}, w.pos_embeddings);
+      const std::string pe = f32(param_or(TensorRole::kPosEmbeddings, -1, "embed_positions.weight"),
+                                 {c.max_seq_len + c.position_offset, ed}, w.pos_embeddings);
       std::string pos = "position_ids";
       if (c.position_offset != 0) {
         pos = b.op("Add", {pos, b.scalar_i64(c.position_offset)}, "positions_offset");
@@ -279,8 +309,10 @@ struct Emitter {
       x = b.op("Add", {x, b.op("Gather", {pe, pos}, "pos_embed", {{"axis", int64_t{0}}})},
                "embed_pos");
     }
-    if (c.embed_norm) x = norm(w.embed_norm, "embed_norm", x, ed);
-    if (c.proj_dim > 0) x = linear(w.proj_in, "project_in", x);
+    if (c.embed_norm)
+      x = norm(w.embed_norm, "embed_norm", x, ed, TensorRole::kEmbedNorm,
+               TensorRole::kEmbedNormBias);
+    if (c.proj_dim > 0) x = linear(w.proj_in, "project_in", x, TensorRole::kProjIn);
 
     if (c.position == PositionKind::kRope) {
       const int rot = c.rope_dims > 0 ? c.rope_dims : c.head_dim, half = rot / 2;
@@ -337,18 +369,31 @@ struct Emitter {
     for (int l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = w.layers[static_cast<size_t>(l)];
       const std::string p = "layers." + std::to_string(l) + ".";
-      const std::string xa = c.post_norm ? x : norm(L.attn_norm, p + "attn_norm", x, c.dim);
+      const std::string xa = c.post_norm
+                                 ? x
+                                 : norm(L.attn_norm, p + "attn_norm", x, c.dim,
+                                        TensorRole::kAttnNorm, TensorRole::kAttnNormBias, l);
       const std::string a = attention(L, l, xa);
       if (c.parallel_block) {
-        const std::string mi = c.shared_norm ? xa : norm(L.ffn_norm, p + "ffn_norm", x, c.dim);
+        const std::string mi = c.shared_norm
+                                   ? xa
+                                   : norm(L.ffn_norm, p + "ffn_norm", x, c.dim,
+                                          TensorRole::kFfnNorm, TensorRole::kFfnNormBias, l);
         const std::string m = mlp(L, l, mi);
         x = b.op("Add", {b.op("Add", {x, a}, p + "res_attn"), m}, p + "res_mlp");
       } else {
         x = b.op("Add", {x, a}, p + "res_attn");
-        if (c.post_norm) x = norm(L.attn_norm, p + "attn_norm", x, c.dim);
-        const std::string mi = c.post_norm ? x : norm(L.ffn_norm, p + "ffn_norm", x, c.dim);
+        if (c.post_norm)
+          x = norm(L.attn_norm, p + "attn_norm", x, c.dim, TensorRole::kAttnNorm,
+                   TensorRole::kAttnNormBias, l);
+        const std::string mi = c.post_norm
+                                   ? x
+                                   : norm(L.ffn_norm, p + "ffn_norm", x, c.dim,
+                                          TensorRole::kFfnNorm, TensorRole::kFfnNormBias, l);
         x = b.op("Add", {x, mlp(L, l, mi)}, p + "res_mlp");
-        if (c.post_norm) x = norm(L.ffn_norm, p + "ffn_norm", x, c.dim);
+        if (c.post_norm)
+          x = norm(L.ffn_norm, p + "ffn_norm", x, c.dim, TensorRole::kFfnNorm,
+                   TensorRole::kFfnNormBias, l);
       }
       for (const char* kv : {"key", "value"}) {
         b.output("present." + std::to_string(l) + "." + kv, ElemType::kFloat,
@@ -356,9 +401,11 @@ struct Emitter {
       }
       if (bar) bar->add();
     }
-    if (c.final_norm) x = norm(w.final_norm, "final_norm", x, c.dim);
-    if (c.proj_dim > 0) x = linear(w.proj_out, "project_out", x);
-    b.op_to("Identity", {linear(w.lm_head, "lm_head", x)}, "logits");
+    if (c.final_norm)
+      x = norm(w.final_norm, "final_norm", x, c.dim, TensorRole::kFinalNorm,
+               TensorRole::kFinalNormBias);
+    if (c.proj_dim > 0) x = linear(w.proj_out, "project_out", x, TensorRole::kProjOut);
+    b.op_to("Identity", {linear(w.lm_head, "lm_head", x, TensorRole::kLmHead)}, "logits");
     b.output("logits", ElemType::kFloat, {"batch_size", "sequence_length", c.vocab_size});
   }
 };
