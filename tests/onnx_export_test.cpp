@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lowbit/io/protobuf_wire.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/transformer.h"
 #include "test_util.h"
@@ -91,44 +92,15 @@ LowbitRun run_lowbit(const std::string& model, const std::vector<int>& ids, int 
   return o;
 }
 
-// A minimal protobuf wire reader (what the test needs of model.onnx): the fields of a message.
-struct Field {
-  int number = 0, wire = 0;
-  uint64_t value = 0;      // varint / fixed
-  std::string_view bytes;  // length-delimited
-};
+// The fields of a protobuf message (io/protobuf_wire.h; ONNX Runtime, not this reader, is the
+// independent check of what the exporter writes).
+using pb::Field;
 
 std::vector<Field> fields(std::string_view m) {
   std::vector<Field> out;
-  size_t p = 0;
-  auto varint = [&]() {
-    uint64_t v = 0;
-    for (int shift = 0; p < m.size() && shift < 64; shift += 7) {
-      const auto b = static_cast<uint8_t>(m[p++]);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    throw Error("bad varint");
-  };
-  while (p < m.size()) {
-    const uint64_t tag = varint();
-    Field f;
-    f.number = static_cast<int>(tag >> 3);
-    f.wire = static_cast<int>(tag & 7);
-    if (f.wire == 0) {
-      f.value = varint();
-    } else if (f.wire == 2) {
-      const uint64_t n = varint();
-      if (n > m.size() - p) throw Error("truncated field");
-      f.bytes = m.substr(p, n);
-      p += n;
-    } else if (f.wire == 5 || f.wire == 1) {
-      p += f.wire == 5 ? 4 : 8;
-    } else {
-      throw Error("bad wire type");
-    }
-    out.push_back(f);
-  }
+  pb::Reader r(m, "model.onnx", "test message");
+  Field f;
+  while (r.next(&f)) out.push_back(f);
   return out;
 }
 

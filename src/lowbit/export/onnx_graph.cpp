@@ -3,49 +3,33 @@
 #include <cstring>
 #include <fstream>
 
+#include "lowbit/io/protobuf_wire.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit::onnx_graph {
 
 namespace {
 
-// ---- protobuf wire format: varints, tags, length-delimited fields ------------------------------
+// ---- protobuf wire format (io/protobuf_wire.h) ------------------------------------------------
 
-constexpr int kVarint = 0, kFixed32 = 5, kLen = 2;
-
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
+constexpr pb::Wire kLen = pb::kLen;
+using pb::varint_size;
 
 struct Out {
   std::string s;
-  void varint(uint64_t v) {
-    while (v >= 0x80) {
-      s.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    s.push_back(static_cast<char>(v));
-  }
-  void tag(int field, int wire) { varint(static_cast<uint64_t>(field) << 3 | wire); }
+  void varint(uint64_t v) { pb::put_varint(&s, v); }
+  void tag(int field, pb::Wire wire) { pb::put_tag(&s, static_cast<uint32_t>(field), wire); }
+  // Negative int64: ten bytes, as protobuf writes them.
   void i64(int field, int64_t v) {
-    tag(field, kVarint);
-    varint(static_cast<uint64_t>(v));  // negative int64: ten bytes, as protobuf writes them
+    pb::put_varint_field(&s, static_cast<uint32_t>(field), static_cast<uint64_t>(v));
   }
   void f32(int field, float v) {
-    tag(field, kFixed32);
-    char b[4];
-    std::memcpy(b, &v, 4);
-    s.append(b, 4);
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    pb::put_fixed32_field(&s, static_cast<uint32_t>(field), u);
   }
   void bytes(int field, const std::string& v) {
-    tag(field, kLen);
-    varint(v.size());
-    s += v;
+    pb::put_bytes_field(&s, static_cast<uint32_t>(field), v);
   }
 };
 

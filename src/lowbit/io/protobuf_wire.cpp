@@ -1,5 +1,7 @@
 #include "lowbit/io/protobuf_wire.h"
 
+#include <cstring>
+
 #include "lowbit/util/error.h"
 
 namespace lowbit::pb {
@@ -82,6 +84,22 @@ void put_tag(std::string* out, uint32_t number, Wire wire) {
 void put_varint_field(std::string* out, uint32_t number, uint64_t v) {
   put_tag(out, number, kVarint);
   put_varint(out, v);
+}
+
+void put_fixed32_field(std::string* out, uint32_t number, uint32_t v) {
+  put_tag(out, number, kFixed32);
+  char b[4];
+  std::memcpy(b, &v, 4);  // little-endian, as the wire format and every machine lowbit runs on
+  out->append(b, 4);
+}
+
+size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
 }
 
 void put_bytes_field(std::string* out, uint32_t number, std::string_view bytes) {

@@ -64,5 +64,8 @@ void put_varint(std::string* out, uint64_t v);
 void put_tag(std::string* out, uint32_t number, Wire wire);
 void put_varint_field(std::string* out, uint32_t number, uint64_t v);
 void put_bytes_field(std::string* out, uint32_t number, std::string_view bytes);
+void put_fixed32_field(std::string* out, uint32_t number, uint32_t v);
+// Bytes put_varint writes for v.
+size_t varint_size(uint64_t v);
 
 }  // namespace lowbit::pb
