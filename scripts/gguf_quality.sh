@@ -34,6 +34,10 @@ CALIB=$SHARED/data/tinystories/tinystories-v1-valid-calib.txt
 TEXT=$SHARED/data/tinystories/tinystories-v1-valid-first500.txt
 [[ -x $LOWBIT ]] || { echo "gguf_quality: $LOWBIT not found; build first" >&2; exit 1; }
 [[ -x $PEERS/llama-quantize ]] || { echo "gguf_quality: $PEERS not found" >&2; exit 1; }
+# The peers were built for AVX-512 (peers/README.md): elsewhere each tool dies of SIGILL.
+for f in avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
+  grep -qw "$f" /proc/cpuinfo || { echo "gguf_quality: llama.cpp peers need $f, which this CPU lacks" >&2; exit 1; }
+done
 rm -rf "$WORK"
 mkdir -p "$WORK"
 W=$WORK

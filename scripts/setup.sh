@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 DEBS=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
       libopenblas-dev libopenblas-openmp-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev libonnx-dev libprotobuf-dev
       python3 time   # python3, time: the scripts that regenerate docs/ tables
       python3-sentencepiece)  # the SentencePiece oracle of tests/sentencepiece_test.cpp
 # Node.js + npm only when the machine has none (the image may ship its own).

@@ -32,6 +32,10 @@ SHARED=$(realpath "$SHARED")
 PEERS=$SHARED/peers/llama.cpp-b4748/bin
 [[ -x $LOWBIT ]] || { echo "vs_llamacpp: $LOWBIT not found; build first (make build)" >&2; exit 1; }
 [[ -x $PEERS/llama-bench ]] || { echo "vs_llamacpp: $PEERS/llama-bench not found" >&2; exit 1; }
+# The peers were built for AVX-512 (peers/README.md): elsewhere each tool dies of SIGILL.
+for f in avx512f avx512bw avx512vl avx512_vnni avx512_bf16; do
+  grep -qw "$f" /proc/cpuinfo || { echo "vs_llamacpp: llama.cpp peers need $f, which this CPU lacks" >&2; exit 1; }
+done
 mkdir -p "$WORK"
 NAME=$SHAPE${LAYERS:+-l$LAYERS}
 BASE=$WORK/$NAME

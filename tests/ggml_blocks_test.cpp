@@ -728,7 +728,8 @@ void print_comparison(const char* what, const char* type, const Comparison& c) {
 // worse.
 TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin/llama-quantize");
+  LOWBIT_LLAMACPP_OR_SKIP(bin_dir);
+  const std::string bin = bin_dir + "/llama-quantize";
   test::TempDir dir("ggml_blocks");
   const std::string f32 = dir.sub("f32.gguf");
   const test::CliResult ex =
@@ -755,7 +756,7 @@ TEST(GgmlBlocks, EncodersMatchLlamaQuantize) {
 // imatrix covers, and where one differs the importance-weighted error is not worse.
 TEST(GgmlBlocks, WeightedEncodersFollowLlamaQuantizeImatrix) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   test::TempDir dir("ggml_blocks_imatrix");
   const std::string f32 = dir.sub("f32.gguf"), imx = dir.sub("imatrix.dat");

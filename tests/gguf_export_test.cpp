@@ -98,7 +98,7 @@ class GgufLlamaCpp : public ::testing::TestWithParam<ExportCase> {};
 TEST_P(GgufLlamaCpp, LlamaCppReadsTheExportAsLowbitRunsTheModel) {
   const ExportCase c = GetParam();
   LOWBIT_SHARED_OR_SKIP(model, std::string("models/") + c.model);
-  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   const std::string gguf = tmp_path(std::string(c.model) + "-" + c.type + ".gguf");
   const test::CliResult ex =
@@ -164,7 +164,7 @@ class GgufQuantLlamaCpp : public ::testing::TestWithParam<QuantExportCase> {};
 TEST_P(GgufQuantLlamaCpp, LlamaCppRunsTheQuantizedModelAsLowbitDoes) {
   const QuantExportCase c = GetParam();
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   LOWBIT_SHARED_OR_SKIP(calib, "data/tinystories/tinystories-v1-valid-calib.txt");
   const std::string dir = tmp_path(std::string("q-") + c.name);
@@ -235,7 +235,7 @@ INSTANTIATE_TEST_SUITE_P(
 // decode as written would be far off).
 TEST(GgufExport, EveryTypeFromFloatLoadsInLlamaCpp) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   const test::CliResult ref = run_cli("eval ppl --model " + model + " --text " + wiki +
                                       " --ctx 128 --limit 4 --convention llamacpp");

@@ -135,6 +135,7 @@ class GgufImportLlamaCpp : public ::testing::Test {
   static void SetUpTestSuite() {
     const std::string model = test::shared_dir() + "/models/llama-256";
     if (!fs::exists(model) || !fs::exists(bin())) return;
+    if (!test::llamacpp_missing_cpu_features().empty()) return;  // the tests skip
     f32_ = export_to(model, "q-src-f32.gguf", gguf::GgmlType::kF32);
     f16_ = export_to(model, "q-src-f16.gguf", gguf::GgmlType::kF16);
     for (const char* t : {"Q4_0", "Q8_0", "Q4_K_M", "Q6_K"}) {
@@ -162,7 +163,7 @@ std::string GgufImportLlamaCpp::f32_, GgufImportLlamaCpp::f16_;
 // (WikiText-2 test, -c 128, 8 chunks) within 0.5 %.
 TEST_F(GgufImportLlamaCpp, PerplexityOfQuantizedFilesMatchesLlamaCpp) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   for (const char* t : {"Q4_0", "Q8_0", "Q4_K_M", "Q6_K"}) {
     SCOPED_TRACE(t);
@@ -186,7 +187,7 @@ TEST_F(GgufImportLlamaCpp, PerplexityOfQuantizedFilesMatchesLlamaCpp) {
 // dequantized reference; the other types are dequantized.
 TEST_F(GgufImportLlamaCpp, Q4_0AndQ8_0RepackOthersDequantize) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   const LoadedModel f = load_model(f32_);
   const std::vector<int> prompt = f.tokenizer->encode("The history of the city", true);
   const std::vector<float> want = last_logits(f, prompt);
@@ -212,7 +213,7 @@ TEST_F(GgufImportLlamaCpp, Q4_0AndQ8_0RepackOthersDequantize) {
 // eval kld between two GGUF files: a small positive divergence.
 TEST_F(GgufImportLlamaCpp, KldBetweenGgufFiles) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   const test::CliResult r = run_cli("eval kld --base " + f16_ + " --model " + quantized("Q4_K_M") +
                                     " --text " + wiki + " --ctx 128 --limit 8");
@@ -228,7 +229,7 @@ TEST_F(GgufImportLlamaCpp, KldBetweenGgufFiles) {
 // GGUF is refused.
 TEST_F(GgufImportLlamaCpp, QuantizeFromGguf) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   LOWBIT_SHARED_OR_SKIP(wiki, "data/wikitext-2/wiki.test.raw");
   test::TempDir dir("gguf_quantize");
   auto kld_of = [&](const std::string& src, const std::string& out) {
@@ -275,7 +276,7 @@ TEST(GgufImportQuantize, LlamaVocabularyBecomesALlama2cTokenizer) {
 // generate, tokenize, bench, eval lambada and export gguf take a .gguf.
 TEST_F(GgufImportLlamaCpp, EveryCommandTakesAGgufFile) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   LOWBIT_SHARED_OR_SKIP(lambada, "data/lambada/lambada_test.jsonl");
   const std::string q = quantized("Q4_K_M");
   test::CliResult a = run_cli("generate --model " + f32_ + " -p 'Once upon a time' -n 16 --temp 0");
@@ -316,7 +317,7 @@ TEST_F(GgufImportLlamaCpp, EveryCommandTakesAGgufFile) {
 // lowbit's int4 codes, the k-quants as kept ggml blocks); the token embedding is dequantized.
 TEST_F(GgufImportLlamaCpp, ReExportKeepsTheBlocks) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
-  LOWBIT_SHARED_OR_SKIP(llama_bin, "peers/llama.cpp-b4748/bin");
+  LOWBIT_LLAMACPP_OR_SKIP(llama_bin);
   for (const char* type : {"Q4_0", "Q4_K_M"}) {
     SCOPED_TRACE(type);
     const std::string re = gguf_tmp_path(std::string("re-") + type + ".gguf");

@@ -3,6 +3,8 @@
 // models' reference logits, the quantized graphs lowbit writes run in ONNX Runtime (through
 // tools/ort/run.js) with lowbit's own logits, read back into lowbit unchanged, and hostile files
 // give one-line errors.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,8 +18,8 @@
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/text_sets.h"
 #include "lowbit/eval/windows.h"
+#include "lowbit/export/onnx_edit.h"
 #include "lowbit/io/onnx_model.h"
-#include "lowbit/io/protobuf_wire.h"
 #include "lowbit/model/load.h"
 #include "lowbit/model/onnx_checkpoint.h"
 #include "lowbit/model/sampler.h"
@@ -261,13 +263,29 @@ void expect_refused(const std::string& dir, const std::string& what) {
   EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
 }
 
-// A one-initializer model whose tensor is `tensor` (a serialized TensorProto).
-std::string tiny_model(const std::string& tensor) {
-  std::string graph, model;
-  pb::put_bytes_field(&graph, 5, tensor);
-  pb::put_varint_field(&model, 1, 7);
-  pb::put_bytes_field(&model, 7, graph);
-  return model;
+// A float tensor [dims] named `name` whose data lies in an external file: `entries` are its
+// external_data (location, offset, length).
+onnx::TensorProto external_tensor(const std::string& name, const std::vector<int64_t>& dims,
+                                  const std::vector<std::pair<std::string, std::string>>& entries) {
+  onnx::TensorProto t;
+  for (int64_t d : dims) t.add_dims(d);
+  t.set_data_type(onnx::TensorProto_DataType_FLOAT);
+  t.set_name(name);
+  for (const auto& [k, v] : entries) {
+    onnx::StringStringEntryProto* e = t.add_external_data();
+    e->set_key(k);
+    e->set_value(v);
+  }
+  t.set_data_location(onnx::TensorProto_DataLocation_EXTERNAL);
+  return t;
+}
+
+// A one-initializer model holding `tensor`.
+std::string tiny_model(const onnx::TensorProto& tensor) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  *m.mutable_graph()->add_initializer() = tensor;
+  return m.SerializeAsString();
 }
 
 TEST(OnnxImportHostile, TruncatedOrNotProtobuf) {
@@ -290,31 +308,15 @@ TEST(OnnxImportHostile, ExternalDataMustStayInTheFolder) {
     SCOPED_TRACE(loc);
     test::TempDir tmp("onnx_ext");
     write_file_atomic(tmp / "x", std::string(1024, '\0'));
-    std::string t, kv;
-    pb::put_varint_field(&t, 1, 256);
-    pb::put_varint_field(&t, 2, 1);
-    pb::put_bytes_field(&t, 8, "model.norm.weight");
-    pb::put_bytes_field(&kv, 1, "location");
-    pb::put_bytes_field(&kv, 2, loc);
-    pb::put_bytes_field(&t, 13, kv);
-    pb::put_varint_field(&t, 14, 1);
+    const onnx::TensorProto t = external_tensor("model.norm.weight", {256}, {{"location", loc}});
     expect_refused(hostile_folder(tmp, src, tiny_model(t)), "is not a file inside");
   }
   // Inside the folder but beyond the file's end.
   test::TempDir tmp("onnx_ext_range");
   const std::string dir = hostile_folder(tmp, src, "");
   write_file_atomic(dir + "/w.bin", std::string(100, '\0'));
-  std::string t, kv, off;
-  pb::put_varint_field(&t, 1, 256);
-  pb::put_varint_field(&t, 2, 1);
-  pb::put_bytes_field(&t, 8, "model.norm.weight");
-  pb::put_bytes_field(&kv, 1, "location");
-  pb::put_bytes_field(&kv, 2, "w.bin");
-  pb::put_bytes_field(&t, 13, kv);
-  pb::put_bytes_field(&off, 1, "offset");
-  pb::put_bytes_field(&off, 2, "64");
-  pb::put_bytes_field(&t, 13, off);
-  pb::put_varint_field(&t, 14, 1);
+  const onnx::TensorProto t =
+      external_tensor("model.norm.weight", {256}, {{"location", "w.bin"}, {"offset", "64"}});
   write_file_atomic(dir + "/model.onnx", tiny_model(t));
   expect_refused(dir, "lies outside");
 }
@@ -329,21 +331,10 @@ TEST(OnnxImportWire, ExternalDataInsideTheFolder) {
   for (const char* name : {"model.norm.weight", "model.embed_tokens.weight"}) {
     const TensorInfo* t = m->find(name);
     ASSERT_NE(t, nullptr);
-    std::string tp, kv;
-    for (int64_t d : t->shape) pb::put_varint_field(&tp, 1, static_cast<uint64_t>(d));
-    pb::put_varint_field(&tp, 2, 1);
-    pb::put_bytes_field(&tp, 8, name);
-    for (const auto& [k, v] :
-         std::vector<std::pair<std::string, std::string>>{{"location", "sub/weights.bin"},
-                                                          {"offset", std::to_string(data.size())},
-                                                          {"length", std::to_string(t->nbytes)}}) {
-      kv.clear();
-      pb::put_bytes_field(&kv, 1, k);
-      pb::put_bytes_field(&kv, 2, v);
-      pb::put_bytes_field(&tp, 13, kv);
-    }
-    pb::put_varint_field(&tp, 14, 1);
-    e.replace_initializers[name] = tp;
+    e.replace_initializers[name] = external_tensor(name, t->shape,
+                                                   {{"location", "sub/weights.bin"},
+                                                    {"offset", std::to_string(data.size())},
+                                                    {"length", std::to_string(t->nbytes)}});
     data.append(reinterpret_cast<const char*>(t->data), t->nbytes);
   }
   const std::string dir = hostile_folder(tmp, src, edited_onnx(*m, e));
@@ -367,14 +358,14 @@ TEST(OnnxImportHostile, WrongSizeWrongShapeMissingTensor) {
     test::TempDir tmp("onnx_size");
     OnnxEdit e;  // dims say 256 floats, 100 bytes given
     e.replace_initializers["model.norm.weight"] =
-        onnx_tensor_bytes("model.norm.weight", DType::F32, {256}, ones.data(), 100);
+        onnx_tensor("model.norm.weight", DType::F32, {256}, ones.data(), 100);
     expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "holds 100 bytes");
   }
   {
     test::TempDir tmp("onnx_shape");
     OnnxEdit e;
     e.replace_initializers["model.norm.weight"] =
-        onnx_tensor_bytes("model.norm.weight", DType::F32, {128}, ones.data(), 512);
+        onnx_tensor("model.norm.weight", DType::F32, {128}, ones.data(), 512);
     expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "has shape [128], expected [256]");
   }
   {
@@ -390,7 +381,7 @@ TEST(OnnxImportHostile, WrongSizeWrongShapeMissingTensor) {
     bad[7] = std::nanf("");
     OnnxEdit e;
     e.replace_initializers["model.norm.weight"] =
-        onnx_tensor_bytes("model.norm.weight", DType::F32, {256}, bad.data(), 1024);
+        onnx_tensor("model.norm.weight", DType::F32, {256}, bad.data(), 1024);
     expect_refused(hostile_folder(tmp, src, edited_onnx(*m, e)), "model.norm.weight");
   }
 }
@@ -420,7 +411,8 @@ TEST(OnnxImportHostile, QuantizeRefusals) {
   EXPECT_FALSE(fs::exists(tmp / "o2"));
 }
 
-// An unedited round trip through edited_onnx keeps every byte but the re-emitted graph field.
+// An unedited round trip through edited_onnx (libonnx parse + serialize) gives the same model:
+// the same size (optimum wrote it with protobuf too) and the same nodes and initializers.
 TEST(OnnxImportWire, EmptyEditKeepsTheGraph) {
   LOWBIT_SHARED_OR_SKIP(src, "models/onnx/gpt2-tiny-optimum");
   const auto m = OnnxModel::open(src + "/model.onnx");
@@ -445,24 +437,49 @@ TEST(OnnxImportWire, EmptyEditKeepsTheGraph) {
 
 // Typed fields (float_data, int64_data, packed or not) read like raw_data.
 TEST(OnnxImportWire, TypedFieldsAndErrors) {
-  std::string t;
-  pb::put_varint_field(&t, 1, 3);
-  pb::put_varint_field(&t, 2, 1);
-  pb::put_bytes_field(&t, 8, "f");
   const float vals[3] = {1.5f, -2.0f, 3.25f};
-  pb::put_bytes_field(&t, 4, std::string_view(reinterpret_cast<const char*>(vals), 12));
-  std::string i64;
-  pb::put_varint_field(&i64, 1, 2);
-  pb::put_varint_field(&i64, 2, 7);
-  pb::put_bytes_field(&i64, 8, "i");
-  pb::put_varint_field(&i64, 7, static_cast<uint64_t>(int64_t{-5}));
-  pb::put_varint_field(&i64, 7, 9);
-  std::string graph, model;
-  pb::put_bytes_field(&graph, 5, t);
-  pb::put_bytes_field(&graph, 5, i64);
-  pb::put_varint_field(&model, 1, 7);
-  pb::put_bytes_field(&model, 7, graph);
-  const auto m = OnnxModel::from_bytes("t.onnx", model, false);
+  onnx::TensorProto t;  // float_data, packed (as libonnx writes it)
+  t.add_dims(3);
+  t.set_data_type(onnx::TensorProto_DataType_FLOAT);
+  t.set_name("f");
+  for (float v : vals) t.add_float_data(v);
+  onnx::TensorProto i64;
+  i64.add_dims(2);
+  i64.set_data_type(onnx::TensorProto_DataType_INT64);
+  i64.set_name("i");
+  // int64_data not packed: one varint field per value, as older writers put them.
+  std::string i64_bytes = i64.SerializeAsString();
+  {
+    google::protobuf::io::StringOutputStream out(&i64_bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    for (int64_t v : {int64_t{-5}, int64_t{9}}) {
+      coded.WriteTag(7 << 3);  // int64_data, varint
+      coded.WriteVarint64(static_cast<uint64_t>(v));
+    }
+  }
+  ASSERT_TRUE(i64.ParseFromString(i64_bytes));
+  ASSERT_EQ(i64.int64_data_size(), 2);
+  // The graph: t as libonnx writes it, then the unpacked int64 tensor's bytes as they are.
+  onnx::GraphProto graph;
+  *graph.add_initializer() = t;
+  std::string graph_bytes = graph.SerializeAsString(), model_bytes;
+  {
+    google::protobuf::io::StringOutputStream gout(&graph_bytes);
+    google::protobuf::io::CodedOutputStream coded(&gout);
+    coded.WriteTag(5 << 3 | 2);  // GraphProto.initializer
+    coded.WriteVarint32(static_cast<uint32_t>(i64_bytes.size()));
+    coded.WriteString(i64_bytes);
+  }
+  {
+    google::protobuf::io::StringOutputStream mout(&model_bytes);
+    google::protobuf::io::CodedOutputStream coded(&mout);
+    coded.WriteTag(1 << 3);  // ModelProto.ir_version
+    coded.WriteVarint64(7);
+    coded.WriteTag(7 << 3 | 2);  // ModelProto.graph
+    coded.WriteVarint32(static_cast<uint32_t>(graph_bytes.size()));
+    coded.WriteString(graph_bytes);
+  }
+  const auto m = OnnxModel::from_bytes("t.onnx", model_bytes, false);
   const TensorInfo* f = m->find("f");
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(std::memcmp(f->data, vals, 12), 0);
@@ -473,28 +490,25 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
   EXPECT_EQ(iv[0], -5);
   EXPECT_EQ(iv[1], 9);
   // Too few values for the shape, a second definition, no graph.
-  std::string short_t;
-  pb::put_varint_field(&short_t, 1, 4);
-  pb::put_varint_field(&short_t, 2, 1);
-  pb::put_bytes_field(&short_t, 8, "s");
-  pb::put_bytes_field(&short_t, 4, std::string_view(reinterpret_cast<const char*>(vals), 12));
+  onnx::TensorProto short_t = t;
+  short_t.set_dims(0, 4);
+  short_t.set_name("s");
   EXPECT_NE(test::error_of([&] {
               OnnxModel::from_bytes("t.onnx", tiny_model(short_t), false);
             }).find("t.onnx: initializer s holds fewer values than its shape [4] needs"),
             std::string::npos);
   EXPECT_NE(test::error_of([&] {
-              std::string g, mm;
-              pb::put_bytes_field(&g, 5, t);
-              pb::put_bytes_field(&g, 5, t);
-              pb::put_varint_field(&mm, 1, 7);
-              pb::put_bytes_field(&mm, 7, g);
-              OnnxModel::from_bytes("t.onnx", mm, false);
+              onnx::ModelProto twice;
+              twice.set_ir_version(7);
+              *twice.mutable_graph()->add_initializer() = t;
+              *twice.mutable_graph()->add_initializer() = t;
+              OnnxModel::from_bytes("t.onnx", twice.SerializeAsString(), false);
             }).find("defined twice"),
             std::string::npos);
-  std::string nograph;
-  pb::put_varint_field(&nograph, 1, 7);
+  onnx::ModelProto nograph;
+  nograph.set_ir_version(7);
   EXPECT_NE(test::error_of([&] {
-              OnnxModel::from_bytes("t.onnx", nograph, false);
+              OnnxModel::from_bytes("t.onnx", nograph.SerializeAsString(), false);
             }).find("t.onnx: not an ONNX model (no graph)"),
             std::string::npos);
 }

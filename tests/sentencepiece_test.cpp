@@ -5,7 +5,7 @@
 // with only tokenizer.model, tokenizer.json winning); one-line errors for files that are not
 // SentencePiece models; prefix pieces and appended special pieces (ChatGLM).
 #include <gtest/gtest.h>
-#include <sentencepiece_processor.h>
+#include <onnx/onnx_pb.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "lowbit/tokenizer/sentencepiece_tokenizer.h"
+#include "lowbit/tokenizer/spm_processor.h"
 #include "lowbit/tokenizer/tokenizer.h"
 #include "lowbit/util/error.h"
 #include "test_util.h"
@@ -261,15 +262,16 @@ void check_against_oracle(const std::string& model, const std::string& label) {
 // decode; decode(ids, false) equal to decode(ids, true) plus the special pieces.
 void check_decode(const std::string& model, bool round_trips) {
   auto tok = SentencePieceTokenizer::from_file(model);
-  sentencepiece::SentencePieceProcessor lib;
-  ASSERT_TRUE(lib.Load(model).ok());
+  // The library itself, through lowbit's module (tokenizer/spm_processor.h).
+  const std::unique_ptr<lowbit::SpmProcessor> lib =
+      lowbit::open_spm_processor(lowbit::test::read_all(model), model);
   size_t checked = 0;
   for (const Corpus& c : oracle_corpora()) {
     for (const std::string& text : c.texts) {
       const std::vector<int> ids = tok->encode(text, true);
       const std::string back = tok->decode(ids);
       if (valid_utf8(text)) {
-        EXPECT_EQ(back, lib.DecodeIds(ids)) << c.label << ": " << text.substr(0, 80);
+        EXPECT_EQ(back, lib->decode_ids(ids)) << c.label << ": " << text.substr(0, 80);
         // A literal "▁" in the text decodes as a space.
         if (round_trips && text.find("\xe2\x96\x81") == std::string::npos) {
           EXPECT_EQ(back, text) << c.label << ": " << text.substr(0, 80);
@@ -442,6 +444,33 @@ TEST(SentencePiece, LoadingPicksTheModel) {
   auto baby = lowbit::load_tokenizer(tok105);
   ASSERT_NE(dynamic_cast<SentencePieceTokenizer*>(baby.get()), nullptr);
   EXPECT_EQ(baby->vocab_size(), 105);
+}
+
+// libsentencepiece lives in its own module (tokenizer/spm_processor.h) because this process, like
+// the CLI, also holds libprotobuf 3.21 (libonnx's); both work side by side, and a module that
+// cannot be opened is one line naming the model file, exit code 2.
+TEST(SentencePiece, ModuleBesideLibprotobuf) {
+  LOWBIT_SHARED_OR_SKIP(llama2, kLlama2);
+  onnx::ModelProto m;  // libprotobuf in use in this process
+  m.set_ir_version(8);
+  ASSERT_TRUE(onnx::ModelProto().ParseFromString(m.SerializeAsString()));
+  const auto tok = SentencePieceTokenizer::from_file(llama2);
+  EXPECT_EQ(tok->encode("Hello world", true), (std::vector<int>{1, 15043, 3186}));
+  lowbit::test::TempDir dir("spm_module");
+  fs::copy_file(llama2, dir / "tokenizer.model");
+  write_bytes(dir / "text.txt", "Hello world");
+  const auto ok = lowbit::test::run_cli("tokenize --tokenizer " + (dir / "tokenizer.model") +
+                                        " --text " + (dir / "text.txt"));
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_EQ(ok.out, "1 15043 3186\n");
+  const auto bad =
+      lowbit::test::run_cmd("LOWBIT_SENTENCEPIECE_MODULE=/nonexistent/lib.so LOWBIT_PROGRESS=0 " +
+                            lowbit::test::cli_path() + " tokenize --tokenizer " +
+                            (dir / "tokenizer.model") + " --text /dev/null");
+  EXPECT_EQ(bad.rc, 2) << bad.out;
+  EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << bad.out;
+  expect_contains(bad.out, {"tokenizer.model: ", "cannot open lowbit's SentencePiece module",
+                            "/nonexistent/lib.so"});
 }
 
 TEST(SentencePiece, BadFilesAreOneLineErrors) {

@@ -130,6 +130,29 @@ inline CliResult run_cli(const std::string& args) {
   return run_cmd("LOWBIT_PROGRESS=0 " + cli_path() + " " + args);
 }
 
+// The CPU features the llama.cpp peers (../shared/peers/llama.cpp-b4748, built with
+// GGML_NATIVE on an AVX-512 machine: peers/README.md) need and this CPU lacks; "" when it has them.
+// On such a CPU every peer tool dies of SIGILL, so the tests that run them skip (with this list).
+inline const std::string& llamacpp_missing_cpu_features() {
+  static const std::string missing = [] {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line, flags;
+    while (std::getline(f, line)) {
+      if (line.rfind("flags", 0) == 0 && line.find(':') != std::string::npos) {
+        flags = " " + line.substr(line.find(':') + 1) + " ";
+        break;
+      }
+    }
+    std::string m;
+    for (const char* x : {"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"}) {
+      if (flags.find(std::string(" ") + x + " ") == std::string::npos)
+        m += (m.empty() ? "" : " ") + std::string(x);
+    }
+    return m;
+  }();
+  return missing;
+}
+
 }  // namespace lowbit::test
 
 // Returns the path of a file under ../shared, or skips the test when ../shared is absent
@@ -139,4 +162,13 @@ inline CliResult run_cli(const std::string& args) {
   if (!std::filesystem::exists(var)) {                                               \
     if (::lowbit::test::in_ci()) FAIL() << "missing shared file (CI=true): " << var; \
     GTEST_SKIP() << "../shared not available: " << var;                              \
+  }
+
+// `var` = the llama.cpp peers' bin folder, or skips the test: when ../shared lacks it (fails
+// instead when CI=true), or when this CPU cannot run them (llamacpp_missing_cpu_features).
+#define LOWBIT_LLAMACPP_OR_SKIP(var)                                                  \
+  LOWBIT_SHARED_OR_SKIP(var, "peers/llama.cpp-b4748/bin");                            \
+  if (!::lowbit::test::llamacpp_missing_cpu_features().empty()) {                     \
+    GTEST_SKIP() << "llama.cpp peers need AVX-512 (peers/README.md); this CPU lacks " \
+                 << ::lowbit::test::llamacpp_missing_cpu_features();                  \
   }

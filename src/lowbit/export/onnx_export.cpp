@@ -483,17 +483,15 @@ OnnxExportResult export_onnx(const OnnxExportOptions& opt) {
   check_supported(opt.model, c);
   r.family = c.family;
 
-  onnx_graph::Model model;
-  model.producer_version = "0.1.0";
-  model.opsets = {{"", kOpset}, {kMsDomain, 1}};
-  model.graph.name = "lowbit_" + c.family;
-  Builder b(&model.graph);
+  onnx::ModelProto model =
+      onnx_graph::new_model("lowbit_" + c.family, "0.1.0", {{"", kOpset}, {kMsDomain, 1}});
+  Builder b(model.mutable_graph());
   {
     Progress bar("export onnx", c.n_layers);
     Emitter e{b, w, c, opt.model, r, {}, {}, {}, {}};
     e.build(opt.progress ? &bar : nullptr);
   }
-  r.nodes = static_cast<int>(model.graph.nodes.size());
+  r.nodes = model.graph().node_size();
   r.initializer_bytes = b.initializer_bytes();
   r.external_data = opt.external_data || r.initializer_bytes > kOnnxAutoExternalBytes;
 

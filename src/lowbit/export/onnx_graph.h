@@ -1,44 +1,32 @@
-// An ONNX model held as plain structs and written in protobuf's wire format (onnx.proto's field
-// numbers), with a small builder: nodes with unique names, initializers, cached constants, graph
-// inputs and outputs, and moving large initializers into an external data file. What the graph
-// computes is the exporter's business (export/onnx_export.cpp); this file only spells ONNX.
-//
-// Why not libonnx's generated classes: Debian's libsentencepiece.so embeds and exports its own
-// protobuf-lite 3.14, so a process that also loads libprotobuf.so (3.21) either crashes in
-// libprotobuf's static initialisers (sentencepiece first in the link) or cannot load SentencePiece
-// models (libprotobuf first). Writing the few messages ONNX needs takes no runtime at all.
+// Building an ONNX model with libonnx's generated classes (onnx::ModelProto, Debian's libonnx-dev):
+// a small builder that adds nodes with unique names, initializers, cached constants and graph
+// inputs/outputs to a GraphProto, moves large initializers into an external data file, and writes
+// the model. What the graph computes is the exporter's business (export/onnx_export.cpp); this
+// file only spells ONNX.
 #pragma once
+
+#include <onnx/onnx_pb.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace lowbit::onnx_graph {
 
 // TensorProto.DataType values.
-enum class ElemType : int32_t { kFloat = 1, kUint8 = 2, kInt32 = 6, kInt64 = 7, kBool = 9 };
+enum class ElemType : int32_t {
+  kFloat = onnx::TensorProto_DataType_FLOAT,
+  kUint8 = onnx::TensorProto_DataType_UINT8,
+  kInt32 = onnx::TensorProto_DataType_INT32,
+  kInt64 = onnx::TensorProto_DataType_INT64,
+  kBool = onnx::TensorProto_DataType_BOOL,
+};
 
 struct Attr {
   std::string name;
   std::variant<int64_t, float, std::vector<int64_t>, std::string> value;
-};
-
-struct Node {
-  std::string op_type, domain, name;
-  std::vector<std::string> inputs, outputs;
-  std::vector<Attr> attrs;
-};
-
-struct Tensor {
-  std::string name;
-  ElemType type = ElemType::kFloat;
-  std::vector<int64_t> dims;
-  std::string raw;  // little-endian data (empty once moved to external data)
-  // External data: where the bytes are.
-  bool external = false;
-  std::string location;
-  uint64_t offset = 0, length = 0;
 };
 
 // A dimension of a graph input/output: a fixed size or a symbolic name.
@@ -49,29 +37,14 @@ struct Dim {
   Dim(const char* p) : param(p) {}
 };
 
-struct ValueInfo {
-  std::string name;
-  ElemType type = ElemType::kFloat;
-  std::vector<Dim> dims;
-};
-
-struct Graph {
-  std::string name;
-  std::vector<Node> nodes;
-  std::vector<Tensor> initializers;
-  std::vector<ValueInfo> inputs, outputs;
-};
-
-struct Model {
-  int64_t ir_version = 8;
-  std::string producer_name = "lowbit", producer_version;
-  std::vector<std::pair<std::string, int64_t>> opsets;  // (domain, version)
-  Graph graph;
-};
+// A ModelProto with lowbit as producer, the given IR version and opset imports (domain, version).
+onnx::ModelProto new_model(const std::string& graph_name, const std::string& producer_version,
+                           const std::vector<std::pair<std::string, int64_t>>& opsets,
+                           int64_t ir_version = 8);
 
 class Builder {
  public:
-  explicit Builder(Graph* g) : g_(g) {}
+  explicit Builder(onnx::GraphProto* g) : g_(g) {}
 
   // Adds a node; returns the names of its `n_out` outputs (unique, from `hint`).
   std::vector<std::string> node(const std::string& op, const std::vector<std::string>& inputs,
@@ -109,7 +82,7 @@ class Builder {
   std::string add_init(const std::string& name, ElemType t, const std::vector<int64_t>& dims,
                        const void* data, size_t bytes);
   std::string unique(const std::string& hint);
-  Graph* g_;
+  onnx::GraphProto* g_;
   int64_t counter_ = 0;
   uint64_t init_bytes_ = 0;
   std::vector<std::pair<std::string, std::string>> consts_;  // key -> name
@@ -118,14 +91,11 @@ class Builder {
 // Moves every initializer of at least `min_bytes` into `data_path` (written here; 64-byte aligned
 // offsets), referenced by its file name `location` as ONNX external data. Returns the bytes moved.
 // Throws Error("<data_path>: ...") when the file cannot be written.
-uint64_t move_to_external_data(Model* model, const std::string& data_path,
+uint64_t move_to_external_data(onnx::ModelProto* model, const std::string& data_path,
                                const std::string& location, uint64_t min_bytes = 1024);
 
-// The serialized size of `model`'s ModelProto.
-uint64_t serialized_size(const Model& model);
-
-// Writes `model` as a ModelProto to `path`. Throws Error("<path>: ...") on failure, including
-// protobuf's 2 GB limit on a message (use external data).
-void write_model(const Model& model, const std::string& path);
+// Writes `model` to `path`. Throws Error("<path>: ...") on failure, including protobuf's 2 GB limit
+// on a message (use external data).
+void write_model(const onnx::ModelProto& model, const std::string& path);
 
 }  // namespace lowbit::onnx_graph

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "lowbit/export/onnx_edit.h"
 #include "lowbit/formats/matmul_nbits.h"
 #include "lowbit/io/onnx_model.h"
 #include "lowbit/io/tensor_convert.h"
@@ -122,7 +123,7 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
           }
         }
         e.replace_initializers[name] =
-            onnx_tensor_bytes(name, t->dtype, t->shape, bytes.data(), bytes.size());
+            onnx_tensor(name, t->dtype, t->shape, bytes.data(), bytes.size());
         ++sum.rewritten_floats;
         continue;
       }
@@ -148,40 +149,40 @@ OnnxWriteSummary write_quantized_onnx(const std::string& source_onnx, const Mode
       if (lin == nullptr) fail(where, "no MatMul or Gemm node of the graph reads this module");
       const MatMulNBitsWeight m = to_matmul_nbits(where, qw);
       const OnnxNode& node = model->nodes()[static_cast<size_t>(lin->node)];
-      std::vector<std::string> nodes;
+      std::vector<onnx::NodeProto> nodes;
       std::string a = node.inputs[0];
       const std::string base = lin->weight;
       if (!m.perm.empty()) {
         const std::string perm = fresh(base + "_perm");
-        e.add_initializers.push_back(onnx_tensor_bytes(perm, DType::I64, {m.K}, m.perm.data(),
-                                                       m.perm.size() * sizeof(int64_t)));
+        e.add_initializers.push_back(
+            onnx_tensor(perm, DType::I64, {m.K}, m.perm.data(), m.perm.size() * sizeof(int64_t)));
         const std::string gathered = node.outputs[0] + "_act_order";
-        nodes.push_back(onnx_node_bytes(node.name + "_act_order", "Gather", "", {a, perm},
-                                        {gathered}, {{"axis", -1}}));
+        nodes.push_back(onnx_node(node.name + "_act_order", "Gather", "", {a, perm}, {gathered},
+                                  {{"axis", -1}}));
         a = gathered;
       }
       const std::string b = fresh(base + "_Q" + std::to_string(m.bits));
       const std::string s = fresh(base + "_scales");
-      e.add_initializers.push_back(onnx_tensor_bytes(
-          b, DType::U8, {m.N, m.k_blocks(), m.blob_size()}, m.B.data(), m.B.size()));
-      e.add_initializers.push_back(onnx_tensor_bytes(
-          s, DType::F32, {m.N * m.k_blocks()}, m.scales.data(), m.scales.size() * sizeof(float)));
+      e.add_initializers.push_back(
+          onnx_tensor(b, DType::U8, {m.N, m.k_blocks(), m.blob_size()}, m.B.data(), m.B.size()));
+      e.add_initializers.push_back(onnx_tensor(s, DType::F32, {m.N * m.k_blocks()}, m.scales.data(),
+                                               m.scales.size() * sizeof(float)));
       std::vector<std::string> inputs = {a, b, s};
       if (!m.zero_points.empty()) {
         const std::string z = fresh(base + "_zero_points");
-        e.add_initializers.push_back(onnx_tensor_bytes(z, DType::U8,
-                                                       {static_cast<int64_t>(m.zero_points.size())},
-                                                       m.zero_points.data(), m.zero_points.size()));
+        e.add_initializers.push_back(onnx_tensor(z, DType::U8,
+                                                 {static_cast<int64_t>(m.zero_points.size())},
+                                                 m.zero_points.data(), m.zero_points.size()));
         inputs.push_back(z);
       }
       const bool bias = lin->op == "Gemm" && node.inputs.size() >= 3 && !node.inputs[2].empty();
       const std::string out = bias ? node.outputs[0] + "_matmulnbits" : node.outputs[0];
-      nodes.push_back(onnx_node_bytes(
-          node.name, "MatMulNBits", "com.microsoft", inputs, {out},
-          {{"K", m.K}, {"N", m.N}, {"bits", m.bits}, {"block_size", m.block_size}}));
+      nodes.push_back(
+          onnx_node(node.name, "MatMulNBits", "com.microsoft", inputs, {out},
+                    {{"K", m.K}, {"N", m.N}, {"bits", m.bits}, {"block_size", m.block_size}}));
       if (bias) {
-        nodes.push_back(onnx_node_bytes(node.name + "_bias", "Add", "", {out, node.inputs[2]},
-                                        {node.outputs[0]}, {}));
+        nodes.push_back(onnx_node(node.name + "_bias", "Add", "", {out, node.inputs[2]},
+                                  {node.outputs[0]}, {}));
       }
       e.nodes[lin->node] = std::move(nodes);
       replaced_weights.insert(lin->weight);

@@ -11,7 +11,7 @@
 // (GPT-2's c_attn) are stacked back from their parts. The float weight initializers no node reads
 // any more are dropped; the com.microsoft opset (version 1) is imported. Floating-point tensors
 // the quantization changed (AWQ's scales folded into norms and biases) are written over their
-// initializers; every other byte of the file stays as it was.
+// initializers; everything else in the file stays as it was (export/onnx_edit.h).
 #pragma once
 
 #include <string>

@@ -26,8 +26,6 @@ enum : uint32_t {
   kOpsetVersion = 2,
   kGraphNode = 1,
   kGraphInitializer = 5,
-  kGraphInput = 11,
-  kValueInfoName = 1,
   kNodeInput = 1,
   kNodeOutput = 2,
   kNodeName = 3,
@@ -68,17 +66,6 @@ enum OnnxType : int {
 };
 
 std::string str(std::string_view v) { return std::string(v); }
-
-// The name field (field 1 or `number`) of a message, "" when absent.
-std::string name_field(std::string_view msg, uint32_t number, const std::string& where) {
-  pb::Reader r(msg, where, "a graph entry");
-  pb::Field f;
-  std::string name;
-  while (r.next(&f)) {
-    if (f.number == number && f.wire == pb::kLen) name = str(f.bytes);
-  }
-  return name;
-}
 
 OnnxNode read_node(std::string_view msg, const std::string& where) {
   OnnxNode n;
@@ -262,8 +249,6 @@ void OnnxModel::parse(bool allow_external) {
       if (have_graph) fail(path_, "not an ONNX model this tool reads (the graph is given twice)");
       have_graph = true;
       graph = f.bytes;
-      graph_begin_ = f.begin;
-      graph_end_ = f.end;
     }
   }
   if (!have_graph || ir_version_ <= 0)
@@ -450,94 +435,6 @@ void OnnxModel::read_initializer(std::string_view msg, bool allow_external) {
   }
   by_name_[name] = tensors_.size();
   tensors_.push_back(std::move(info));
-}
-
-std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e) {
-  std::string graph;
-  std::string_view all = m.bytes_;
-  // The graph's payload (its field's tag and length stripped).
-  pb::Reader outer(all.substr(m.graph_begin_, m.graph_end_ - m.graph_begin_), m.path_, "the file");
-  pb::Field gf;
-  outer.next(&gf);
-  pb::Reader r(gf.bytes, m.path_, "the graph");
-  pb::Field f;
-  int node = 0;
-  while (r.next(&f)) {
-    const std::string_view whole = gf.bytes.substr(f.begin, f.end - f.begin);
-    if (f.number == kGraphNode && f.wire == pb::kLen) {
-      auto it = e.nodes.find(node++);
-      if (it == e.nodes.end()) {
-        graph.append(whole);
-      } else {
-        for (const std::string& n : it->second) pb::put_bytes_field(&graph, kGraphNode, n);
-      }
-      continue;
-    }
-    if (f.number == kGraphInitializer && f.wire == pb::kLen &&
-        !(e.drop_initializers.empty() && e.replace_initializers.empty())) {
-      const std::string name = name_field(f.bytes, kTensorName, m.path_);
-      if (e.drop_initializers.count(name) != 0) continue;
-      auto it = e.replace_initializers.find(name);
-      if (it != e.replace_initializers.end()) {
-        pb::put_bytes_field(&graph, kGraphInitializer, it->second);
-      } else {
-        graph.append(whole);
-      }
-      continue;
-    }
-    if (f.number == kGraphInput && f.wire == pb::kLen && !e.drop_initializers.empty() &&
-        e.drop_initializers.count(name_field(f.bytes, kValueInfoName, m.path_)) != 0) {
-      continue;
-    }
-    graph.append(whole);
-  }
-  for (const std::string& t : e.add_initializers) pb::put_bytes_field(&graph, kGraphInitializer, t);
-
-  std::string out;
-  out.reserve(graph.size() + m.bytes_.size() / 8);
-  out.append(all.substr(0, m.graph_begin_));
-  out.append(all.substr(m.graph_end_));
-  for (const OnnxOpset& o : e.add_opsets) {
-    bool have = false;
-    for (const OnnxOpset& x : m.opsets_) have = have || x.domain == o.domain;
-    if (have) continue;
-    std::string os;
-    pb::put_bytes_field(&os, kOpsetDomain, o.domain);
-    pb::put_varint_field(&os, kOpsetVersion, static_cast<uint64_t>(o.version));
-    pb::put_bytes_field(&out, kModelOpset, os);
-  }
-  pb::put_bytes_field(&out, kModelGraph, graph);
-  return out;
-}
-
-std::string onnx_node_bytes(const std::string& name, const std::string& op_type,
-                            const std::string& domain, const std::vector<std::string>& inputs,
-                            const std::vector<std::string>& outputs,
-                            const std::vector<std::pair<std::string, int64_t>>& int_attributes) {
-  std::string n;
-  for (const std::string& i : inputs) pb::put_bytes_field(&n, kNodeInput, i);
-  for (const std::string& o : outputs) pb::put_bytes_field(&n, kNodeOutput, o);
-  pb::put_bytes_field(&n, kNodeName, name);
-  pb::put_bytes_field(&n, kNodeOpType, op_type);
-  for (const auto& [k, v] : int_attributes) {
-    std::string a;
-    pb::put_bytes_field(&a, kAttrName, k);
-    pb::put_varint_field(&a, kAttrI, static_cast<uint64_t>(v));
-    pb::put_varint_field(&a, kAttrType, 2);  // INT
-    pb::put_bytes_field(&n, kNodeAttribute, a);
-  }
-  if (!domain.empty()) pb::put_bytes_field(&n, kNodeDomain, domain);
-  return n;
-}
-
-std::string onnx_tensor_bytes(const std::string& name, DType dtype,
-                              const std::vector<int64_t>& dims, const void* data, size_t nbytes) {
-  std::string t;
-  for (int64_t d : dims) pb::put_varint_field(&t, kTensorDims, static_cast<uint64_t>(d));
-  pb::put_varint_field(&t, kTensorDataType, static_cast<uint64_t>(onnx_type_of(dtype)));
-  pb::put_bytes_field(&t, kTensorName, name);
-  pb::put_bytes_field(&t, kTensorRawData, std::string_view(static_cast<const char*>(data), nbytes));
-  return t;
 }
 
 }  // namespace lowbit

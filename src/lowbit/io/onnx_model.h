@@ -1,6 +1,6 @@
 // ONNX model files (onnx.proto, read on the protobuf wire format: io/protobuf_wire.h says why not
-// through a protobuf library): the graph's nodes and initializers read and validated, and the same
-// file written back with some nodes and initializers replaced, every other byte kept as it was.
+// through libonnx's classes): the graph's nodes and initializers read and validated, the weights
+// left in the file's bytes (export/onnx_edit.h writes an edited copy back with libonnx).
 // A format, below the model: it knows no architecture (model/onnx_checkpoint.h maps a graph's
 // tensors onto a family's names).
 //
@@ -53,8 +53,6 @@ struct OnnxOpset {
   int64_t version = 0;
 };
 
-struct OnnxEdit;
-
 class OnnxModel {
  public:
   // Reads and validates `path`; external data is looked up beside it.
@@ -77,7 +75,6 @@ class OnnxModel {
   const std::string& bytes() const { return bytes_; }
 
  private:
-  friend std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e);
   void parse(bool allow_external);
   void read_initializer(std::string_view msg, bool allow_external);
   std::string path_, bytes_;
@@ -87,32 +84,9 @@ class OnnxModel {
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> by_name_;
   std::set<std::string> all_initializers_;  // names of every initializer, listed or not
-  size_t graph_begin_ = 0, graph_end_ = 0;  // the graph field (tag included) within bytes_
   std::map<std::string, std::shared_ptr<MappedFile>> external_;
   std::vector<std::shared_ptr<std::vector<uint8_t>>> owned_;
 };
-
-// A change to a model's graph; everything it does not name is written back byte for byte.
-struct OnnxEdit {
-  // node index -> the serialized NodeProtos written in its place (in order; empty = removed).
-  std::map<int, std::vector<std::string>> nodes;
-  std::set<std::string> drop_initializers;                  // also dropped from the graph's inputs
-  std::map<std::string, std::string> replace_initializers;  // name -> serialized TensorProto
-  std::vector<std::string> add_initializers;                // serialized TensorProtos
-  std::vector<OnnxOpset> add_opsets;                        // imported unless the domain already is
-};
-
-// The model's bytes with `e` applied (the graph re-emitted last in the ModelProto).
-std::string edited_onnx(const OnnxModel& m, const OnnxEdit& e);
-
-// A serialized NodeProto with int attributes.
-std::string onnx_node_bytes(const std::string& name, const std::string& op_type,
-                            const std::string& domain, const std::vector<std::string>& inputs,
-                            const std::vector<std::string>& outputs,
-                            const std::vector<std::pair<std::string, int64_t>>& int_attributes);
-// A serialized TensorProto holding `nbytes` of `data` as raw_data.
-std::string onnx_tensor_bytes(const std::string& name, DType dtype,
-                              const std::vector<int64_t>& dims, const void* data, size_t nbytes);
 
 // The DType of an ONNX TensorProto data type; false for the types lowbit does not read.
 bool onnx_dtype(int onnx_type, DType* out);

@@ -1,7 +1,5 @@
 #include "lowbit/io/protobuf_wire.h"
 
-#include <cstring>
-
 #include "lowbit/util/error.h"
 
 namespace lowbit::pb {
@@ -67,45 +65,6 @@ bool Reader::next(Field* f) {
   }
   f->end = at_;
   return true;
-}
-
-void put_varint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void put_tag(std::string* out, uint32_t number, Wire wire) {
-  put_varint(out, (static_cast<uint64_t>(number) << 3) | static_cast<uint64_t>(wire));
-}
-
-void put_varint_field(std::string* out, uint32_t number, uint64_t v) {
-  put_tag(out, number, kVarint);
-  put_varint(out, v);
-}
-
-void put_fixed32_field(std::string* out, uint32_t number, uint32_t v) {
-  put_tag(out, number, kFixed32);
-  char b[4];
-  std::memcpy(b, &v, 4);  // little-endian, as the wire format and every machine lowbit runs on
-  out->append(b, 4);
-}
-
-size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-void put_bytes_field(std::string* out, uint32_t number, std::string_view bytes) {
-  put_tag(out, number, kLen);
-  put_varint(out, bytes.size());
-  out->append(bytes);
 }
 
 }  // namespace lowbit::pb

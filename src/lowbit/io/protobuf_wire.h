@@ -1,8 +1,8 @@
-// Protocol Buffers wire format, read and written directly: the fields of one message as spans of
-// its bytes (nothing is copied, unknown fields are kept byte for byte by whoever re-emits them).
-// lowbit reads ONNX files with it instead of a protobuf library: Debian's libsentencepiece exports
-// its own bundled protobuf 3.14, and loading libprotobuf 3.21 (what libonnx's generated classes
-// need) into the same process makes the two resolve each other's symbols and crash at start-up.
+// Protocol Buffers wire format, read directly: the fields of one message as spans of its bytes
+// (nothing is copied). lowbit reads ONNX files from strangers with it (io/onnx_model.h) rather
+// than with libonnx's generated classes, which copy every initializer's raw_data into a string of
+// their own: a model's weights would be held twice, and the reader checks each field as it goes.
+// ONNX files are written with libonnx (export/onnx_graph.h, export/onnx_edit.h).
 #pragma once
 
 #include <cstdint>
@@ -59,13 +59,5 @@ void Reader::packed_varints(const Field& f, F&& put) const {
     put(v);
   }
 }
-
-void put_varint(std::string* out, uint64_t v);
-void put_tag(std::string* out, uint32_t number, Wire wire);
-void put_varint_field(std::string* out, uint32_t number, uint64_t v);
-void put_bytes_field(std::string* out, uint32_t number, std::string_view bytes);
-void put_fixed32_field(std::string* out, uint32_t number, uint32_t v);
-// Bytes put_varint writes for v.
-size_t varint_size(uint64_t v);
 
 }  // namespace lowbit::pb

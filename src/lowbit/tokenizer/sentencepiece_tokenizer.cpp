@@ -1,21 +1,12 @@
 #include "lowbit/tokenizer/sentencepiece_tokenizer.h"
 
-#include <sentencepiece_processor.h>
-
 #include <exception>
-#include <mutex>
 
 #include "lowbit/io/limits.h"
 #include "lowbit/tokenizer/spm_charsmap_check.h"
+#include "lowbit/tokenizer/spm_processor.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/file.h"
-
-// Exported by libsentencepiece (util.cc) since 0.1.9x, though only newer versions declare it in
-// sentencepiece_processor.h: its LOG(INFO/WARNING/ERROR) lines go to stderr, and lowbit reports
-// every problem as one line of its own.
-namespace sentencepiece::logging {
-void SetMinLogLevel(int v);
-}  // namespace sentencepiece::logging
 
 namespace lowbit {
 
@@ -39,18 +30,6 @@ void replace_space_symbols(std::string* s) {
     }
   }
   s->resize(out);
-}
-
-// The library's message on one line, without its "file(line) [condition]" form where it has one.
-std::string status_text(const sentencepiece::util::Status& st) {
-  std::string msg = st.message() ? st.message() : "";
-  if (msg.find("ParseFromArray") != std::string::npos) return "not a protobuf ModelProto";
-  if (msg.size() > 200) msg = msg.substr(0, 200) + "...";
-  for (char& c : msg) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  }
-  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  return msg.empty() ? "unknown error" : msg;
 }
 
 // "<0xAB>" -> 0xAB; -1 when the piece is not of that form.
@@ -91,31 +70,27 @@ std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
 
 std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::build(const std::string& bytes,
                                                                       const std::string& name) {
-  static std::once_flag quiet;
-  std::call_once(quiet, [] { sentencepiece::logging::SetMinLogLevel(3); });  // LOG_FATAL only
   if (bytes.empty()) fail(name, "empty file, not a SentencePiece model");
   check_sentencepiece_charsmaps(bytes, name);  // the library walks these tables unchecked
   std::shared_ptr<SentencePieceTokenizer> t(new SentencePieceTokenizer());
   t->name_ = name;
-  t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const sentencepiece::util::Status st = t->sp_->LoadFromSerializedProto(bytes);
-  if (!st.ok()) fail(name, "not a valid SentencePiece model: {}", status_text(st));
-  const sentencepiece::SentencePieceProcessor& sp = *t->sp_;
-  const int n = sp.GetPieceSize();
+  t->sp_ = open_spm_processor(bytes, name);
+  const SpmProcessor& sp = *t->sp_;
+  const int n = sp.piece_size();
   if (n <= 0) fail(name, "SentencePiece model without pieces");
   t->model_size_ = n;
   t->pieces_.reserve(n);
   t->kinds_.reserve(n);
   t->bytes_.reserve(n);
   for (int i = 0; i < n; ++i) {
-    t->pieces_.push_back(sp.IdToPiece(i));
+    t->pieces_.push_back(sp.id_to_piece(i));
     Kind kind = Kind::kNormal;
     int byte = -1;
-    if (sp.IsControl(i)) {
+    if (sp.is_control(i)) {
       kind = Kind::kControl;
-    } else if (sp.IsUnknown(i)) {
+    } else if (sp.is_unknown(i)) {
       kind = Kind::kUnknown;
-    } else if (sp.IsByte(i) && (byte = byte_of_piece(t->pieces_.back())) >= 0) {
+    } else if (sp.is_byte(i) && (byte = byte_of_piece(t->pieces_.back())) >= 0) {
       kind = Kind::kByte;
     }
     t->kinds_.push_back(kind);
@@ -125,16 +100,17 @@ std::shared_ptr<SentencePieceTokenizer> SentencePieceTokenizer::build(const std:
   t->bos_id_ = checked(sp.bos_id());
   t->eos_id_ = checked(sp.eos_id());
   t->unk_id_ = checked(sp.unk_id());
-  if (t->unk_id_ >= 0) t->unk_surface_ = sp.DecodeIds({t->unk_id_});
+  if (t->unk_id_ >= 0) t->unk_surface_ = sp.decode_ids({t->unk_id_});
   // How the library's Decode treats the first piece's "▁": decode one piece that starts with it.
   for (int i = 0; i < n; ++i) {
     if (t->kinds_[i] != Kind::kNormal || !starts_with_space_symbol(t->pieces_[i])) continue;
-    t->strip_first_ws_ = sp.DecodeIds({i}) != t->piece_text(i, false);
+    t->strip_first_ws_ = sp.decode_ids({i}) != t->piece_text(i, false);
     break;
   }
   // remove_extra_whitespaces: text of spaces only encodes to nothing.
   std::vector<int> spaces;
-  if (sp.Encode(" ", &spaces).ok() && spaces.empty()) t->strip_one_ws_only_ = false;
+  std::string ignored;
+  if (sp.encode(" ", &spaces, &ignored) && spaces.empty()) t->strip_one_ws_only_ = false;
   return t;
 }
 
@@ -152,7 +128,7 @@ std::string SentencePieceTokenizer::piece_text(int id, bool strip_first) const {
 int SentencePieceTokenizer::piece_to_id(const std::string& piece) const {
   auto it = appended_.find(piece);
   if (it != appended_.end()) return it->second;
-  const int id = sp_->PieceToId(piece);
+  const int id = sp_->piece_to_id(piece);
   return id >= 0 && id < model_size_ && pieces_[id] == piece ? id : -1;
 }
 
@@ -185,13 +161,9 @@ void SentencePieceTokenizer::append_special_pieces(const std::vector<std::string
 
 std::vector<int> SentencePieceTokenizer::encode(const std::string& text, bool add_special) const {
   std::vector<int> ids;
-  sentencepiece::util::Status st;
-  try {
-    st = sp_->Encode(text, &ids);
-  } catch (const std::exception& e) {
-    fail(name_, "SentencePiece cannot encode the text: {}", e.what());
-  }
-  if (!st.ok()) fail(name_, "SentencePiece cannot encode the text: {}", status_text(st));
+  std::string error;
+  if (!sp_->encode(text, &ids, &error))
+    fail(name_, "SentencePiece cannot encode the text: {}", error);
   for (int id : ids) {
     if (id < 0 || id >= model_size_) fail(name_, "SentencePiece returned id {} out of range", id);
   }
@@ -255,15 +227,15 @@ std::string SentencePieceTokenizer::decode(const std::vector<int>& ids, bool ski
 }
 
 float SentencePieceTokenizer::score(int id) const {
-  return id >= 0 && id < model_size_ ? sp_->GetScore(id) : 0.0f;
+  return id >= 0 && id < model_size_ ? sp_->score(id) : 0.0f;
 }
 
 int SentencePieceTokenizer::piece_type(int id) const {
   if (id < 0 || id >= model_size_) return 1;
-  if (sp_->IsControl(id)) return 3;
-  if (sp_->IsUnknown(id)) return 2;
-  if (sp_->IsUnused(id)) return 5;
-  if (sp_->IsByte(id)) return 6;
+  if (sp_->is_control(id)) return 3;
+  if (sp_->is_unknown(id)) return 2;
+  if (sp_->is_unused(id)) return 5;
+  if (sp_->is_byte(id)) return 6;
   return 1;
 }
 

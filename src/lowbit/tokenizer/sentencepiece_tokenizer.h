@@ -1,6 +1,7 @@
 // SentencePiece `.model` files (Llama-2's tokenizer.model, Baichuan, ChatGLM, llama2.c's
-// tok*.model) through Debian's libsentencepiece: encoding is the library's own (BPE, Unigram, Char
-// and Word models, the model's normalizer), so ids are those of Python's `sentencepiece`.
+// tok*.model) through Debian's libsentencepiece (in a module of its own, spm_processor.h): encoding
+// is the library's own (BPE, Unigram, Char and Word models, the model's normalizer), so ids are
+// those of Python's `sentencepiece`.
 //
 // Special tokens: with add_special, encode() puts the model's BOS first (as Hugging Face's slow
 // LlamaTokenizer and Baichuan's tokenizer do; no EOS), then the prefix pieces a caller set
@@ -22,11 +23,9 @@
 
 #include "lowbit/tokenizer/tokenizer.h"
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace lowbit {
+
+class SpmProcessor;
 
 class SentencePieceTokenizer : public Tokenizer {
  public:
@@ -83,11 +82,11 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string piece_text(int id, bool strip_first) const;
 
   std::string name_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
-  int model_size_ = 0;               // pieces in the model; appended ones follow
-  std::vector<std::string> pieces_;  // every id's piece
-  std::vector<Kind> kinds_;          // every id's kind
-  std::vector<uint8_t> bytes_;       // the byte of a kByte piece
+  std::unique_ptr<SpmProcessor> sp_;  // libsentencepiece (tokenizer/spm_processor.h)
+  int model_size_ = 0;                // pieces in the model; appended ones follow
+  std::vector<std::string> pieces_;   // every id's piece
+  std::vector<Kind> kinds_;           // every id's kind
+  std::vector<uint8_t> bytes_;        // the byte of a kByte piece
   std::unordered_map<std::string, int> appended_;
   std::vector<int> prefix_;
   int bos_id_ = -1, eos_id_ = -1, unk_id_ = -1;
