@@ -5,6 +5,7 @@
 // parse to the same graph.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -45,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::shared_ptr<lowbit::OnnxModel> m2;
   try {
     m2 = lowbit::OnnxModel::from_bytes("again.onnx", again, false);
-  } catch (const lowbit::Error&) {
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "re-emitted model refused: %s\n", e.what());
     std::abort();
   }
   if (m2->nodes().size() != m->nodes().size() ||

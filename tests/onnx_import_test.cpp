@@ -489,6 +489,46 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
   std::memcpy(iv, i->data, 16);
   EXPECT_EQ(iv[0], -5);
   EXPECT_EQ(iv[1], 9);
+  // A field of the wrong wire type is not that field, wherever it stands (protobuf keeps it as an
+  // unknown field, and libonnx re-emits it after the known ones): here a varint "name" after the
+  // real one, and a varint "float_data".
+  {
+    std::string bytes = t.SerializeAsString();
+    {
+      google::protobuf::io::StringOutputStream out(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&out);
+      coded.WriteTag(8 << 3);
+      coded.WriteVarint64(0);
+      coded.WriteTag(4 << 3);
+      coded.WriteVarint64(7);
+    }
+    onnx::TensorProto odd_t;  // protobuf's reading: the odd fields are unknown ones
+    ASSERT_TRUE(odd_t.ParseFromString(bytes));
+    EXPECT_EQ(odd_t.name(), "f");
+    EXPECT_EQ(odd_t.float_data_size(), 3);
+    std::string g_bytes;
+    {
+      google::protobuf::io::StringOutputStream gout(&g_bytes);
+      google::protobuf::io::CodedOutputStream coded(&gout);
+      coded.WriteTag(5 << 3 | 2);
+      coded.WriteVarint32(static_cast<uint32_t>(bytes.size()));
+      coded.WriteString(bytes);
+    }
+    std::string m_bytes;
+    {
+      google::protobuf::io::StringOutputStream mout(&m_bytes);
+      google::protobuf::io::CodedOutputStream coded(&mout);
+      coded.WriteTag(1 << 3);
+      coded.WriteVarint64(7);
+      coded.WriteTag(7 << 3 | 2);
+      coded.WriteVarint32(static_cast<uint32_t>(g_bytes.size()));
+      coded.WriteString(g_bytes);
+    }
+    const auto om = OnnxModel::from_bytes("t.onnx", m_bytes, false);
+    const TensorInfo* of = om->find("f");
+    ASSERT_NE(of, nullptr);
+    EXPECT_EQ(std::memcmp(of->data, vals, 12), 0);
+  }
   // Too few values for the shape, a second definition, no graph.
   onnx::TensorProto short_t = t;
   short_t.set_dims(0, 4);

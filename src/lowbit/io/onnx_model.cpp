@@ -102,7 +102,7 @@ OnnxNode read_node(std::string_view msg, const std::string& where) {
             std::memcpy(&a.f, &bits, sizeof(float));
           }
           if (af.number == kAttrS && af.wire == pb::kLen) a.s = str(af.bytes);
-          if (af.number == kAttrInts) {
+          if (af.number == kAttrInts && (af.wire == pb::kLen || af.wire == pb::kVarint)) {
             if (a.ints.size() > (size_t{1} << 24)) ar.bad();
             ar.packed_varints(af, [&](uint64_t v) { a.ints.push_back(static_cast<int64_t>(v)); });
           }
@@ -274,33 +274,42 @@ void OnnxModel::read_initializer(std::string_view msg, bool allow_external) {
   std::vector<pb::Field> typed;  // float/int32/int64/double data fields, in order
   uint64_t offset = 0, length = std::numeric_limits<uint64_t>::max();
   while (r.next(&f)) {
+    // A field of the wrong wire type is not that field (protobuf keeps it as an unknown field).
+    const bool is_len = f.wire == pb::kLen, is_varint = f.wire == pb::kVarint;
     switch (f.number) {
       case kTensorDims:
+        if (!is_len && !is_varint) break;
         r.packed_varints(f, [&](uint64_t v) {
           if (dims.size() > 64) r.bad();
           dims.push_back(static_cast<int64_t>(v));
         });
         break;
       case kTensorDataType:
-        data_type = static_cast<int>(f.value);
+        if (is_varint) data_type = static_cast<int>(f.value);
         break;
       case kTensorName:
-        name = str(f.bytes);
+        if (is_len) name = str(f.bytes);
         break;
       case kTensorRawData:
+        if (!is_len) break;
         have_raw = true;
         raw = f.bytes;
         break;
       case kTensorDataLocation:
-        external = f.value == 1;
+        if (is_varint) external = f.value == 1;
         break;
-      case kTensorFloatData:
+      case kTensorFloatData:  // packed, or one fixed32 per value
+        if (is_len || f.wire == pb::kFixed32) typed.push_back(f);
+        break;
+      case kTensorDoubleData:
+        if (is_len || f.wire == pb::kFixed64) typed.push_back(f);
+        break;
       case kTensorInt32Data:
       case kTensorInt64Data:
-      case kTensorDoubleData:
-        typed.push_back(f);
+        if (is_len || is_varint) typed.push_back(f);
         break;
       case kTensorExternalData: {
+        if (!is_len) break;
         std::string key, value;
         pb::Reader er(f.bytes, path_, "an external_data entry");
         pb::Field ef;
