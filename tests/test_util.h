@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -136,17 +137,20 @@ inline CliResult run_cli(const std::string& args) {
 inline const std::string& llamacpp_missing_cpu_features() {
   static const std::string missing = [] {
     std::ifstream f("/proc/cpuinfo");
-    std::string line, flags;
+    std::string line;
+    std::set<std::string> flags;
     while (std::getline(f, line)) {
       if (line.rfind("flags", 0) == 0 && line.find(':') != std::string::npos) {
-        flags = " " + line.substr(line.find(':') + 1) + " ";
+        std::istringstream words(line.substr(line.find(':') + 1));
+        for (std::string w; words >> w;) flags.insert(w);
         break;
       }
     }
     std::string m;
     for (const char* x : {"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"}) {
-      if (flags.find(std::string(" ") + x + " ") == std::string::npos)
-        m += (m.empty() ? "" : " ") + std::string(x);
+      if (flags.count(x) != 0) continue;
+      if (!m.empty()) m += ' ';
+      m += x;
     }
     return m;
   }();
