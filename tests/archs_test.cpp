@@ -466,7 +466,15 @@ TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
       cmp(w(a.w_gate, size_t(hidden * d)), w(b.w_gate, size_t(hidden * d)));
       cmp(w(a.w_up, size_t(hidden * d)), w(b.w_up, size_t(hidden * d)));
       cmp(w(a.w_down, size_t(d * hidden)), w(b.w_down, size_t(d * hidden)));
-      EXPECT_EQ(same, total) << "layer " << l;
+      // RTN: every weight. GPTQ: layer 0 too (its inputs are the same bits), later layers most:
+      // their calibration inputs went through the reordered attention sums, 1e-7 apart, and
+      // GPTQ's sequential choices may diverge at a near-tie (seen: 93-99.9 % equal on an AVX2
+      // machine, 100 % on an AVX-512 one).
+      if (algo == QuantAlgo::kRtn || l == 0) {
+        EXPECT_EQ(same, total) << "layer " << l;
+      } else {
+        EXPECT_GT(double(same), 0.85 * double(total)) << "layer " << l;
+      }
     }
     // And the packed kernels run them alike. With fp32 activations: the int8 activations of the
     // default path round the 1e-7 differences of the reordered attention sums into whole steps
@@ -476,8 +484,12 @@ TEST(ArchLayouts, ChatGlmEqualsPhi3WithHalfRotaryInRotateHalfPairs) {
       F32Activations() { kernels::set_act_mode(kernels::ActMode::kF32); }
       ~F32Activations() { kernels::set_act_mode(was); }
     } f32_activations;
-    EXPECT_LT(logits_diff(ql, qf, kToks), 1e-4);
-    EXPECT_LT(logits_diff(qp, qg, kToks), 1e-4);
+    EXPECT_LT(logits_diff(ql, qf, kToks), 1e-4);  // same row order: the same calibration bits
+    if (algo == QuantAlgo::kRtn) {
+      EXPECT_LT(logits_diff(qp, qg, kToks), 1e-4);
+    } else {  // codes may diverge (above): closer to each other than either is to the FP model
+      EXPECT_LT(logits_diff(qp, qg, kToks), 0.5 * err);
+    }
   }
 
   // A non-zero q/k/v bias reaches the logits.

@@ -559,13 +559,14 @@ TEST(AwqFormat, FuzzSeedsDecode) {
 }
 
 // An interrupted `quantize --format awq` resumes: the finished layers are read back from their AWQ
-// shards to recompute the calibration states, and the result equals an uninterrupted run.
+// shards to recompute the calibration states, and the result equals an uninterrupted run. One
+// thread: with two, calibration reductions are not bit-reproducible run to run on every machine.
 TEST(AwqFormat, ResumeReplaysAwqShards) {
   LOWBIT_SHARED_OR_SKIP(model, "models/llama-256");
   LOWBIT_SHARED_OR_SKIP(calib, "data/tinystories");
   TempDir dir("awq_resume");
   const std::string args =
-      " --algo gptq -g 64 --format awq --calib tinystories --nsamples 4 --seqlen 64 -t 2";
+      " --algo gptq -g 64 --format awq --calib tinystories --nsamples 4 --seqlen 64 -t 1";
   const std::string out = dir / "out", ref = dir / "ref";
   const test::CliResult killed = test::run_cmd(
       "LOWBIT_PROGRESS=0 LOWBIT_TEST_SIGNAL_AFTER_LAYER='1 " + std::to_string(SIGKILL) + "' " +
