@@ -215,9 +215,10 @@ TEST(AwqFormat, QuantizeRoundTripEqualsLowbitLayout) {
                            "--algo gptq -g 64 --calib tinystories --nsamples 4 --seqlen 64 "
                            "--skip '*.layers.1.mlp.*'"}) {
     SCOPED_TRACE(args);
+    // One thread: two-thread calibration is not bit-reproducible run to run on every machine.
     ++run;
     const std::string lb = dir / fmt::format("lb{}", run), aw = dir / fmt::format("awq{}", run);
-    const std::string common = std::string(" -t 2 ") + args;
+    const std::string common = std::string(" -t 1 ") + args;
     const test::CliResult a =
         test::run_cli("quantize --model " + model + " --out " + lb + common + " --format lowbit");
     ASSERT_EQ(a.rc, 0) << a.out;
