@@ -435,6 +435,28 @@ TEST(OnnxImportWire, EmptyEditKeepsTheGraph) {
   EXPECT_NE(ck.linear("transformer.h.3.mlp.c_proj"), nullptr);
 }
 
+// Appends a length-delimited field `field` holding `payload`, as protobuf writes it.
+void append_len_field(std::string* out, int field, const std::string& payload) {
+  google::protobuf::io::StringOutputStream stream(out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.WriteTag(static_cast<uint32_t>(field) << 3 | 2);
+  coded.WriteVarint32(static_cast<uint32_t>(payload.size()));
+  coded.WriteString(payload);
+}
+
+// A ModelProto (ir_version 7) around the serialized GraphProto `graph`.
+std::string model_with_graph(const std::string& graph) {
+  std::string model;
+  {
+    google::protobuf::io::StringOutputStream stream(&model);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.WriteTag(1 << 3);  // ModelProto.ir_version
+    coded.WriteVarint64(7);
+  }
+  append_len_field(&model, 7, graph);  // ModelProto.graph
+  return model;
+}
+
 // Typed fields (float_data, int64_data, packed or not) read like raw_data.
 TEST(OnnxImportWire, TypedFieldsAndErrors) {
   const float vals[3] = {1.5f, -2.0f, 3.25f};
@@ -462,23 +484,9 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
   // The graph: t as libonnx writes it, then the unpacked int64 tensor's bytes as they are.
   onnx::GraphProto graph;
   *graph.add_initializer() = t;
-  std::string graph_bytes = graph.SerializeAsString(), model_bytes;
-  {
-    google::protobuf::io::StringOutputStream gout(&graph_bytes);
-    google::protobuf::io::CodedOutputStream coded(&gout);
-    coded.WriteTag(5 << 3 | 2);  // GraphProto.initializer
-    coded.WriteVarint32(static_cast<uint32_t>(i64_bytes.size()));
-    coded.WriteString(i64_bytes);
-  }
-  {
-    google::protobuf::io::StringOutputStream mout(&model_bytes);
-    google::protobuf::io::CodedOutputStream coded(&mout);
-    coded.WriteTag(1 << 3);  // ModelProto.ir_version
-    coded.WriteVarint64(7);
-    coded.WriteTag(7 << 3 | 2);  // ModelProto.graph
-    coded.WriteVarint32(static_cast<uint32_t>(graph_bytes.size()));
-    coded.WriteString(graph_bytes);
-  }
+  std::string graph_bytes = graph.SerializeAsString();
+  append_len_field(&graph_bytes, 5, i64_bytes);  // GraphProto.initializer
+  const std::string model_bytes = model_with_graph(graph_bytes);
   const auto m = OnnxModel::from_bytes("t.onnx", model_bytes, false);
   const TensorInfo* f = m->find("f");
   ASSERT_NE(f, nullptr);
@@ -507,23 +515,8 @@ TEST(OnnxImportWire, TypedFieldsAndErrors) {
     EXPECT_EQ(odd_t.name(), "f");
     EXPECT_EQ(odd_t.float_data_size(), 3);
     std::string g_bytes;
-    {
-      google::protobuf::io::StringOutputStream gout(&g_bytes);
-      google::protobuf::io::CodedOutputStream coded(&gout);
-      coded.WriteTag(5 << 3 | 2);
-      coded.WriteVarint32(static_cast<uint32_t>(bytes.size()));
-      coded.WriteString(bytes);
-    }
-    std::string m_bytes;
-    {
-      google::protobuf::io::StringOutputStream mout(&m_bytes);
-      google::protobuf::io::CodedOutputStream coded(&mout);
-      coded.WriteTag(1 << 3);
-      coded.WriteVarint64(7);
-      coded.WriteTag(7 << 3 | 2);
-      coded.WriteVarint32(static_cast<uint32_t>(g_bytes.size()));
-      coded.WriteString(g_bytes);
-    }
+    append_len_field(&g_bytes, 5, bytes);  // GraphProto.initializer
+    const std::string m_bytes = model_with_graph(g_bytes);
     const auto om = OnnxModel::from_bytes("t.onnx", m_bytes, false);
     const TensorInfo* of = om->find("f");
     ASSERT_NE(of, nullptr);
