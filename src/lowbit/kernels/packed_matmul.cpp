@@ -1,6 +1,5 @@
 #include "lowbit/kernels/packed_matmul.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lowbit/kernels/blas.h"
 #include "lowbit/kernels/cpu_dispatch.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
@@ -167,8 +167,8 @@ void sgemm_path(const PackedWeight& w, const float* x, int m, float* y) {
         }
       }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, w.k_pad, 1.0f, x, w.k_pad,
-                buf.data(), w.k_pad, 0.0f, y + r0, w.out);
+    sgemm(false, true, m, rows, w.k_pad, 1.0f, x, w.k_pad, buf.data(), w.k_pad, 0.0f, y + r0,
+          w.out);
   }
 }
 

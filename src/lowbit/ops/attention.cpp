@@ -1,13 +1,12 @@
 #include "lowbit/ops/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "lowbit/kernels/blas.h"
 #include "lowbit/ops/vec_math.h"
 #include "lowbit/util/half.h"
 #include "lowbit/util/simd.h"
@@ -66,8 +65,8 @@ void attention_gemm(const float* q, const float* k, const float* v, int kv_strid
   for (int h = 0; h < n_heads; ++h) {
     const float* qh = q + static_cast<size_t>(h) * head_dim;
     const size_t kv_off = static_cast<size_t>(h / group) * head_dim;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, len, head_dim, scale, qh, q_stride,
-                k + kv_off, kv_stride, 0.0f, scores.data(), len);
+    kernels::sgemm(false, true, n, len, head_dim, scale, qh, q_stride, k + kv_off, kv_stride, 0.0f,
+                   scores.data(), len);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n; ++t) {
       float* row = scores.data() + static_cast<size_t>(t) * len;
@@ -76,9 +75,8 @@ void attention_gemm(const float* q, const float* k, const float* v, int kv_strid
       softmax(row, static_cast<size_t>(visible));
       std::fill(row + visible, row + len, 0.0f);  // causal mask
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, head_dim, len, 1.0f, scores.data(),
-                len, v + kv_off, kv_stride, 0.0f, out + static_cast<size_t>(h) * head_dim,
-                q_stride);
+    kernels::sgemm(false, false, n, head_dim, len, 1.0f, scores.data(), len, v + kv_off, kv_stride,
+                   0.0f, out + static_cast<size_t>(h) * head_dim, q_stride);
   }
 }
 

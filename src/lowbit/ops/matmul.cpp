@@ -1,10 +1,10 @@
 #include "lowbit/ops/matmul.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 
+#include "lowbit/kernels/blas.h"
 #include "lowbit/kernels/packed_matmul.h"
 #include "lowbit/util/simd.h"
 
@@ -125,8 +125,7 @@ void linear(const Linear& l, const float* x, int n, float* y) {
   } else if (n == 1) {
     gemv(l.w, x, y, l.out, l.in);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l.out, l.in, 1.0f, x, l.in, l.w, l.in,
-                0.0f, y, l.out);
+    kernels::sgemm(false, true, n, l.out, l.in, 1.0f, x, l.in, l.w, l.in, 0.0f, y, l.out);
   }
   add_bias(l, n, y);
 }

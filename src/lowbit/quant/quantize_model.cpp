@@ -1,6 +1,5 @@
 #include "lowbit/quant/quantize_model.h"
 
-#include <cblas.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -27,6 +26,7 @@
 #include "lowbit/io/output_dir.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tensor_convert.h"
+#include "lowbit/kernels/blas.h"
 #include "lowbit/kernels/cpu_dispatch.h"
 #include "lowbit/kernels/packed_weight.h"
 #include "lowbit/model/block.h"
@@ -185,10 +185,8 @@ double rel_output_error(const float* X_all, int n_all, const float* W, const flo
   std::vector<float> D(size_t(out) * in);
   for (size_t k = 0; k < D.size(); ++k) D[k] = W[k] - Q[k];
   std::vector<float> Y(size_t(n) * out), E(size_t(n) * out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, W, in, 0.0f,
-              Y.data(), out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X, in, D.data(), in, 0.0f,
-              E.data(), out);
+  kernels::sgemm(false, true, n, out, in, 1.0f, X, in, W, in, 0.0f, Y.data(), out);
+  kernels::sgemm(false, true, n, out, in, 1.0f, X, in, D.data(), in, 0.0f, E.data(), out);
   double num = 0, den = 0;
   for (size_t k = 0; k < Y.size(); ++k) num += double(E[k]) * E[k], den += double(Y[k]) * Y[k];
   return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
@@ -206,10 +204,8 @@ double rel_output_error_act(const float* X_all, int n_all, const float* W, const
   std::vector<float> Xq = X;
   fake_quantize_acts(a, Xq.data(), n, in);
   std::vector<float> Y(size_t(n) * out), Yq(size_t(n) * out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, X.data(), in, W, in, 0.0f,
-              Y.data(), out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, Xq.data(), in, Q, in, 0.0f,
-              Yq.data(), out);
+  kernels::sgemm(false, true, n, out, in, 1.0f, X.data(), in, W, in, 0.0f, Y.data(), out);
+  kernels::sgemm(false, true, n, out, in, 1.0f, Xq.data(), in, Q, in, 0.0f, Yq.data(), out);
   double num = 0, den = 0;
   for (size_t k = 0; k < Y.size(); ++k) {
     const double e = double(Y[k]) - Yq[k];
@@ -235,8 +231,7 @@ double held_out_error(const float* X, int n, int stride, const float* W, const f
   for (size_t k = 0; k < D.size(); ++k) D[k] = W[k] - Q[k];
   const int m = static_cast<int>(Xs.size() / size_t(in));
   std::vector<float> E(size_t(m) * out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, Xs.data(), in, D.data(),
-              in, 0.0f, E.data(), out);
+  kernels::sgemm(false, true, m, out, in, 1.0f, Xs.data(), in, D.data(), in, 0.0f, E.data(), out);
   double e = 0;
   for (float v : E) e += double(v) * v;
   return e;

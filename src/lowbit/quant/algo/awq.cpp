@@ -1,11 +1,10 @@
 #include "lowbit/quant/algo/awq.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "lowbit/formats/group_quant.h"
+#include "lowbit/kernels/blas.h"
 #include "lowbit/quant/algo/rtn.h"
 #include "lowbit/util/error.h"
 
@@ -16,7 +15,7 @@ namespace {
 // Symmetric Gram matrix G = XᵀX of the columns [c0, c0 + n) of X [rows, ld], full [n, n].
 std::vector<float> gram(const float* X, int rows, int ld, int c0, int n) {
   std::vector<float> G(size_t(n) * n, 0.0f);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, rows, 1.0f, X + c0, ld, 0.0f, G.data(), n);
+  kernels::ssyrk_upper_t(n, rows, 1.0f, X + c0, ld, 0.0f, G.data(), n);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < i; ++j) G[size_t(i) * n + j] = G[size_t(j) * n + i];
   return G;
@@ -25,8 +24,7 @@ std::vector<float> gram(const float* X, int rows, int ld, int c0, int n) {
 // Σ_r d_r G d_rᵀ for D [rows, n] = ‖X Dᵀ‖² when G = XᵀX.
 double output_error(const std::vector<float>& D, int rows, int n, const std::vector<float>& G) {
   std::vector<float> DG(size_t(rows) * n);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, n, 1.0f, D.data(), n, G.data(), n,
-              0.0f, DG.data(), n);
+  kernels::sgemm(false, false, rows, n, n, 1.0f, D.data(), n, G.data(), n, 0.0f, DG.data(), n);
   double err = 0;
   for (size_t k = 0; k < D.size(); ++k) err += double(D[k]) * DG[k];
   return err;

@@ -1,6 +1,5 @@
 #include "lowbit/quant/algo/gptq.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <optional>
 
 #include "lowbit/formats/group_quant.h"
+#include "lowbit/kernels/blas.h"
 #include "lowbit/quant/algo/rtn.h"
 #include "lowbit/util/error.h"
 
@@ -34,8 +34,11 @@ std::vector<float> inverse_hessian_cholesky(const std::vector<float>& H, int n, 
       for (int j = 0; j <= i; ++j) a[j] = h[n - 1 - j];  // lower triangle of P H P
       a[i] += lambda;
     }
-    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, A.data(), n) != 0) continue;  // not PD
-    if (LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, A.data(), n) != 0) continue;
+    {
+      const kernels::SingleThreadBlas one;  // the same bits with any thread count (blas.h)
+      if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, A.data(), n) != 0) continue;  // not PD
+      if (LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, A.data(), n) != 0) continue;
+    }
     std::vector<float> U(size_t(n) * n);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; ++i) {
@@ -225,8 +228,8 @@ QuantizedWeight quantize_gptq(const float* W, int out, int in, std::vector<float
     }
     // Lazy batch update of the remaining columns: W[:, i2:] -= Err · U[i1:i2, i2:].
     if (i2 < in)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(),
-                  count, &U[size_t(i1) * in + i2], in, 1.0f, &Wp[i2], in);
+      kernels::sgemm(false, false, out, in - i2, count, -1.0f, err.data(), count,
+                     &U[size_t(i1) * in + i2], in, 1.0f, &Wp[i2], in);
     i1 = i2;
   }
   if (ggml) {

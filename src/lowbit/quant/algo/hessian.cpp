@@ -1,10 +1,10 @@
 #include "lowbit/quant/algo/hessian.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 
+#include "lowbit/kernels/blas.h"
 #include "lowbit/kernels/cpu_dispatch.h"
 #include "lowbit/util/error.h"
 #include "lowbit/util/half.h"
@@ -22,7 +22,7 @@ void HessianAccumulator::add(const float* X, int rows) {
   if (rows <= 0) return;
   n_rows += rows;
   if (!bf16_) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, in, rows, 1.0f, X, in, 1.0f, h.data(), in);
+    kernels::ssyrk_upper_t(in, rows, 1.0f, X, in, 1.0f, h.data(), in);
     return;
   }
   for (int r0 = 0; r0 < rows;) {

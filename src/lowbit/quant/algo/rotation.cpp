@@ -1,11 +1,11 @@
 #include "lowbit/quant/algo/rotation.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include <cmath>
 #include <random>
 
+#include "lowbit/kernels/blas.h"
 #include "lowbit/ops/hadamard.h"
 #include "lowbit/util/error.h"
 
@@ -32,6 +32,7 @@ Rotation make_rotation(int d, uint64_t seed) {
   const size_t n = static_cast<size_t>(d);
   std::vector<double> a(n * n), tau(n);
   for (double& v : a) v = nd(rng);
+  const kernels::SingleThreadBlas one;  // the same Q with any thread count (kernels/blas.h)
   if (LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, d, d, a.data(), d, tau.data()) != 0)
     fail("rotation", "QR of a random {}x{} matrix failed", d, d);
   std::vector<double> diag(n);
@@ -63,8 +64,8 @@ void rotate_rows(const Rotation& r, float* X, int64_t rows) {
   for (int64_t i0 = 0; i0 < rows; i0 += kBlock) {
     const int64_t m = std::min(kBlock, rows - i0);
     float* x = X + static_cast<size_t>(i0) * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), d, d, 1.0f, x, d,
-                r.q.data(), d, 0.0f, tmp.data(), d);
+    kernels::sgemm(false, false, static_cast<int>(m), d, d, 1.0f, x, d, r.q.data(), d, 0.0f,
+                   tmp.data(), d);
     std::copy(tmp.begin(), tmp.begin() + m * d, x);
   }
 }
