@@ -9,13 +9,23 @@
 namespace lowbit::kernels {
 
 // OpenBLAS built for OpenMP (the one lowbit links) runs one thread when called inside an active
-// parallel region, and otherwise as many as omp_get_max_threads() says: the scope lowers that.
+// parallel region or when omp_get_max_threads() is 1 (it then takes that count as its own, until
+// util/threads.cpp sets it again); the scope makes it 1.
 SingleThreadBlas::SingleThreadBlas() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
 SingleThreadBlas::~SingleThreadBlas() { omp_set_num_threads(saved_); }
 
 namespace {
 
 int tiles_of(int n, int tile) { return (n + tile - 1) / tile; }
+
+// Tile t of an [m, n] product cut into tiles `tn` to a row: its first row and column, its size.
+struct TileBox {
+  int i0, j0, rows, cols;
+};
+TileBox tile_box(int t, int tn, int m, int n) {
+  const int i0 = (t / tn) * kBlasTileM, j0 = (t % tn) * kBlasTileN;
+  return {i0, j0, std::min(kBlasTileM, m - i0), std::min(kBlasTileN, n - j0)};
+}
 
 // Runs tile(i) for i in [0, count): one single-threaded BLAS call each, shared among the threads.
 template <class Tile>
@@ -41,8 +51,7 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
   if (m <= 0 || n <= 0) return;
   const int tm = tiles_of(m, kBlasTileM), tn = tiles_of(n, kBlasTileN);
   for_tiles(tm * tn, [&](int t) {
-    const int i0 = (t / tn) * kBlasTileM, j0 = (t % tn) * kBlasTileN;
-    const int mi = std::min(kBlasTileM, m - i0), nj = std::min(kBlasTileN, n - j0);
+    const auto [i0, j0, mi, nj] = tile_box(t, tn, m, n);
     // Row i0 of op(A): row i0 of A, or column i0 of Aᵀ; column j0 of op(B) likewise.
     const float* ai = trans_a ? a + i0 : a + static_cast<size_t>(i0) * lda;
     const float* bj = trans_b ? b + static_cast<size_t>(j0) * ldb : b + j0;
@@ -64,9 +73,7 @@ void ssyrk_upper_t(int n, int k, float alpha, const float* a, int lda, float bet
     }
   }
   for_tiles(static_cast<int>(upper.size()), [&](int u) {
-    const int t = upper[static_cast<size_t>(u)];
-    const int i0 = (t / tn) * kBlasTileM, j0 = (t % tn) * kBlasTileN;
-    const int mi = std::min(kBlasTileM, n - i0), nj = std::min(kBlasTileN, n - j0);
+    const auto [i0, j0, mi, nj] = tile_box(upper[static_cast<size_t>(u)], tn, n, n);
     float* ct = c + static_cast<size_t>(i0) * ldc + j0;
     if (j0 >= i0 + mi - 1) {  // wholly on or above the diagonal
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, nj, k, alpha, a + i0, lda, a + j0,

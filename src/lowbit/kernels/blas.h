@@ -5,9 +5,9 @@
 // OpenBLAS 0.3.21: 6 of 8 shapes from 64x64x64 up). lowbit changes its thread count with the
 // machine's load (util/threads.h), so raw calls would make a quantized model, a resumed run or a
 // printed perplexity depend on what else ran at the time. These wrappers cut every product into
-// tiles of a fixed shape (kTileM rows x kTileN columns of C, the whole inner dimension), and each
-// tile is one single-threaded OpenBLAS call; the tiles are shared among threads. A result then
-// depends on the shapes only: the same bits with any thread count, any load.
+// tiles of a fixed shape (kBlasTileM rows x kBlasTileN columns of C, the whole inner dimension),
+// and each tile is one single-threaded OpenBLAS call; the tiles are shared among threads. A result
+// then depends on the shapes only: the same bits with any thread count, any load.
 //
 // Row-major throughout, as the cblas_ calls they replace. LAPACK calls (which run BLAS inside) go
 // under a SingleThreadBlas scope for the same reason.
